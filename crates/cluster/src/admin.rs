@@ -1,0 +1,1 @@
+//! An async connection for operator commands (not the proxy's hot path).

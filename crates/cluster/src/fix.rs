@@ -1,0 +1,1 @@
+//! How to repair uncovered and open slots, as data, like `redis-cli --cluster fix`.

@@ -1,0 +1,17 @@
+//! The Redis Cluster model.
+//!
+//! Pure parts (no I/O, tested without sockets): [`slot`] (which slot a key lives in),
+//! [`topology`] (what `CLUSTER NODES` / `CLUSTER SHARDS` say, as one model), [`plan`] (how to
+//! form a cluster), [`check`] (what is wrong with one), [`fix`] (how to repair it).
+//! I/O at the edge: [`admin`] (an async connection for operator commands) and [`ops`]
+//! (operations that gather state and apply plans).
+
+pub mod admin;
+pub mod check;
+pub mod fix;
+pub mod ops;
+pub mod plan;
+pub mod slot;
+pub mod topology;
+
+pub use slot::{SLOT_COUNT, key_slot};

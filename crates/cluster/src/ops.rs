@@ -1,0 +1,1 @@
+//! Operations that gather state from nodes and apply plans.
