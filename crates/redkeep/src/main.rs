@@ -1,1 +1,45 @@
-fn main() {}
+//! `redkeep`: one binary for a highly available Redis Cluster. Each subcommand lives in its own
+//! module under `cmd/`; this file only declares them and dispatches.
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Highly available Redis Cluster without hand work: one command brings up a 3-master /
+/// 3-replica cluster, a cluster-aware proxy serves every client on one address, and redkeep
+/// checks, fixes, fails over and benchmarks it.
+#[derive(Parser)]
+#[command(name = "redkeep", version, propagate_version = true)]
+struct Cli {
+    /// Log filter (tracing syntax), e.g. `info` or `redkeep=debug`.
+    #[arg(long, global = true, env = "REDKEEP_LOG", default_value = "warn")]
+    log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    // Commands are registered here, one line each, with their handler in `dispatch`.
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
+        .with_writer(std::io::stderr)
+        .init();
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one command. Async commands build their own runtime with [`cmd::block_on`].
+fn dispatch(command: Command) -> anyhow::Result<std::process::ExitCode> {
+    match command {}
+}
