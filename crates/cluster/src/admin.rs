@@ -1,1 +1,200 @@
-//! An async connection for operator commands (not the proxy's hot path).
+//! An async connection for operator commands: `create`, `check`, `fix`, `status`, `call`.
+//!
+//! Not the proxy's hot path: it parses every reply into an owned [`Value`], sends one command
+//! at a time, and bounds every step by a timeout, so that a dead or wedged node turns into an
+//! error naming that node instead of a hang.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use resp::{Limits, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Default bound on connecting and on each command's round trip.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why an admin command did not get a reply. Every variant names the node.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("cannot connect to {addr}: {source} (is a redis-server running there?)")]
+    Connect { addr: String, source: std::io::Error },
+    #[error("{addr} did not answer within {timeout:?}")]
+    Timeout { addr: String, timeout: Duration },
+    #[error("connection to {addr} failed: {source}")]
+    Io { addr: String, source: std::io::Error },
+    #[error("{addr} closed the connection")]
+    Closed { addr: String },
+    #[error("{addr} sent a reply that is not valid RESP: {source}")]
+    Protocol { addr: String, source: resp::ProtocolError },
+    #[error("{addr} replied with an error to {command}: {message}")]
+    Redis { addr: String, command: String, message: String },
+    #[error("{addr} replied to {command} with an unexpected {got}")]
+    Unexpected { addr: String, command: String, got: String },
+}
+
+/// One connection to one node.
+pub struct AdminConn {
+    addr: String,
+    stream: TcpStream,
+    read_buf: BytesMut,
+    write_buf: Vec<u8>,
+    timeout: Duration,
+}
+
+impl AdminConn {
+    /// Connects to `addr` (`host:port`) within `timeout`.
+    pub async fn connect(addr: &str, timeout: Duration) -> Result<Self, AdminError> {
+        let connecting = TcpStream::connect(addr);
+        let stream = match tokio::time::timeout(timeout, connecting).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(source)) => return Err(AdminError::Connect { addr: addr.to_string(), source }),
+            Err(_) => return Err(AdminError::Timeout { addr: addr.to_string(), timeout }),
+        };
+        stream.set_nodelay(true).ok();
+        Ok(AdminConn {
+            addr: addr.to_string(),
+            stream,
+            read_buf: BytesMut::with_capacity(16 * 1024),
+            write_buf: Vec::with_capacity(256),
+            timeout,
+        })
+    }
+
+    /// The address this connection was opened to.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Sends one command and returns the reply as it came, error replies included.
+    pub async fn raw<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Value, AdminError> {
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, self.round_trip(args)).await {
+            Ok(result) => result,
+            Err(_) => Err(AdminError::Timeout { addr: self.addr.clone(), timeout }),
+        }
+    }
+
+    /// Sends one command; an error reply becomes [`AdminError::Redis`].
+    pub async fn query<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Value, AdminError> {
+        match self.raw(args).await? {
+            Value::Error(message) => Err(AdminError::Redis {
+                addr: self.addr.clone(),
+                command: command_name(args),
+                message: String::from_utf8_lossy(&message).into_owned(),
+            }),
+            value => Ok(value),
+        }
+    }
+
+    /// Sends one command whose reply is text (a bulk or simple string), e.g. `CLUSTER NODES`.
+    pub async fn query_text<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<String, AdminError> {
+        match self.query(args).await? {
+            Value::Bulk(bytes) | Value::Simple(bytes) | Value::Verbatim(_, bytes) => {
+                Ok(String::from_utf8_lossy(&bytes).into_owned())
+            }
+            other => Err(self.unexpected(args, &other)),
+        }
+    }
+
+    /// Sends one command that must answer `+OK`.
+    pub async fn query_ok<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<(), AdminError> {
+        match self.query(args).await? {
+            Value::Simple(s) if s == b"OK" => Ok(()),
+            other => Err(self.unexpected(args, &other)),
+        }
+    }
+
+    /// Sends one command whose reply is an integer.
+    pub async fn query_int<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<i64, AdminError> {
+        match self.query(args).await? {
+            Value::Integer(n) => Ok(n),
+            other => Err(self.unexpected(args, &other)),
+        }
+    }
+
+    /// `INFO [section]` as `field -> value` pairs (section headers and blank lines dropped).
+    pub async fn info(&mut self, section: &str) -> Result<Vec<(String, String)>, AdminError> {
+        let text = self.query_text(&["INFO", section]).await?;
+        Ok(parse_info(&text))
+    }
+
+    fn unexpected<A: AsRef<[u8]>>(&self, args: &[A], got: &Value) -> AdminError {
+        AdminError::Unexpected {
+            addr: self.addr.clone(),
+            command: command_name(args),
+            got: format!("{got:?}"),
+        }
+    }
+
+    async fn round_trip<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Value, AdminError> {
+        self.write_buf.clear();
+        resp::write::command(&mut self.write_buf, args);
+        self.stream.write_all(&self.write_buf).await.map_err(|e| self.io(e))?;
+        loop {
+            match resp::parse_value(&self.read_buf, &Limits::default()) {
+                Ok(Some((value, consumed))) => {
+                    let _ = self.read_buf.split_to(consumed);
+                    return Ok(value);
+                }
+                Ok(None) => {}
+                Err(source) => return Err(AdminError::Protocol { addr: self.addr.clone(), source }),
+            }
+            let read = self.stream.read_buf(&mut self.read_buf).await.map_err(|e| self.io(e))?;
+            if read == 0 {
+                return Err(AdminError::Closed { addr: self.addr.clone() });
+            }
+        }
+    }
+
+    fn io(&self, source: std::io::Error) -> AdminError {
+        AdminError::Io { addr: self.addr.clone(), source }
+    }
+}
+
+/// The command's name, with its subcommand for container commands ("CLUSTER ADDSLOTSRANGE"),
+/// for error messages.
+fn command_name<A: AsRef<[u8]>>(args: &[A]) -> String {
+    const CONTAINERS: &[&str] = &["CLUSTER", "CONFIG", "CLIENT", "SCRIPT", "FUNCTION", "COMMAND"];
+    let word = |i: usize| args.get(i).map(|a| String::from_utf8_lossy(a.as_ref()).to_uppercase());
+    match (word(0), word(1)) {
+        (Some(name), Some(sub)) if CONTAINERS.contains(&name.as_str()) => format!("{name} {sub}"),
+        (Some(name), _) => name,
+        (None, _) => String::new(),
+    }
+}
+
+/// Parses `INFO` text: `field:value` lines, `# Section` headers and blank lines skipped.
+pub fn parse_info(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// Looks a field up in parsed `INFO` output.
+pub fn info_field<'a>(info: &'a [(String, String)], field: &str) -> Option<&'a str> {
+    info.iter().find(|(k, _)| k == field).map(|(_, v)| v.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_text_becomes_pairs() {
+        let text = "# Replication\r\nrole:master\r\nconnected_slaves:1\r\n\r\n# Keyspace\r\n";
+        let info = parse_info(text);
+        assert_eq!(info_field(&info, "role"), Some("master"));
+        assert_eq!(info_field(&info, "connected_slaves"), Some("1"));
+        assert_eq!(info.len(), 2);
+    }
+
+    #[test]
+    fn command_names_for_errors() {
+        assert_eq!(command_name(&["cluster", "addslotsrange", "0", "5"]), "CLUSTER ADDSLOTSRANGE");
+        assert_eq!(command_name(&["get", "foo"]), "GET");
+        assert_eq!(command_name(&["ping"]), "PING");
+    }
+}
