@@ -12,6 +12,7 @@ pub mod fix;
 pub mod ops;
 pub mod plan;
 pub mod slot;
+pub mod status;
 pub mod topology;
 
 pub use slot::{SLOT_COUNT, key_slot};

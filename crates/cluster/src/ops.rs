@@ -1,1 +1,246 @@
-//! Operations that gather state from nodes and apply plans.
+//! Operations over the network: they gather state from nodes with [`AdminConn`] and apply
+//! what the pure planners decided. Progress is reported through a callback so that the CLI
+//! can print it and tests can stay quiet.
+
+use std::time::{Duration, Instant};
+
+use crate::admin::{AdminConn, AdminError, DEFAULT_TIMEOUT, info_field, parse_info};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    #[error(
+        "{addr} is not in cluster mode (cluster-enabled is no): start it with cluster-enabled yes"
+    )]
+    NotClusterMode { addr: String },
+    #[error(
+        "{addr} is not empty ({why}): redkeep only forms a cluster from empty nodes; \
+         use `redkeep check` or `redkeep fix` on an existing cluster"
+    )]
+    NotEmpty { addr: String, why: String },
+    #[error("the cluster did not become healthy within {timeout:?}: {last_problem}")]
+    NotHealthy { timeout: Duration, last_problem: String },
+    #[error("{0}")]
+    Plan(String),
+}
+
+/// Where a node stands before a cluster is formed from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeState {
+    pub addr: String,
+    pub cluster_enabled: bool,
+    pub known_nodes: u64,
+    pub slots_assigned: u64,
+    pub keys: u64,
+}
+
+impl NodeState {
+    /// Why the node cannot join a new cluster, if it cannot.
+    pub fn unusable_for_create(&self) -> Option<OpsError> {
+        let addr = self.addr.clone();
+        if !self.cluster_enabled {
+            return Some(OpsError::NotClusterMode { addr });
+        }
+        let why = if self.known_nodes > 1 {
+            format!("it already knows {} nodes", self.known_nodes)
+        } else if self.slots_assigned > 0 {
+            format!("it already serves {} slots", self.slots_assigned)
+        } else if self.keys > 0 {
+            format!("it holds {} keys", self.keys)
+        } else {
+            return None;
+        };
+        Some(OpsError::NotEmpty { addr, why })
+    }
+
+    /// A node that was started as a cluster node but never joined one.
+    pub fn is_blank(&self) -> bool {
+        self.unusable_for_create().is_none()
+    }
+}
+
+/// Reads a node's [`NodeState`].
+pub async fn node_state(addr: &str) -> Result<NodeState, OpsError> {
+    let mut conn = AdminConn::connect(addr, DEFAULT_TIMEOUT).await?;
+    let cluster = conn.info("cluster").await?;
+    let cluster_enabled = info_field(&cluster, "cluster_enabled") == Some("1");
+    if !cluster_enabled {
+        let addr = addr.to_string();
+        return Ok(NodeState { addr, cluster_enabled, known_nodes: 0, slots_assigned: 0, keys: 0 });
+    }
+    let info = parse_info(&conn.query_text(&["CLUSTER", "INFO"]).await?);
+    let number = |field: &str| info_field(&info, field).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let keys = conn.query_int(&["DBSIZE"]).await?.max(0) as u64;
+    Ok(NodeState {
+        addr: addr.to_string(),
+        cluster_enabled,
+        known_nodes: number("cluster_known_nodes"),
+        slots_assigned: number("cluster_slots_assigned"),
+        keys,
+    })
+}
+
+/// What one node says about the cluster's health; `None` when it is healthy.
+async fn health_problem(addr: &str, expected_nodes: u64) -> Option<String> {
+    let mut conn = match AdminConn::connect(addr, DEFAULT_TIMEOUT).await {
+        Ok(conn) => conn,
+        Err(e) => return Some(e.to_string()),
+    };
+    let info = match conn.query_text(&["CLUSTER", "INFO"]).await {
+        Ok(text) => parse_info(&text),
+        Err(e) => return Some(e.to_string()),
+    };
+    let state = info_field(&info, "cluster_state").unwrap_or("?");
+    let known: u64 =
+        info_field(&info, "cluster_known_nodes").and_then(|v| v.parse().ok()).unwrap_or(0);
+    if state != "ok" {
+        return Some(format!("{addr} reports cluster_state:{state}"));
+    }
+    if known != expected_nodes {
+        return Some(format!("{addr} knows {known} of {expected_nodes} nodes"));
+    }
+    let replication = match conn.info("replication").await {
+        Ok(info) => info,
+        Err(e) => return Some(e.to_string()),
+    };
+    let is_replica = info_field(&replication, "role") == Some("slave");
+    if is_replica && info_field(&replication, "master_link_status") != Some("up") {
+        return Some(format!("{addr} is a replica whose link to its master is not up yet"));
+    }
+    None
+}
+
+/// Waits until every node reports `cluster_state:ok`, knows all `addrs.len()` nodes, and every
+/// replica's link to its master is up.
+pub async fn wait_healthy(addrs: &[String], timeout: Duration) -> Result<(), OpsError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut last_problem = None;
+        for addr in addrs {
+            if let Some(problem) = health_problem(addr, addrs.len() as u64).await {
+                last_problem = Some(problem);
+                break;
+            }
+        }
+        let Some(last_problem) = last_problem else { return Ok(()) };
+        if Instant::now() > deadline {
+            return Err(OpsError::NotHealthy { timeout, last_problem });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What [`create`] applies: every master with its slot ranges (inclusive), and every replica
+/// with the master it follows. Built from a [`crate::plan::CreatePlan`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Formation {
+    pub masters: Vec<(String, Vec<(u16, u16)>)>,
+    pub replicas: Vec<(String, String)>,
+}
+
+impl Formation {
+    fn all_addrs(&self) -> Vec<String> {
+        let masters = self.masters.iter().map(|(addr, _)| addr.clone());
+        masters.chain(self.replicas.iter().map(|(addr, _)| addr.clone())).collect()
+    }
+}
+
+/// Forms a new cluster from empty nodes, as `redis-cli --cluster create` does: assign slots,
+/// give each node its own config epoch, introduce every node to the first one, wait until
+/// they all know each other, attach the replicas, and wait until the cluster is healthy.
+/// Refuses (before changing anything) when a node is not in cluster mode or not empty.
+pub async fn create(
+    formation: &Formation,
+    progress: &mut dyn FnMut(&str),
+    timeout: Duration,
+) -> Result<(), OpsError> {
+    let addrs = formation.all_addrs();
+    for addr in &addrs {
+        if let Some(problem) = node_state(addr).await?.unusable_for_create() {
+            return Err(problem);
+        }
+    }
+    let mut conns = Vec::with_capacity(addrs.len());
+    for addr in &addrs {
+        conns.push(AdminConn::connect(addr, DEFAULT_TIMEOUT).await?);
+    }
+    progress("Assigning slots to the masters");
+    for ((_, ranges), conn) in formation.masters.iter().zip(&mut conns) {
+        let mut args = vec!["CLUSTER".to_string(), "ADDSLOTSRANGE".to_string()];
+        args.extend(ranges.iter().flat_map(|(start, end)| [start.to_string(), end.to_string()]));
+        conn.query_ok(&args).await?;
+    }
+    progress("Giving every node its own config epoch");
+    for (epoch, conn) in conns.iter_mut().enumerate() {
+        conn.query_ok(&["CLUSTER", "SET-CONFIG-EPOCH", &(epoch + 1).to_string()]).await?;
+    }
+    progress("Introducing the nodes to each other (CLUSTER MEET)");
+    let (first_host, first_port) = split_addr(&addrs[0])?;
+    for conn in conns.iter_mut().skip(1) {
+        conn.query_ok(&["CLUSTER", "MEET", first_host, first_port]).await?;
+    }
+    wait_all_known(&mut conns, timeout).await?;
+    progress("Attaching the replicas to their masters");
+    for (replica, master) in &formation.replicas {
+        attach_replica(&mut conns, &addrs, replica, master, timeout).await?;
+    }
+    progress("Waiting for every node to agree and report cluster_state:ok");
+    wait_healthy(&addrs, timeout).await
+}
+
+fn split_addr(addr: &str) -> Result<(&str, &str), OpsError> {
+    addr.rsplit_once(':').ok_or_else(|| OpsError::Plan(format!("{addr} is not HOST:PORT")))
+}
+
+/// Waits until every node lists every other node, none of them still in handshake.
+async fn wait_all_known(conns: &mut [AdminConn], timeout: Duration) -> Result<(), OpsError> {
+    let deadline = Instant::now() + timeout;
+    let expected = conns.len();
+    loop {
+        let mut last_problem = None;
+        for conn in conns.iter_mut() {
+            let nodes = conn.query_text(&["CLUSTER", "NODES"]).await?;
+            let known = nodes.lines().filter(|l| !l.trim().is_empty()).count();
+            if known != expected || nodes.contains("handshake") {
+                last_problem = Some(format!("{} knows {known} of {expected} nodes", conn.addr()));
+                break;
+            }
+        }
+        let Some(last_problem) = last_problem else { return Ok(()) };
+        if Instant::now() > deadline {
+            return Err(OpsError::NotHealthy { timeout, last_problem });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `CLUSTER REPLICATE`, retried while the replica has not yet learnt its master's id.
+async fn attach_replica(
+    conns: &mut [AdminConn],
+    addrs: &[String],
+    replica: &str,
+    master: &str,
+    timeout: Duration,
+) -> Result<(), OpsError> {
+    let index = |addr: &str| {
+        addrs
+            .iter()
+            .position(|a| a == addr)
+            .ok_or_else(|| OpsError::Plan(format!("{addr} is not in the plan")))
+    };
+    let master_id = conns[index(master)?].query_text(&["CLUSTER", "MYID"]).await?;
+    let conn = &mut conns[index(replica)?];
+    let deadline = Instant::now() + timeout;
+    loop {
+        match conn.query_ok(&["CLUSTER", "REPLICATE", master_id.trim()]).await {
+            Ok(()) => return Ok(()),
+            Err(AdminError::Redis { message, .. })
+                if message.contains("Unknown node") && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
