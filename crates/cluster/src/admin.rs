@@ -138,7 +138,9 @@ impl AdminConn {
                     return Ok(value);
                 }
                 Ok(None) => {}
-                Err(source) => return Err(AdminError::Protocol { addr: self.addr.clone(), source }),
+                Err(source) => {
+                    return Err(AdminError::Protocol { addr: self.addr.clone(), source });
+                }
             }
             let read = self.stream.read_buf(&mut self.read_buf).await.map_err(|e| self.io(e))?;
             if read == 0 {
