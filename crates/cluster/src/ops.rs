@@ -23,6 +23,8 @@ pub enum OpsError {
     NotHealthy { timeout: Duration, last_problem: String },
     #[error("{0}")]
     Plan(String),
+    #[error("{addr}: {source}")]
+    Topology { addr: String, source: crate::topology::ParseError },
 }
 
 /// Where a node stands before a cluster is formed from it.
@@ -243,4 +245,38 @@ async fn attach_replica(
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+impl From<&crate::plan::CreatePlan> for Formation {
+    fn from(plan: &crate::plan::CreatePlan) -> Formation {
+        Formation {
+            masters: plan
+                .masters
+                .iter()
+                .map(|m| (m.addr.to_string(), vec![(m.slots.start, m.slots.end)]))
+                .collect(),
+            replicas: plan
+                .masters
+                .iter()
+                .flat_map(|m| m.replicas.iter().map(|r| (r.to_string(), m.addr.to_string())))
+                .collect(),
+        }
+    }
+}
+
+impl Formation {
+    /// Plans `addrs` (`host:port`) with `replicas` per master, as `redis-cli --cluster create`.
+    pub fn plan(addrs: &[String], replicas: usize) -> Result<Formation, crate::plan::PlanError> {
+        let nodes: Vec<crate::plan::NodeAddr> =
+            addrs.iter().map(|a| crate::plan::NodeAddr::parse(a)).collect::<Result<_, _>>()?;
+        Ok(Formation::from(&crate::plan::plan_create(&nodes, replicas)?))
+    }
+}
+
+/// The topology as `addr` sees it (`CLUSTER NODES`).
+pub async fn topology_of(addr: &str) -> Result<crate::topology::Topology, OpsError> {
+    let mut conn = AdminConn::connect(addr, DEFAULT_TIMEOUT).await?;
+    let text = conn.query_text(&["CLUSTER", "NODES"]).await?;
+    crate::topology::parse_cluster_nodes(&text)
+        .map_err(|source| OpsError::Topology { addr: addr.to_string(), source })
 }

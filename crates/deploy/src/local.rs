@@ -1,0 +1,389 @@
+//! Local `redis-server` nodes under one directory: `redkeep up` / `redkeep down`.
+//!
+//! Layout of a dir (default `.redkeep`):
+//! ```text
+//! redkeep.json          the manifest: host, ports, masters, replicas (what `up` made)
+//! node-7001/redis.conf  written by redkeep on every start
+//! node-7001/nodes.conf  the node's cluster state, owned by redis-server
+//! node-7001/redis.log, redis.pid, appendonlydir/ ...
+//! ```
+//! A dir with a manifest is brought back as it was; it is never re-created over its data.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ports, process};
+
+/// The manifest's file name inside a dir.
+pub const MANIFEST_FILE: &str = "redkeep.json";
+
+/// What the user asked `up` for.
+#[derive(Debug, Clone)]
+pub struct LocalSpec {
+    pub dir: PathBuf,
+    pub host: String,
+    pub base_port: u16,
+    pub masters: usize,
+    pub replicas: usize,
+    pub node_timeout: Duration,
+}
+
+impl LocalSpec {
+    pub fn validate(&self) -> Result<(), DeployError> {
+        if self.masters < 3 {
+            return Err(DeployError::TooFewMasters(self.masters));
+        }
+        let nodes = self.masters * (1 + self.replicas);
+        let last = u32::from(self.base_port) + nodes as u32 - 1 + u32::from(ports::BUS_PORT_OFFSET);
+        if self.base_port == 0 || last > u32::from(u16::MAX) {
+            return Err(DeployError::PortRange { base_port: self.base_port, nodes });
+        }
+        Ok(())
+    }
+}
+
+/// What a dir holds, written when it is first created.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub host: String,
+    pub masters: usize,
+    pub replicas: usize,
+    pub node_timeout_ms: u64,
+    pub ports: Vec<u16>,
+}
+
+impl Manifest {
+    fn from_spec(spec: &LocalSpec) -> Self {
+        let nodes = (spec.masters * (1 + spec.replicas)) as u16;
+        Manifest {
+            host: spec.host.clone(),
+            masters: spec.masters,
+            replicas: spec.replicas,
+            node_timeout_ms: spec.node_timeout.as_millis() as u64,
+            ports: (spec.base_port..spec.base_port + nodes).collect(),
+        }
+    }
+
+    /// `host:port` of every node, in port order.
+    pub fn addrs(&self) -> Vec<String> {
+        self.ports.iter().map(|p| format!("{}:{p}", self.host)).collect()
+    }
+}
+
+/// A dir and its manifest.
+#[derive(Debug, Clone)]
+pub struct LocalDir {
+    pub root: PathBuf,
+    pub manifest: Manifest,
+}
+
+/// Whether `prepare` made a new dir or found an existing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Fresh,
+    Existing,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(
+        "redis-server is not on PATH: install it with `apt-get install redis-server redis-tools` \
+         (Debian/Ubuntu), or run `make up`, which installs it"
+    )]
+    RedisServerMissing,
+    #[error("Redis Cluster needs at least 3 masters, got --masters {0}")]
+    TooFewMasters(usize),
+    #[error(
+        "--base-port {base_port} does not fit {nodes} nodes: each node needs its port and \
+         port+10000 (cluster bus) below 65536"
+    )]
+    PortRange { base_port: u16, nodes: usize },
+    #[error(
+        "port {port} on {host} is already in use (a node needs its port and port+10000 for the \
+         cluster bus): stop what listens there or choose another --base-port"
+    )]
+    PortTaken { host: String, port: u16 },
+    #[error(
+        "{0} exists and is not a redkeep dir (it has no {MANIFEST_FILE}); choose another --dir, \
+         redkeep will not write into it"
+    )]
+    NotRedkeepDir(PathBuf),
+    #[error("{}: no redkeep cluster here (no {MANIFEST_FILE})", .0.display())]
+    NoCluster(PathBuf),
+    #[error(
+        "{} is damaged: {reason}. Nothing was deleted; inspect it, or remove it with \
+         `redkeep down --dir {} --purge` to start over", dir.display(), dir.display()
+    )]
+    Damaged { dir: PathBuf, reason: String },
+    #[error("node {port} did not start: {reason}\n--- last lines of {} ---\n{log_tail}", log.display())]
+    NodeFailed { port: u16, reason: String, log: PathBuf, log_tail: String },
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DeployError {
+    let what = what.into();
+    move |source| DeployError::Io { what, source }
+}
+
+/// The `redis-server` binary on PATH.
+pub fn redis_server_path() -> Result<PathBuf, DeployError> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("redis-server"))
+        .find(|candidate| candidate.is_file())
+        .ok_or(DeployError::RedisServerMissing)
+}
+
+/// Opens `spec.dir`: loads its manifest when it has one (the flags that shaped it then win),
+/// creates it when it does not exist or is empty, refuses anything else.
+pub fn prepare(spec: &LocalSpec) -> Result<(LocalDir, Origin), DeployError> {
+    spec.validate()?;
+    if spec.dir.join(MANIFEST_FILE).exists() {
+        return Ok((open(&spec.dir)?, Origin::Existing));
+    }
+    let is_empty_dir = |dir: &Path| dir.read_dir().map(|mut d| d.next().is_none()).unwrap_or(false);
+    if spec.dir.exists() && !is_empty_dir(&spec.dir) {
+        return Err(DeployError::NotRedkeepDir(spec.dir.clone()));
+    }
+    std::fs::create_dir_all(&spec.dir).map_err(io_err(format!("creating {}", spec.dir.display())))?;
+    let local = LocalDir { root: spec.dir.clone(), manifest: Manifest::from_spec(spec) };
+    local.write_manifest()?;
+    Ok((local, Origin::Fresh))
+}
+
+/// Opens an existing dir, checking that it is whole.
+pub fn open(dir: &Path) -> Result<LocalDir, DeployError> {
+    let path = dir.join(MANIFEST_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(DeployError::NoCluster(dir.to_path_buf()));
+        }
+        Err(e) => return Err(io_err(format!("reading {}", path.display()))(e)),
+    };
+    let damaged = |reason: String| DeployError::Damaged { dir: dir.to_path_buf(), reason };
+    let manifest: Manifest =
+        serde_json::from_str(&text).map_err(|e| damaged(format!("{MANIFEST_FILE}: {e}")))?;
+    if manifest.ports.is_empty() {
+        return Err(damaged(format!("{MANIFEST_FILE} lists no nodes")));
+    }
+    let local = LocalDir { root: dir.to_path_buf(), manifest };
+    for &port in &local.manifest.ports {
+        let nodes_conf = local.node_dir(port).join("nodes.conf");
+        if local.node_dir(port).exists() && !nodes_conf.exists() {
+            return Err(damaged(format!("{} is missing", nodes_conf.display())));
+        }
+    }
+    Ok(local)
+}
+
+/// A node started by [`LocalDir::start`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartedNode {
+    pub port: u16,
+    pub pid: u32,
+    /// False when the node was already running and was left alone.
+    pub started_now: bool,
+}
+
+impl LocalDir {
+    pub fn node_dir(&self, port: u16) -> PathBuf {
+        self.root.join(format!("node-{port}"))
+    }
+
+    fn pid_file(&self, port: u16) -> PathBuf {
+        self.node_dir(port).join("redis.pid")
+    }
+
+    fn log_file(&self, port: u16) -> PathBuf {
+        self.node_dir(port).join("redis.log")
+    }
+
+    fn write_manifest(&self) -> Result<(), DeployError> {
+        let path = self.root.join(MANIFEST_FILE);
+        let text = serde_json::to_string_pretty(&self.manifest).expect("manifest serializes");
+        std::fs::write(&path, text + "\n").map_err(io_err(format!("writing {}", path.display())))
+    }
+
+    /// The pid of node `port` when it runs (verified to be ours: its cwd is the node dir).
+    pub fn running_pid(&self, port: u16) -> Option<u32> {
+        let pid = process::read_pid_file(&self.pid_file(port))?;
+        process::runs_in(pid, &self.node_dir(port)).then_some(pid)
+    }
+
+    /// Starts every node that is not running, waits until each answers PING. Nothing started
+    /// by this call is left running when it fails.
+    pub fn start(&self) -> Result<Vec<StartedNode>, DeployError> {
+        let redis_server = redis_server_path()?;
+        let to_start: Vec<u16> =
+            self.manifest.ports.iter().copied().filter(|&p| self.running_pid(p).is_none()).collect();
+        if let Some(port) = ports::first_taken(&self.manifest.host, &to_start) {
+            return Err(DeployError::PortTaken { host: self.manifest.host.clone(), port });
+        }
+        let mut children: Vec<(u16, Child)> = Vec::new();
+        let result = self.spawn_and_wait(&redis_server, &to_start, &mut children);
+        if result.is_err() {
+            for (_, child) in &mut children {
+                process::terminate(child.id(), Duration::from_secs(5));
+                let _ = child.wait();
+            }
+        }
+        result?;
+        Ok(self
+            .manifest
+            .ports
+            .iter()
+            .map(|&port| match children.iter().find(|(p, _)| *p == port) {
+                Some((_, child)) => StartedNode { port, pid: child.id(), started_now: true },
+                None => StartedNode {
+                    port,
+                    pid: self.running_pid(port).unwrap_or(0),
+                    started_now: false,
+                },
+            })
+            .collect())
+    }
+
+    fn spawn_and_wait(
+        &self,
+        redis_server: &Path,
+        ports: &[u16],
+        children: &mut Vec<(u16, Child)>,
+    ) -> Result<(), DeployError> {
+        for &port in ports {
+            children.push((port, self.spawn_node(redis_server, port)?));
+        }
+        for (port, child) in children.iter_mut() {
+            self.wait_ready(*port, child)?;
+        }
+        Ok(())
+    }
+
+    fn spawn_node(&self, redis_server: &Path, port: u16) -> Result<Child, DeployError> {
+        let dir = self.node_dir(port);
+        std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        let dir = dir.canonicalize().map_err(io_err(format!("resolving {}", dir.display())))?;
+        let conf = dir.join("redis.conf");
+        std::fs::write(&conf, node_config(&self.manifest.host, port, &dir, self.manifest.node_timeout_ms))
+            .map_err(io_err(format!("writing {}", conf.display())))?;
+        let mut command = Command::new(redis_server);
+        command.arg(&conf).current_dir(&dir).stdin(Stdio::null()).stdout(Stdio::null());
+        command.stderr(Stdio::null());
+        detach_from_terminal(&mut command);
+        command.spawn().map_err(io_err(format!("starting {}", redis_server.display())))
+    }
+
+    /// Waits until the node answers `PING` with `PONG` (not `LOADING`), or fails with the
+    /// tail of its log when it exits or takes longer than a minute.
+    fn wait_ready(&self, port: u16, child: &mut Child) -> Result<(), DeployError> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(self.node_failed(port, format!("redis-server exited ({status})")));
+            }
+            if ping(&self.manifest.host, port) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(self.node_failed(port, "no PONG within 60 s".into()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn node_failed(&self, port: u16, reason: String) -> DeployError {
+        let log = self.log_file(port);
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let log_tail = lines[lines.len().saturating_sub(10)..].join("\n");
+        DeployError::NodeFailed { port, reason, log, log_tail }
+    }
+
+    /// Stops every running node of this dir: `SHUTDOWN` (which saves), then SIGTERM and
+    /// SIGKILL by verified pid for a node that does not go. Returns the ports it stopped.
+    pub fn stop(&self) -> Vec<u16> {
+        let running: Vec<(u16, u32)> = self
+            .manifest
+            .ports
+            .iter()
+            .filter_map(|&port| self.running_pid(port).map(|pid| (port, pid)))
+            .collect();
+        for &(port, _) in &running {
+            send_shutdown(&self.manifest.host, port);
+        }
+        for &(_, pid) in &running {
+            if !process::wait_gone(pid, Duration::from_secs(15)) {
+                process::terminate(pid, Duration::from_secs(5));
+            }
+        }
+        running.into_iter().map(|(port, _)| port).collect()
+    }
+
+    /// Deletes what this dir holds (nodes must be stopped first): node dirs, the manifest, and
+    /// the dir itself when nothing else is left in it.
+    pub fn purge(&self) -> Result<(), DeployError> {
+        for &port in &self.manifest.ports {
+            let dir = self.node_dir(port);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(io_err(format!("removing {}", dir.display())))?;
+            }
+        }
+        let manifest = self.root.join(MANIFEST_FILE);
+        std::fs::remove_file(&manifest).map_err(io_err(format!("removing {}", manifest.display())))?;
+        let _ = std::fs::remove_dir(&self.root); // only succeeds when empty
+        Ok(())
+    }
+}
+
+/// The `redis.conf` of one cluster node living in `dir` (absolute), rewritten at every start.
+pub fn node_config(host: &str, port: u16, dir: &Path, node_timeout_ms: u64) -> String {
+    let dir = dir.display();
+    format!(
+        "# Written by redkeep on every start of this node; edits here are overwritten.\n\
+         bind {host}\nport {port}\ndaemonize no\n\
+         dir {dir}\npidfile {dir}/redis.pid\nlogfile {dir}/redis.log\n\
+         cluster-enabled yes\ncluster-config-file nodes.conf\n\
+         cluster-node-timeout {node_timeout_ms}\nappendonly yes\n"
+    )
+}
+
+/// Puts the child in its own session so that Ctrl-C in the user's terminal reaches redkeep
+/// (which stops the nodes in order) and not every redis-server at once, and so that a
+/// `--detach`ed cluster outlives the terminal.
+pub fn detach_from_terminal(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+}
+
+/// One `PING` over a fresh connection; true on `+PONG`.
+pub fn ping(host: &str, port: u16) -> bool {
+    matches!(simple_command(host, port, b"*1\r\n$4\r\nPING\r\n"), Some(reply) if reply.starts_with(b"+PONG"))
+}
+
+fn send_shutdown(host: &str, port: u16) {
+    let _ = simple_command(host, port, b"*1\r\n$8\r\nSHUTDOWN\r\n");
+}
+
+/// Sends raw RESP and returns what came back in the first read (enough for PING/SHUTDOWN).
+fn simple_command(host: &str, port: u16, request: &[u8]) -> Option<Vec<u8>> {
+    let addr = (host, port);
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&addr).ok()?.next()?;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(request).ok()?;
+    let mut buf = [0u8; 64];
+    let n = stream.read(&mut buf).ok()?;
+    Some(buf[..n].to_vec())
+}

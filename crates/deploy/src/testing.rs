@@ -1,0 +1,124 @@
+//! A throw-away local cluster for integration tests of every crate: real `redis-server`
+//! processes on free ports in a temporary dir, killed and deleted on drop, also when the test
+//! panics.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let cluster = deploy::testing::TestCluster::start(3, 1).await;
+//! let seed = cluster.addrs()[0].clone();
+//! // ... talk to the cluster; dropping `cluster` stops it.
+//! # }
+//! ```
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use crate::local::{self, LocalDir, LocalSpec};
+use crate::{ports, process};
+
+/// Node timeout of test clusters: short, so failover tests do not wait long.
+pub const TEST_NODE_TIMEOUT: Duration = Duration::from_millis(2000);
+
+/// A running cluster owned by one test.
+pub struct TestCluster {
+    dir: LocalDir,
+}
+
+impl TestCluster {
+    /// Starts `masters` masters with `replicas` replicas each, formed and healthy. Panics with
+    /// the reason when it cannot (a test cannot go on without its cluster).
+    pub async fn start(masters: usize, replicas: usize) -> TestCluster {
+        let nodes = (masters * (1 + replicas)) as u16;
+        let mut last_error = String::new();
+        // A free block can be taken between the check and the start: try a few blocks.
+        for _ in 0..5 {
+            let base_port = ports::free_block(nodes).expect("a block of free ports on 127.0.0.1");
+            let spec = LocalSpec {
+                dir: unique_temp_dir(),
+                host: "127.0.0.1".into(),
+                base_port,
+                masters,
+                replicas,
+                node_timeout: TEST_NODE_TIMEOUT,
+            };
+            match Self::start_at(spec).await {
+                Ok(cluster) => return cluster,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("test cluster did not start: {last_error}");
+    }
+
+    async fn start_at(spec: LocalSpec) -> Result<TestCluster, String> {
+        let (dir, _) = local::prepare(&spec).map_err(|e| e.to_string())?;
+        // From here on, Drop cleans up whatever was started.
+        let cluster = TestCluster { dir };
+        let dir = cluster.dir.clone();
+        tokio::task::spawn_blocking(move || dir.start())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let formation = cluster::ops::Formation::plan(&cluster.addrs(), spec.replicas)
+            .map_err(|e| e.to_string())?;
+        cluster::ops::create(&formation, &mut |_| {}, Duration::from_secs(60))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(cluster)
+    }
+
+    /// `127.0.0.1:port` of every node, in port order (masters first as planned).
+    pub fn addrs(&self) -> Vec<String> {
+        self.dir.manifest.addrs()
+    }
+
+    pub fn ports(&self) -> &[u16] {
+        &self.dir.manifest.ports
+    }
+
+    /// The dir the nodes live in.
+    pub fn local_dir(&self) -> &LocalDir {
+        &self.dir
+    }
+
+    /// The pid of the node on `port`, when it runs.
+    pub fn pid(&self, port: u16) -> Option<u32> {
+        self.dir.running_pid(port)
+    }
+
+    /// `kill -9` of one node, as a crash.
+    pub fn kill9(&self, port: u16) {
+        if let Some(pid) = self.pid(port) {
+            process::signal(pid, libc::SIGKILL);
+            process::wait_gone(pid, Duration::from_secs(5));
+        }
+    }
+
+    /// Starts again every node that is not running (a crashed node comes back from its
+    /// nodes.conf).
+    pub async fn restart_stopped(&self) {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || dir.start())
+            .await
+            .expect("start task")
+            .expect("stopped nodes start again");
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for &port in &self.dir.manifest.ports {
+            if let Some(pid) = self.dir.running_pid(port) {
+                process::signal(pid, libc::SIGKILL);
+                process::wait_gone(pid, Duration::from_secs(5));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir.root);
+    }
+}
+
+fn unique_temp_dir() -> PathBuf {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("redkeep-test-{}-{n}", std::process::id()))
+}
