@@ -277,9 +277,11 @@ fn affinity(reference: &Topology) -> (Vec<Problem>, Vec<Problem>) {
 
 fn summarize(reference: &Topology, views: &[NodeView]) -> Vec<MasterSummary> {
     let keys_of = |addr: &str| views.iter().find(|v| v.addr == addr).and_then(|v| v.keys);
-    reference
-        .masters()
-        .filter(|m| !m.slots.is_empty())
+    let mut masters: Vec<&crate::topology::Node> =
+        reference.masters().filter(|m| !m.slots.is_empty()).collect();
+    masters.sort_by_key(|m| m.slots[0].start);
+    masters
+        .into_iter()
         .map(|m| MasterSummary {
             id: m.id.clone(),
             addr: m.addr(),

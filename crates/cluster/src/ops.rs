@@ -280,3 +280,202 @@ pub async fn topology_of(addr: &str) -> Result<crate::topology::Topology, OpsErr
     crate::topology::parse_cluster_nodes(&text)
         .map_err(|source| OpsError::Topology { addr: addr.to_string(), source })
 }
+
+/// The addresses of the nodes `seed` knows of (itself included), skipping nodes without an
+/// address or still in handshake.
+async fn known_addrs(seed: &str) -> Result<(crate::topology::Topology, Vec<String>), OpsError> {
+    let topology = topology_of(seed).await?;
+    let addrs = topology
+        .nodes
+        .iter()
+        .filter(|n| !n.flags.noaddr && !n.flags.handshake)
+        .map(|n| n.addr())
+        .collect();
+    Ok((topology, addrs))
+}
+
+/// Every node's own view, for [`crate::check::check`].
+pub async fn gather_views(seed: &str) -> Result<Vec<crate::check::NodeView>, OpsError> {
+    let (_, mut addrs) = known_addrs(seed).await?;
+    // The seed first: its view is the reference the report describes.
+    addrs.sort_by_key(|a| a != seed);
+    let mut views = Vec::with_capacity(addrs.len());
+    for addr in addrs {
+        views.push(view_of(&addr).await);
+    }
+    Ok(views)
+}
+
+async fn view_of(addr: &str) -> crate::check::NodeView {
+    let read = async {
+        let mut conn = AdminConn::connect(addr, QUICK_TIMEOUT).await?;
+        let text = conn.query_text(&["CLUSTER", "NODES"]).await?;
+        let topology = crate::topology::parse_cluster_nodes(&text)
+            .map_err(|source| OpsError::Topology { addr: addr.to_string(), source })?;
+        let info = parse_info(&conn.query_text(&["CLUSTER", "INFO"]).await?);
+        let state = info_field(&info, "cluster_state").map(String::from);
+        let keys = conn.query_int(&["DBSIZE"]).await?.max(0) as u64;
+        Ok::<_, OpsError>((topology, state, keys))
+    };
+    match read.await {
+        Ok((topology, state, keys)) => crate::check::NodeView {
+            addr: addr.to_string(),
+            topology: Ok(topology),
+            state,
+            keys: Some(keys),
+        },
+        Err(e) => crate::check::NodeView {
+            addr: addr.to_string(),
+            topology: Err(e.to_string()),
+            state: None,
+            keys: None,
+        },
+    }
+}
+
+/// A short bound for nodes that may be down: a status or check should not hang on them.
+const QUICK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The status report: the seed's view of the cluster, and what every node says of itself.
+pub async fn gather_status(seed: &str) -> Result<crate::status::StatusReport, OpsError> {
+    use crate::status::{NodeStatus, SelfReport, StatusReport, Summary};
+    let (topology, _) = known_addrs(seed).await?;
+    let mut conn = AdminConn::connect(seed, DEFAULT_TIMEOUT).await?;
+    let summary = Summary::from_cluster_info(
+        seed,
+        &parse_info(&conn.query_text(&["CLUSTER", "INFO"]).await?),
+    );
+    let mut nodes = Vec::with_capacity(topology.nodes.len());
+    for node in &topology.nodes {
+        let addr = node.addr();
+        let own = match AdminConn::connect(&addr, QUICK_TIMEOUT).await {
+            Ok(mut conn) => conn
+                .query_text(&["INFO"])
+                .await
+                .ok()
+                .map(|text| SelfReport::from_info(&parse_info(&text))),
+            Err(_) => None,
+        };
+        let master_addr =
+            node.master_id.as_deref().and_then(|id| topology.by_id(id)).map(|m| m.addr());
+        nodes.push(NodeStatus {
+            id: node.id.clone(),
+            addr,
+            role: node.role.as_str().to_string(),
+            master_addr,
+            slots: crate::topology::format_ranges(&node.slots),
+            slot_count: node.slot_count(),
+            flags: node.flags.names().into_iter().map(String::from).collect(),
+            link: node.link.as_str().to_string(),
+            reachable: own.is_some(),
+            used_memory: own.as_ref().and_then(|o| o.used_memory),
+            ops_per_sec: own.as_ref().and_then(|o| o.ops_per_sec),
+            repl_offset: own.as_ref().and_then(|o| o.repl_offset),
+            repl_lag: None,
+        });
+    }
+    nodes.sort_by(|a, b| a.addr.cmp(&b.addr));
+    crate::status::fill_lag(&mut nodes);
+    Ok(StatusReport { summary, nodes })
+}
+
+/// Everything [`crate::fix::plan_fix`] needs: every node's view, and for each slot to inspect,
+/// how many keys each reachable master holds in it.
+pub async fn gather_fix_input(
+    seed: &str,
+) -> Result<(Vec<crate::check::NodeView>, crate::fix::KeyCounts), OpsError> {
+    let views = gather_views(seed).await?;
+    let slots = crate::fix::slots_to_inspect(&views);
+    let mut keys = crate::fix::KeyCounts::new();
+    let Some(reference) = views.iter().find_map(|v| v.topology.as_ref().ok()) else {
+        return Ok((views, keys));
+    };
+    for master in reference.masters().filter(|m| !m.is_failing()) {
+        let addr = master.addr();
+        let mut conn = AdminConn::connect(&addr, DEFAULT_TIMEOUT).await?;
+        for &slot in &slots {
+            let count = conn.query_int(&["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()]).await?;
+            keys.insert((slot, addr.clone()), count.max(0) as u64);
+        }
+    }
+    Ok((views, keys))
+}
+
+/// Applies a fix plan, action by action, reporting each; returns how many actions could not
+/// be applied (the `Unfixable` ones).
+pub async fn apply_fix(
+    plan: &crate::fix::FixPlan,
+    views: &[crate::check::NodeView],
+    progress: &mut dyn FnMut(&str),
+) -> Result<usize, OpsError> {
+    use crate::fix::FixAction;
+    let reference = views
+        .iter()
+        .find_map(|v| v.topology.as_ref().ok())
+        .ok_or_else(|| OpsError::Plan("no node could be read".into()))?;
+    let id_of = |addr: &str| {
+        reference
+            .by_addr(addr)
+            .map(|n| n.id.clone())
+            .ok_or_else(|| OpsError::Plan(format!("{addr} is not in the cluster")))
+    };
+    let masters: Vec<String> =
+        reference.masters().filter(|m| !m.is_failing()).map(|m| m.addr()).collect();
+    let mut unfixable = 0;
+    for action in &plan.actions {
+        progress(&action.to_string());
+        match action {
+            FixAction::AddSlots { addr, ranges } => {
+                let mut conn = AdminConn::connect(addr, DEFAULT_TIMEOUT).await?;
+                let mut args = vec!["CLUSTER".to_string(), "ADDSLOTSRANGE".to_string()];
+                args.extend(ranges.iter().flat_map(|r| [r.start.to_string(), r.end.to_string()]));
+                conn.query_ok(&args).await?;
+                // A fresh epoch makes this node's claim win when the others hear of it.
+                conn.query(&["CLUSTER", "BUMPEPOCH"]).await?;
+            }
+            FixAction::MoveSlot { slot, from, to } => {
+                for source in from {
+                    migrate_keys(source, to, *slot).await?;
+                }
+                let owner_id = id_of(to)?;
+                let order = std::iter::once(to).chain(masters.iter().filter(|m| *m != to));
+                for addr in order {
+                    let mut conn = AdminConn::connect(addr, DEFAULT_TIMEOUT).await?;
+                    conn.query_ok(&["CLUSTER", "SETSLOT", &slot.to_string(), "NODE", &owner_id])
+                        .await?;
+                }
+            }
+            FixAction::SetStable { addr, slot } => {
+                let mut conn = AdminConn::connect(addr, DEFAULT_TIMEOUT).await?;
+                conn.query_ok(&["CLUSTER", "SETSLOT", &slot.to_string(), "STABLE"]).await?;
+            }
+            FixAction::Unfixable { .. } => unfixable += 1,
+        }
+    }
+    Ok(unfixable)
+}
+
+/// Moves every key of `slot` from `source` to `target` with MIGRATE, 100 at a time. Never
+/// REPLACE: a key present on both sides is an error for a human to decide.
+async fn migrate_keys(source: &str, target: &str, slot: u16) -> Result<(), OpsError> {
+    let (host, port) = split_addr(target)?;
+    let mut conn = AdminConn::connect(source, DEFAULT_TIMEOUT).await?;
+    loop {
+        let keys = conn.query(&["CLUSTER", "GETKEYSINSLOT", &slot.to_string(), "100"]).await?;
+        let keys: Vec<Vec<u8>> = keys
+            .as_list()
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|k| k.as_bytes().map(<[u8]>::to_vec))
+            .collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut args: Vec<Vec<u8>> = ["MIGRATE", host, port, "", "0", "10000", "KEYS"]
+            .iter()
+            .map(|s| s.as_bytes().to_vec())
+            .collect();
+        args.extend(keys);
+        conn.query(&args).await?;
+    }
+}

@@ -137,6 +137,26 @@ pub fn ranges_of(slots: impl IntoIterator<Item = u16>) -> Vec<SlotRange> {
     ranges
 }
 
+impl Role {
+    /// `master`, `replica` or `unknown`, as status output and JSON spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Master => "master",
+            Role::Replica => "replica",
+            Role::Unknown => "unknown",
+        }
+    }
+}
+
+impl Link {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Link::Connected => "connected",
+            Link::Disconnected => "disconnected",
+        }
+    }
+}
+
 impl Flags {
     /// The flags as `CLUSTER NODES` spells them, role and `myself` left out.
     pub fn names(&self) -> Vec<&'static str> {
@@ -368,7 +388,7 @@ fn slot_pairs(value: Option<&Value>) -> Result<Vec<SlotRange>, ParseError> {
         })
         .collect::<Option<_>>()
         .ok_or_else(|| shards_error("a slot is not a number below 16384"))?;
-    if numbers.len() % 2 != 0 {
+    if !numbers.len().is_multiple_of(2) {
         return Err(shards_error("slots are not start/end pairs"));
     }
     Ok(numbers.chunks(2).map(|p| SlotRange { start: p[0], end: p[1] }).collect())
