@@ -151,7 +151,8 @@ pub fn prepare(spec: &LocalSpec) -> Result<(LocalDir, Origin), DeployError> {
     if spec.dir.exists() && !is_empty_dir(&spec.dir) {
         return Err(DeployError::NotRedkeepDir(spec.dir.clone()));
     }
-    std::fs::create_dir_all(&spec.dir).map_err(io_err(format!("creating {}", spec.dir.display())))?;
+    std::fs::create_dir_all(&spec.dir)
+        .map_err(io_err(format!("creating {}", spec.dir.display())))?;
     let local = LocalDir { root: spec.dir.clone(), manifest: Manifest::from_spec(spec) };
     local.write_manifest()?;
     Ok((local, Origin::Fresh))
@@ -221,8 +222,13 @@ impl LocalDir {
     /// by this call is left running when it fails.
     pub fn start(&self) -> Result<Vec<StartedNode>, DeployError> {
         let redis_server = redis_server_path()?;
-        let to_start: Vec<u16> =
-            self.manifest.ports.iter().copied().filter(|&p| self.running_pid(p).is_none()).collect();
+        let to_start: Vec<u16> = self
+            .manifest
+            .ports
+            .iter()
+            .copied()
+            .filter(|&p| self.running_pid(p).is_none())
+            .collect();
         if let Some(port) = ports::first_taken(&self.manifest.host, &to_start) {
             return Err(DeployError::PortTaken { host: self.manifest.host.clone(), port });
         }
@@ -270,8 +276,11 @@ impl LocalDir {
         std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
         let dir = dir.canonicalize().map_err(io_err(format!("resolving {}", dir.display())))?;
         let conf = dir.join("redis.conf");
-        std::fs::write(&conf, node_config(&self.manifest.host, port, &dir, self.manifest.node_timeout_ms))
-            .map_err(io_err(format!("writing {}", conf.display())))?;
+        std::fs::write(
+            &conf,
+            node_config(&self.manifest.host, port, &dir, self.manifest.node_timeout_ms),
+        )
+        .map_err(io_err(format!("writing {}", conf.display())))?;
         let mut command = Command::new(redis_server);
         command.arg(&conf).current_dir(&dir).stdin(Stdio::null()).stdout(Stdio::null());
         command.stderr(Stdio::null());
@@ -331,11 +340,13 @@ impl LocalDir {
         for &port in &self.manifest.ports {
             let dir = self.node_dir(port);
             if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(io_err(format!("removing {}", dir.display())))?;
+                std::fs::remove_dir_all(&dir)
+                    .map_err(io_err(format!("removing {}", dir.display())))?;
             }
         }
         let manifest = self.root.join(MANIFEST_FILE);
-        std::fs::remove_file(&manifest).map_err(io_err(format!("removing {}", manifest.display())))?;
+        std::fs::remove_file(&manifest)
+            .map_err(io_err(format!("removing {}", manifest.display())))?;
         let _ = std::fs::remove_dir(&self.root); // only succeeds when empty
         Ok(())
     }
