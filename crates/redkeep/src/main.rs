@@ -22,6 +22,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     // Commands are registered here, one line each, with their handler in `dispatch`.
+    Up(cmd::up::UpArgs),
+    Down(cmd::down::DownArgs),
+    Status(cmd::status::StatusArgs),
+    Create(cmd::create::CreateArgs),
+    Check(cmd::check::CheckArgs),
+    Fix(cmd::fix::FixArgs),
+    Failover(cmd::failover::FailoverArgs),
+    Call(cmd::call::CallArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,5 +49,14 @@ fn main() -> std::process::ExitCode {
 
 /// Runs one command. Async commands build their own runtime with [`cmd::block_on`].
 fn dispatch(command: Command) -> anyhow::Result<std::process::ExitCode> {
-    match command {}
+    match command {
+        Command::Up(args) => cmd::up::run(args),
+        Command::Down(args) => cmd::down::run(args),
+        Command::Status(args) => cmd::status::run(args),
+        Command::Create(args) => cmd::create::run(args),
+        Command::Check(args) => cmd::check::run(args),
+        Command::Fix(args) => cmd::fix::run(args),
+        Command::Failover(args) => cmd::failover::run(args),
+        Command::Call(args) => cmd::call::run(args),
+    }
 }

@@ -1,0 +1,42 @@
+# redkeep: the two commands of the quick start.
+#   make up    installs what is missing, builds (release), runs `redkeep up`
+#   make test  installs what is missing, runs fmt check, clippy and every test
+SHELL := /bin/bash
+CARGO ?= cargo
+# Debian/Ubuntu packages redkeep drives or tests with.
+PACKAGES := redis-server redis-tools keepalived iproute2 procps
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+UP_ARGS ?=
+
+.PHONY: up test deps build check-toolchain fmt-check clippy unit
+
+up: deps build
+	./target/release/redkeep up $(UP_ARGS)
+
+test: deps check-toolchain fmt-check clippy unit
+
+build: check-toolchain
+	$(CARGO) build --release --locked -p redkeep
+
+# Installs only the packages that are missing; apt-get update runs first when any is.
+deps:
+	@missing=""; for p in $(PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "All packages present: $(PACKAGES)"; fi
+
+check-toolchain:
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs) and run make again" >&2; exit 1; }
+
+fmt-check:
+	$(CARGO) fmt --all --check
+
+clippy:
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --locked --workspace

@@ -1,0 +1,103 @@
+//! `redkeep call`: one command on every node of a cluster, replies labelled by node.
+
+use std::process::ExitCode;
+
+use cluster::admin::{AdminConn, DEFAULT_TIMEOUT};
+use resp::Value;
+
+/// Run one command on every node of the cluster that HOST:PORT belongs to (like
+/// `redis-cli --cluster call`), and print each node's reply under its address.
+///
+/// Example: `redkeep call 127.0.0.1:7001 CONFIG SET maxmemory-policy allkeys-lru`
+#[derive(clap::Args)]
+pub struct CallArgs {
+    /// Any node of the cluster.
+    node: String,
+    /// The command and its arguments.
+    #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+    /// Only the masters.
+    #[arg(long)]
+    masters_only: bool,
+}
+
+pub fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
+    super::block_on(call(args))
+}
+
+async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
+    let topology = cluster::ops::topology_of(&args.node).await?;
+    let mut failed = 0;
+    for node in topology.nodes.iter().filter(|n| !args.masters_only || n.is_master()) {
+        let addr = node.addr();
+        let reply = match AdminConn::connect(&addr, DEFAULT_TIMEOUT).await {
+            Ok(mut conn) => conn.raw(&args.command).await,
+            Err(e) => Err(e),
+        };
+        match reply {
+            Ok(value) => {
+                failed += usize::from(matches!(value, Value::Error(_)));
+                println!("{addr}: {}", render(&value, 0).trim_end());
+            }
+            Err(e) => {
+                failed += 1;
+                println!("{addr}: (failed) {e}");
+            }
+        }
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// A reply the way `redis-cli` prints it: `OK`, `(integer) 1`, `"text"`, `(nil)`, numbered
+/// lists for aggregates.
+pub fn render(value: &Value, indent: usize) -> String {
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    match value {
+        Value::Simple(s) => text(s),
+        Value::Error(e) => format!("(error) {}", text(e)),
+        Value::Integer(n) => format!("(integer) {n}"),
+        Value::Bulk(b) if b.contains(&b'\n') => text(b),
+        Value::Bulk(b) => format!("{:?}", text(b)),
+        Value::Verbatim(_, b) => text(b),
+        Value::Null => "(nil)".into(),
+        Value::Boolean(b) => format!("({b})"),
+        Value::Double(d) => format!("(double) {d}"),
+        Value::BigNumber(n) => format!("(big number) {}", text(n)),
+        Value::Array(items) | Value::Set(items) | Value::Push(items) => {
+            render_list(items.iter(), indent)
+        }
+        Value::Map(pairs) | Value::Attribute(pairs, _) => {
+            let flat: Vec<&Value> = pairs.iter().flat_map(|(k, v)| [k, v]).collect();
+            render_list(flat.into_iter(), indent)
+        }
+    }
+}
+
+fn render_list<'a>(items: impl ExactSizeIterator<Item = &'a Value>, indent: usize) -> String {
+    if items.len() == 0 {
+        return "(empty array)".into();
+    }
+    let width = items.len().to_string().len();
+    let mut out = String::new();
+    for (i, item) in items.enumerate() {
+        let prefix = format!("{:>width$}) ", i + 1);
+        let pad = if i == 0 { String::new() } else { " ".repeat(indent) };
+        out.push_str(&format!("{pad}{prefix}{}\n", render(item, indent + prefix.len()).trim_end()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_like_redis_cli() {
+        assert_eq!(render(&Value::Simple(b"OK".to_vec()), 0), "OK");
+        assert_eq!(render(&Value::Integer(3), 0), "(integer) 3");
+        assert_eq!(render(&Value::Null, 0), "(nil)");
+        let list =
+            Value::Array(vec![Value::Bulk(b"a".to_vec()), Value::Array(vec![Value::Integer(1)])]);
+        assert_eq!(render(&list, 0), "1) \"a\"\n2) 1) (integer) 1\n");
+    }
+}

@@ -1,0 +1,201 @@
+//! The whole life of a local cluster through the CLI, with real redis-server processes:
+//! `up --detach` → `check` passes → `kill -9` a master → its replica is promoted and `status`
+//! shows it, `check` names the failed node → `up` again brings the old master back as a
+//! replica → `down` leaves no redis-server of that dir running.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+/// Stops whatever the test left running, also when an assertion failed.
+struct DirGuard(PathBuf);
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        if let Ok(dir) = deploy::local::open(&self.0) {
+            for &port in &dir.manifest.ports {
+                if let Some(pid) = dir.running_pid(port) {
+                    deploy::process::signal(pid, libc::SIGKILL);
+                    deploy::process::wait_gone(pid, Duration::from_secs(5));
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn redkeep(args: &[&str]) -> Output {
+    Command::cargo_bin("redkeep")
+        .unwrap()
+        .args(args)
+        .timeout(Duration::from_secs(180))
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        stdout(output),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn status_json(seed: &str) -> Value {
+    let output = redkeep(&["status", "--json", seed]);
+    assert!(output.status.success(), "status failed: {}", describe(&output));
+    serde_json::from_slice(&output.stdout).expect("status --json prints JSON")
+}
+
+fn node<'a>(status: &'a Value, addr: &str) -> &'a Value {
+    status["nodes"].as_array().unwrap().iter().find(|n| n["addr"] == addr).unwrap_or_else(|| {
+        panic!("{addr} not in status: {status:#}");
+    })
+}
+
+/// Polls `status` until `done` holds (failover takes node-timeout plus an election).
+fn wait_for_status(seed: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = status_json(seed);
+        if done(&status) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; last status: {status:#}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn pid_of(dir: &Path, port: u16) -> u32 {
+    deploy::local::open(dir).unwrap().running_pid(port).expect("node runs")
+}
+
+#[test]
+fn up_check_failover_rejoin_down() {
+    let base_port = deploy::ports::free_block(6).expect("free ports");
+    let dir = std::env::temp_dir().join(format!("redkeep-lifecycle-{}", std::process::id()));
+    let _guard = DirGuard(dir.clone());
+    let dir_arg = dir.to_str().unwrap();
+    let seed = format!("127.0.0.1:{}", base_port + 5); // a node we never kill
+
+    let up_args = [
+        "up",
+        "--detach",
+        "--dir",
+        dir_arg,
+        "--base-port",
+        &base_port.to_string(),
+        "--node-timeout",
+        "2s",
+    ];
+    let up = redkeep(&up_args);
+    assert!(up.status.success(), "up failed: {}", describe(&up));
+
+    let check = redkeep(&["check", &seed]);
+    assert!(check.status.success(), "check of a fresh cluster failed: {}", describe(&check));
+
+    // Kill the master that owns slot 0 and find the replica that will replace it.
+    let status = status_json(&seed);
+    let victim = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["role"] == "master" && n["slots"].as_str().unwrap_or("").starts_with("0-"))
+        .expect("a master owns slot 0")
+        .clone();
+    let victim_addr = victim["addr"].as_str().unwrap().to_string();
+    let victim_id = victim["id"].as_str().unwrap().to_string();
+    let victim_port: u16 = victim_addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    deploy::process::signal(pid_of(&dir, victim_port), libc::SIGKILL);
+
+    let status = wait_for_status(&seed, "the replica to be promoted", |s| {
+        s["nodes"].as_array().unwrap().iter().any(|n| {
+            n["role"] == "master"
+                && n["addr"] != victim_addr.as_str()
+                && n["slots"].as_str().unwrap_or("").starts_with("0-")
+        }) && s["summary"]["state"] == "ok"
+    });
+    assert!(
+        node(&status, &victim_addr)["flags"].as_array().unwrap().iter().any(|f| f == "fail"),
+        "status shows the killed master as failed: {status:#}"
+    );
+
+    let check = redkeep(&["check", &seed]);
+    assert!(!check.status.success(), "check passes with a failed node: {}", describe(&check));
+    assert!(
+        stdout(&check).contains(&victim_addr),
+        "check names {victim_addr}: {}",
+        describe(&check)
+    );
+
+    // `up` again restarts the killed node; it rejoins as a replica of its old replica.
+    let up = redkeep(&up_args);
+    assert!(up.status.success(), "second up failed: {}", describe(&up));
+    let status = wait_for_status(&seed, "the old master to rejoin as a replica", |s| {
+        let old = node(s, &victim_addr);
+        old["role"] == "replica" && old["flags"].as_array().unwrap().iter().all(|f| f != "fail")
+    });
+    assert_eq!(node(&status, &victim_addr)["id"], victim_id.as_str(), "same node, not a new one");
+
+    let down = redkeep(&["down", "--dir", dir_arg]);
+    assert!(down.status.success(), "down failed: {}", describe(&down));
+    let local = deploy::local::open(&dir).unwrap();
+    for &port in &local.manifest.ports {
+        assert_eq!(local.running_pid(port), None, "node {port} still runs after down");
+    }
+}
+
+#[test]
+fn up_refuses_a_port_in_use_and_leaves_nothing_running() {
+    let base_port = deploy::ports::free_block(6).expect("free ports");
+    let taken = std::net::TcpListener::bind(("127.0.0.1", base_port + 3)).unwrap();
+    let dir = std::env::temp_dir().join(format!("redkeep-port-taken-{}", std::process::id()));
+    let _guard = DirGuard(dir.clone());
+    let output = redkeep(&[
+        "up",
+        "--detach",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--base-port",
+        &base_port.to_string(),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("port {}", base_port + 3)), "names the port: {stderr}");
+    let local = deploy::local::open(&dir).unwrap();
+    for &port in &local.manifest.ports {
+        assert_eq!(local.running_pid(port), None, "node {port} was left running");
+    }
+    drop(taken);
+}
+
+#[test]
+fn up_refuses_fewer_than_three_masters() {
+    let output = redkeep(&["up", "--masters", "2", "--dir", "/nonexistent/never-created"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("at least 3 masters"), "{stderr}");
+    assert!(!Path::new("/nonexistent/never-created").exists());
+}
+
+#[test]
+fn up_refuses_a_damaged_dir_and_deletes_nothing() {
+    let dir = std::env::temp_dir().join(format!("redkeep-damaged-{}", std::process::id()));
+    let _guard = DirGuard(dir.clone());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("redkeep.json"), "{ not json").unwrap();
+    std::fs::write(dir.join("precious.rdb"), "data").unwrap();
+    let output = redkeep(&["up", "--detach", "--dir", dir.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("damaged") && stderr.contains("Nothing was deleted"), "{stderr}");
+    assert!(dir.join("precious.rdb").exists() && dir.join("redkeep.json").exists());
+}
