@@ -133,6 +133,30 @@ pub async fn wait_healthy(addrs: &[String], timeout: Duration) -> Result<(), Ops
     }
 }
 
+/// Waits until every node of `addrs` reports `cluster_state:ok`.
+async fn wait_cluster_ok(addrs: &[String], timeout: Duration) -> Result<(), OpsError> {
+    let deadline = Instant::now() + timeout;
+    for addr in addrs {
+        let mut conn = AdminConn::connect(addr, DEFAULT_TIMEOUT).await?;
+        loop {
+            let info = parse_info(&conn.query_text(&["CLUSTER", "INFO"]).await?);
+            let state = info_field(&info, "cluster_state").unwrap_or("?").to_string();
+            if state == "ok" {
+                break;
+            }
+            if Instant::now() > deadline {
+                let last_problem = format!(
+                    "{addr} reports cluster_state:{state}, so keys cannot be moved; \
+                     fix the uncovered slots first"
+                );
+                return Err(OpsError::NotHealthy { timeout, last_problem });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
 /// What [`create`] applies: every master with its slot ranges (inclusive), and every replica
 /// with the master it follows. Built from a [`crate::plan::CreatePlan`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -434,6 +458,10 @@ pub async fn apply_fix(
                 conn.query(&["CLUSTER", "BUMPEPOCH"]).await?;
             }
             FixAction::MoveSlot { slot, from, to } => {
+                // MIGRATE is refused with CLUSTERDOWN until both sides see every slot served,
+                // which takes a gossip round after slots were just assigned.
+                let sides: Vec<String> = from.iter().chain([to]).cloned().collect();
+                wait_cluster_ok(&sides, Duration::from_secs(10)).await?;
                 for source in from {
                     migrate_keys(source, to, *slot).await?;
                 }

@@ -29,6 +29,16 @@ impl TestCluster {
     /// Starts `masters` masters with `replicas` replicas each, formed and healthy. Panics with
     /// the reason when it cannot (a test cannot go on without its cluster).
     pub async fn start(masters: usize, replicas: usize) -> TestCluster {
+        Self::start_with(masters, replicas, true).await
+    }
+
+    /// Starts the nodes of `masters` masters with `replicas` replicas each, as empty cluster
+    /// nodes that never met: what `redkeep create` expects to be given.
+    pub async fn start_blank(masters: usize, replicas: usize) -> TestCluster {
+        Self::start_with(masters, replicas, false).await
+    }
+
+    async fn start_with(masters: usize, replicas: usize, form: bool) -> TestCluster {
         let nodes = (masters * (1 + replicas)) as u16;
         let mut last_error = String::new();
         // A free block can be taken between the check and the start: try a few blocks.
@@ -42,7 +52,7 @@ impl TestCluster {
                 replicas,
                 node_timeout: TEST_NODE_TIMEOUT,
             };
-            match Self::start_at(spec).await {
+            match Self::start_at(spec, form).await {
                 Ok(cluster) => return cluster,
                 Err(e) => last_error = e,
             }
@@ -50,7 +60,7 @@ impl TestCluster {
         panic!("test cluster did not start: {last_error}");
     }
 
-    async fn start_at(spec: LocalSpec) -> Result<TestCluster, String> {
+    async fn start_at(spec: LocalSpec, form: bool) -> Result<TestCluster, String> {
         let (dir, _) = local::prepare(&spec).map_err(|e| e.to_string())?;
         // From here on, Drop cleans up whatever was started.
         let cluster = TestCluster { dir };
@@ -59,11 +69,13 @@ impl TestCluster {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        let formation = cluster::ops::Formation::plan(&cluster.addrs(), spec.replicas)
-            .map_err(|e| e.to_string())?;
-        cluster::ops::create(&formation, &mut |_| {}, Duration::from_secs(60))
-            .await
-            .map_err(|e| e.to_string())?;
+        if form {
+            let formation = cluster::ops::Formation::plan(&cluster.addrs(), spec.replicas)
+                .map_err(|e| e.to_string())?;
+            cluster::ops::create(&formation, &mut |_| {}, Duration::from_secs(60))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         Ok(cluster)
     }
 
@@ -121,4 +133,45 @@ fn unique_temp_dir() -> PathBuf {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     std::env::temp_dir().join(format!("redkeep-test-{}-{n}", std::process::id()))
+}
+
+/// One standalone `redis-server` (not in cluster mode) on a free port, killed on drop: the
+/// wrong kind of node for cluster commands, and a plain Redis for benchmarks.
+pub struct StandaloneServer {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl StandaloneServer {
+    pub fn start() -> StandaloneServer {
+        let server = local::redis_server_path().expect("redis-server on PATH");
+        let port = ports::free_port();
+        let child = std::process::Command::new(server)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "no", "--daemonize", "no", "--logfile", ""])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        let standalone = StandaloneServer { child, port };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !local::ping("127.0.0.1", port) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "standalone redis-server on {port} did not answer"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        standalone
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for StandaloneServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
