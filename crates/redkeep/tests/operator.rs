@@ -173,3 +173,43 @@ fn fix_repairs_an_uncovered_and_an_open_slot_that_hold_keys() {
         }
     });
 }
+
+#[test]
+fn failover_promotes_the_replica_and_call_labels_every_reply() {
+    let rt = runtime();
+    let cluster = rt.block_on(TestCluster::start(3, 1));
+    let seed = cluster.addrs()[0].clone();
+    let (replica, old_master) = rt.block_on(async {
+        let topology = cluster::ops::topology_of(&seed).await.unwrap();
+        let replica = topology.nodes.iter().find(|n| !n.is_master()).unwrap();
+        let master = topology.by_id(replica.master_id.as_deref().unwrap()).unwrap();
+        (replica.addr(), master.addr())
+    });
+
+    let output = redkeep(&["failover", &replica]);
+    assert!(output.status.success(), "failover failed: {}", describe(&output));
+    rt.block_on(async {
+        let topology = cluster::ops::topology_of(&replica).await.unwrap();
+        assert!(topology.by_addr(&replica).unwrap().is_master(), "{replica} was promoted");
+        // The old master hears of it through gossip and turns into a replica.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let topology = cluster::ops::topology_of(&old_master).await.unwrap();
+            let old = topology.by_addr(&old_master).unwrap();
+            if !old.is_master() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{old_master} is still a master");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+
+    let output = redkeep(&["call", &seed, "DBSIZE"]);
+    assert!(output.status.success(), "call failed: {}", describe(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let labels: Vec<&str> =
+        stdout.lines().filter_map(|l| l.split_once(": ")).map(|(a, _)| a).collect();
+    let every_node = cluster.addrs(); // in port order
+    assert_eq!(labels, every_node, "one labelled reply per node, in address order: {stdout}");
+    assert!(stdout.lines().all(|l| l.ends_with("(integer) 0")), "{stdout}");
+}

@@ -26,7 +26,9 @@ pub fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
-    let topology = cluster::ops::topology_of(&args.node).await?;
+    let mut topology = cluster::ops::topology_of(&args.node).await?;
+    // A stable order, so that two runs can be compared line by line.
+    topology.nodes.sort_by(|a, b| (&a.ip, a.port).cmp(&(&b.ip, b.port)));
     let mut failed = 0;
     for node in topology.nodes.iter().filter(|n| !args.masters_only || n.is_master()) {
         let addr = node.addr();

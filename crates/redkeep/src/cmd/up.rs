@@ -83,9 +83,11 @@ async fn form_and_wait(dir: &LocalDir) -> anyhow::Result<()> {
         blank &= cluster::ops::node_state(addr).await?.is_blank();
     }
     if blank {
+        // Forming waits for health itself.
         super::create::form(&addrs, dir.manifest.replicas, true).await?;
+    } else {
+        println!("Waiting for every node to agree and report cluster_state:ok...");
     }
-    println!("Waiting for every node to agree and report cluster_state:ok...");
     let timeout = Duration::from_millis(dir.manifest.node_timeout_ms) * 4 + Duration::from_secs(30);
     cluster::ops::wait_healthy(&addrs, timeout).await.context("the cluster is not healthy")?;
     Ok(())
