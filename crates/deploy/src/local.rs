@@ -334,6 +334,55 @@ impl LocalDir {
         running.into_iter().map(|(port, _)| port).collect()
     }
 
+    /// Where a detached proxy of this cluster runs (its cwd, pid file and log).
+    pub fn proxy_dir(&self) -> PathBuf {
+        self.root.join("proxy")
+    }
+
+    /// The pid of this dir's detached proxy, verified to run in [`LocalDir::proxy_dir`].
+    pub fn proxy_pid(&self) -> Option<u32> {
+        let dir = self.proxy_dir();
+        let pid = process::read_pid_file(&dir.join("proxy.pid"))?;
+        process::runs_in(pid, &dir).then_some(pid)
+    }
+
+    /// Starts `program args...` (the redkeep binary running `proxy`) detached, in
+    /// [`LocalDir::proxy_dir`], logging to `proxy.log` there, and records its pid. Returns the
+    /// pid; the caller waits until it serves.
+    pub fn start_proxy(&self, program: &Path, args: &[String]) -> Result<u32, DeployError> {
+        let dir = self.proxy_dir();
+        std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        let log_path = dir.join("proxy.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io_err(format!("opening {}", log_path.display())))?;
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .current_dir(&dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().map_err(io_err("duplicating the log handle"))?)
+            .stderr(log);
+        detach_from_terminal(&mut command);
+        let child = command.spawn().map_err(io_err(format!("starting {}", program.display())))?;
+        let pid = child.id();
+        let pid_path = dir.join("proxy.pid");
+        std::fs::write(&pid_path, format!("{pid}\n"))
+            .map_err(io_err(format!("writing {}", pid_path.display())))?;
+        Ok(pid)
+    }
+
+    /// Stops this dir's detached proxy (SIGTERM, which drains it, then SIGKILL); true when
+    /// one was running.
+    pub fn stop_proxy(&self) -> bool {
+        let Some(pid) = self.proxy_pid() else { return false };
+        process::terminate(pid, Duration::from_secs(10));
+        let _ = std::fs::remove_file(self.proxy_dir().join("proxy.pid"));
+        true
+    }
+
     /// Deletes what this dir holds (nodes must be stopped first): node dirs, the manifest, and
     /// the dir itself when nothing else is left in it.
     pub fn purge(&self) -> Result<(), DeployError> {
@@ -343,6 +392,11 @@ impl LocalDir {
                 std::fs::remove_dir_all(&dir)
                     .map_err(io_err(format!("removing {}", dir.display())))?;
             }
+        }
+        let proxy = self.proxy_dir();
+        if proxy.exists() {
+            std::fs::remove_dir_all(&proxy)
+                .map_err(io_err(format!("removing {}", proxy.display())))?;
         }
         let manifest = self.root.join(MANIFEST_FILE);
         std::fs::remove_file(&manifest)

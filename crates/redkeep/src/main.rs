@@ -30,6 +30,7 @@ enum Command {
     Fix(cmd::fix::FixArgs),
     Failover(cmd::failover::FailoverArgs),
     Call(cmd::call::CallArgs),
+    Proxy(cmd::proxy::ProxyArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -58,5 +59,6 @@ fn dispatch(command: Command) -> anyhow::Result<std::process::ExitCode> {
         Command::Fix(args) => cmd::fix::run(args),
         Command::Failover(args) => cmd::failover::run(args),
         Command::Call(args) => cmd::call::run(args),
+        Command::Proxy(args) => cmd::proxy::run(args),
     }
 }

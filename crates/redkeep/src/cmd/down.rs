@@ -17,6 +17,9 @@ pub struct DownArgs {
 
 pub fn run(args: DownArgs) -> anyhow::Result<ExitCode> {
     let dir = deploy::local::open(&args.dir)?;
+    if dir.stop_proxy() {
+        println!("Stopped the proxy of {}", args.dir.display());
+    }
     let stopped = dir.stop();
     println!(
         "Stopped {} of {} nodes in {}",

@@ -6,6 +6,7 @@ pub mod create;
 pub mod down;
 pub mod failover;
 pub mod fix;
+pub mod proxy;
 pub mod status;
 pub mod up;
 

@@ -1,5 +1,6 @@
 //! `redkeep up`: start the local nodes, form the cluster when it is new, wait until healthy.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -39,6 +40,12 @@ pub struct UpArgs {
     /// Return once the cluster is healthy and leave it running.
     #[arg(long)]
     detach: bool,
+    /// Port of the cluster-aware proxy, the one address for every client.
+    #[arg(long, default_value_t = 7010)]
+    proxy_port: u16,
+    /// Do not start the proxy.
+    #[arg(long)]
+    no_proxy: bool,
 }
 
 pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
@@ -62,13 +69,48 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         return Err(err);
     }
     print_endpoints(&dir);
+    let proxy_listen: SocketAddr = format!("{}:{}", args.host, args.proxy_port)
+        .parse()
+        .with_context(|| format!("--host {} is not an IP address", args.host))?;
+    let proxy_args = super::proxy::ProxyArgs::for_local(dir.manifest.addrs(), proxy_listen);
     if args.detach {
+        if !args.no_proxy {
+            if let Err(err) = start_proxy_daemon(&dir, &proxy_args) {
+                stop_ports(&dir, &started_now);
+                return Err(err);
+            }
+            println!(
+                "Proxy: redis-cli -p {} (any client, no cluster support needed)",
+                args.proxy_port
+            );
+        }
         println!("Detached. Stop it with: redkeep down --dir {}", dir.root.display());
         return Ok(ExitCode::SUCCESS);
     }
-    println!("Running in the foreground; Ctrl-C stops every node.");
-    super::block_on(super::shutdown_signal());
-    println!("Stopping...");
+    let served = super::block_on(async {
+        let proxy = if args.no_proxy {
+            None
+        } else {
+            let handle =
+                proxy::start(proxy_args.config()).await.context("the proxy did not start")?;
+            println!(
+                "Proxy: redis-cli -p {} (any client, no cluster support needed)",
+                args.proxy_port
+            );
+            Some(handle)
+        };
+        println!("Running in the foreground; Ctrl-C stops the proxy and every node.");
+        super::shutdown_signal().await;
+        println!("Stopping...");
+        if let Some(proxy) = proxy {
+            proxy.shutdown().await;
+        }
+        anyhow::Ok(())
+    });
+    if let Err(err) = served {
+        stop_ports(&dir, &started_now);
+        return Err(err);
+    }
     let stopped = dir.stop();
     println!("Stopped {} nodes; data kept in {}", stopped.len(), dir.root.display());
     Ok(ExitCode::SUCCESS)
@@ -91,6 +133,34 @@ async fn form_and_wait(dir: &LocalDir) -> anyhow::Result<()> {
     let timeout = Duration::from_millis(dir.manifest.node_timeout_ms) * 4 + Duration::from_secs(30);
     cluster::ops::wait_healthy(&addrs, timeout).await.context("the cluster is not healthy")?;
     Ok(())
+}
+
+/// Starts `redkeep proxy` detached for this dir's cluster and waits until it answers PING.
+fn start_proxy_daemon(dir: &LocalDir, args: &super::proxy::ProxyArgs) -> anyhow::Result<()> {
+    if let Some(pid) = dir.proxy_pid() {
+        println!("Proxy already running (pid {pid})");
+        return Ok(());
+    }
+    let exe = std::env::current_exe().context("cannot find the redkeep binary to run the proxy")?;
+    let pid = dir.start_proxy(&exe, &args.to_command_line())?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let listen = args.listen();
+    while std::time::Instant::now() < deadline {
+        if deploy::local::ping(&listen.ip().to_string(), listen.port()) {
+            return Ok(());
+        }
+        if !deploy::process::is_alive(pid) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    dir.stop_proxy();
+    let log = std::fs::read_to_string(dir.proxy_dir().join("proxy.log")).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(5).collect();
+    anyhow::bail!(
+        "the proxy did not start on {listen}; its log ends with:\n{}",
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    )
 }
 
 /// Stops only the given nodes of `dir` (those this attempt started).

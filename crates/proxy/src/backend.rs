@@ -1,0 +1,185 @@
+//! One pipelined connection to a node, shared by every client of a worker thread.
+//!
+//! Requests are appended to a write buffer together with an entry in the pending queue, in the
+//! same step, so the n-th reply read belongs to the n-th pending entry. The writer sends the
+//! whole buffer at once (one write for everything queued during a read event); the reader
+//! scans reply frames and hands each, as the bytes the node sent, to its entry's sink.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use bytes::{Buf, BytesMut};
+use resp::Scanner;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use crate::worker::{Ctx, Pending, Sink};
+
+/// How the frames of a connection are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Shared by the worker's clients; redirects are followed.
+    Shared,
+    /// One client's own (a transaction, a blocking command): redirects are not followed,
+    /// because the client's state lives on this connection.
+    Private,
+}
+
+pub struct Backend {
+    pub addr: String,
+    pub mode: Mode,
+    queue: RefCell<BytesMut>,
+    pending: RefCell<VecDeque<Pending>>,
+    wake: Notify,
+    /// Wakes `run` to end a private connection whose client left.
+    closing: Notify,
+    /// A private connection whose work is done: it ends once its last reply is in.
+    retiring: Cell<bool>,
+    broken: Cell<bool>,
+}
+
+impl Backend {
+    /// A connection to `addr`, connected by [`Backend::run`]. A replica used for reads gets
+    /// `READONLY` first.
+    pub fn new(addr: &str, mode: Mode, readonly: bool) -> Rc<Backend> {
+        let backend = Rc::new(Backend {
+            addr: addr.to_string(),
+            mode,
+            queue: RefCell::new(BytesMut::with_capacity(16 * 1024)),
+            pending: RefCell::new(VecDeque::new()),
+            wake: Notify::new(),
+            closing: Notify::new(),
+            retiring: Cell::new(false),
+            broken: Cell::new(false),
+        });
+        if readonly {
+            backend.send_raw(b"*1\r\n$8\r\nREADONLY\r\n", Sink::Discard);
+        }
+        backend
+    }
+
+    pub fn is_broken(&self) -> bool {
+        self.broken.get()
+    }
+
+    /// Queues a request; its reply goes to `pending.sink`.
+    pub fn send(&self, pending: Pending) {
+        self.queue.borrow_mut().extend_from_slice(&pending.req.bytes);
+        self.pending.borrow_mut().push_back(pending);
+        self.wake.notify_one();
+    }
+
+    /// Queues bytes whose reply goes to `sink` and is not a client request (ASKING, READONLY).
+    pub fn send_raw(&self, bytes: &[u8], sink: Sink) {
+        self.queue.borrow_mut().extend_from_slice(bytes);
+        self.pending.borrow_mut().push_back(Pending::internal(sink));
+        self.wake.notify_one();
+    }
+
+    /// Ends the connection (a private one whose client left); pending entries are failed.
+    pub fn close(&self) {
+        self.closing.notify_one();
+    }
+
+    /// Ends the connection once every pending reply has arrived.
+    pub fn retire(&self) {
+        self.retiring.set(true);
+        if self.pending.borrow().is_empty() {
+            self.close();
+        }
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.pending.borrow().len()
+    }
+
+    /// Connects, then writes and reads until the connection breaks or `stop` is cancelled.
+    /// Afterwards every pending entry is handed back to the worker, which retries or fails it.
+    pub async fn run(self: Rc<Self>, ctx: Rc<Ctx>) {
+        let shared = ctx.shared.clone();
+        let connect = tokio::time::timeout(
+            shared.config.connect_timeout,
+            TcpStream::connect(self.addr.as_str()),
+        );
+        let stream = match connect.await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return self.fail(&ctx, false, &format!("cannot connect: {e}")),
+            Err(_) => return self.fail(&ctx, false, "connect timed out"),
+        };
+        crate::shared::Stats::add(&shared.stats.backend_connects, 1);
+        let _ = stream.set_nodelay(true);
+        let (mut reader, mut writer) = stream.into_split();
+        let write_loop = async {
+            let mut spare = BytesMut::with_capacity(16 * 1024);
+            loop {
+                self.wake.notified().await;
+                loop {
+                    std::mem::swap(&mut *self.queue.borrow_mut(), &mut spare);
+                    if spare.is_empty() {
+                        break;
+                    }
+                    writer.write_all(&spare).await?;
+                    spare.clear();
+                }
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), std::io::Error>(())
+        };
+        let read_loop = async {
+            let mut buf = BytesMut::with_capacity(64 * 1024);
+            let mut scanner = Scanner::new(resp::Limits::default());
+            loop {
+                if reader.read_buf(&mut buf).await? == 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the node closed the connection",
+                    ));
+                }
+                let mut at = 0;
+                while let Some(len) = scanner.scan(&buf[at..]).map_err(std::io::Error::other)? {
+                    let frame = &buf[at..at + len];
+                    at += len;
+                    let Some(pending) = self.pending.borrow_mut().pop_front() else {
+                        return Err(std::io::Error::other("a reply nobody asked for"));
+                    };
+                    ctx.on_reply(&self, pending, frame);
+                }
+                buf.advance(at);
+                if self.retiring.get() && self.pending.borrow().is_empty() {
+                    return Ok(());
+                }
+                if buf.capacity() - buf.len() < 4096 {
+                    buf.reserve(64 * 1024);
+                }
+            }
+        };
+        let reason = tokio::select! {
+            r = write_loop => r.err(),
+            r = read_loop => r.err(),
+            _ = self.closing.notified() => None,
+        };
+        match reason {
+            Some(e) => self.fail(&ctx, true, &e.to_string()),
+            None => self.fail(&ctx, true, "closed by the proxy"),
+        }
+    }
+
+    /// Marks the connection broken and gives every pending entry back to the worker.
+    /// `maybe_sent` says whether the requests may have reached the node.
+    fn fail(&self, ctx: &Rc<Ctx>, maybe_sent: bool, reason: &str) {
+        self.broken.set(true);
+        let pending = self.pending.borrow().len();
+        if !(self.retiring.get() && pending == 0) {
+            crate::shared::Stats::add(&ctx.shared.stats.backend_failures, 1);
+            tracing::warn!(node = %self.addr, %reason, pending, "backend connection ended");
+        }
+        ctx.forget_backend(self);
+        self.queue.borrow_mut().clear();
+        let pending: Vec<Pending> = self.pending.borrow_mut().drain(..).collect();
+        for p in pending {
+            ctx.on_lost(self, p, maybe_sent, reason);
+        }
+    }
+}

@@ -1,0 +1,532 @@
+//! The command table: for every command, where its keys are and how the proxy serves it.
+//!
+//! Key positions come from the cluster's own `COMMAND` reply (so new and module commands route
+//! right); the reply of Debian's Redis 7.0.15 is built in as the fallback. Commands whose keys
+//! move with their arguments (`numkeys`, `STREAMS`, `STORE`) are found by [`key_positions`]
+//! with rules of our own. How each command is served ([`Route`]) is the proxy's policy and is
+//! decided here, once, when the table is built. Pure: no I/O.
+
+use std::collections::HashMap;
+
+use resp::{Limits, Value, parse_value};
+
+/// The `COMMAND` reply of redis-server 7.0.15, used when the cluster's cannot be read.
+const BUILTIN_COMMAND_REPLY: &[u8] = include_bytes!("../fixtures/command-redis-7.0.15.resp");
+
+/// How the proxy serves a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// To the master owning the slot of its keys, which must all be in one slot.
+    Keyed,
+    /// Keys spread over slots are split into one command per slot, and the replies merged.
+    Split(Split),
+    /// Keyed, but may block: runs on a connection of its own.
+    Blocking,
+    /// Answered by the proxy itself.
+    Local(Local),
+    /// Sent to every master, replies merged.
+    AllMasters(Merge),
+    /// Keyless, and any master gives the same answer.
+    AnyMaster,
+    /// MULTI/EXEC/DISCARD/WATCH/UNWATCH: pinned to one backend connection.
+    Transaction,
+    /// SUBSCRIBE and friends: the client turns into a subscriber.
+    PubSub,
+    /// Refused with an error that names the command and says why.
+    Unsupported(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// MGET: one array, in the order of the keys.
+    Values,
+    /// MSET: `+OK` when every part said so.
+    Ok,
+    /// DEL, UNLINK, EXISTS, TOUCH: the parts' integers added.
+    Count,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merge {
+    /// Integers added (DBSIZE).
+    Sum,
+    /// `+OK` when every master said so (FLUSHALL, SCRIPT FLUSH, ...).
+    AllOk,
+    /// The first master's reply, when all succeeded (SCRIPT LOAD returns the same sha1).
+    First,
+    /// Arrays concatenated (KEYS).
+    Concat,
+    /// SCRIPT EXISTS: an array of 0/1, 1 only where every master has it.
+    AllTrue,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Local {
+    Ping,
+    Echo,
+    Quit,
+    Hello,
+    Select,
+    Auth,
+    Client,
+    Command,
+    Time,
+    Reset,
+    Info,
+    Scan,
+    RandomKey,
+    Config,
+    Readonly,
+}
+
+/// A request's arguments, `arg(0)` being the command name. Implemented for slices and for the
+/// session's parsed request, so that no vector of arguments is built per request.
+pub trait Args {
+    fn count(&self) -> usize;
+    fn arg(&self, i: usize) -> &[u8];
+
+    /// The position of the first argument equal to `word` (any case) at or after `from`.
+    fn find(&self, from: usize, word: &[u8]) -> Option<usize> {
+        (from..self.count()).find(|&i| self.arg(i).eq_ignore_ascii_case(word))
+    }
+}
+
+impl Args for [&[u8]] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn arg(&self, i: usize) -> &[u8] {
+        self[i]
+    }
+}
+
+/// One command's entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandInfo {
+    /// Lower case, `container|sub` for subcommands.
+    pub name: String,
+    /// Redis' arity: exact when positive, a minimum when negative; counts the name.
+    pub arity: i32,
+    pub first_key: i32,
+    pub last_key: i32,
+    pub key_step: i32,
+    pub flags: Flags,
+    pub route: Route,
+}
+
+/// The `COMMAND` flags the proxy acts on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags {
+    pub readonly: bool,
+    pub write: bool,
+    pub blocking: bool,
+    pub movable_keys: bool,
+    pub pubsub: bool,
+    pub no_multi: bool,
+}
+
+/// Every command, by lower-case name (`container|sub` for subcommands).
+#[derive(Debug, Clone)]
+pub struct CommandTable {
+    commands: HashMap<Box<[u8]>, CommandInfo>,
+    /// Containers (`client`, `config`, ...) whose subcommands have entries of their own.
+    containers: HashMap<Box<[u8]>, ()>,
+    /// The raw `COMMAND` reply, given to clients that ask for `COMMAND`.
+    pub raw_reply: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TableError {
+    #[error("the COMMAND reply is not valid RESP")]
+    NotResp,
+    #[error("the COMMAND reply is not an array of command descriptions")]
+    NotArray,
+    #[error("a COMMAND entry is malformed: {0}")]
+    BadEntry(String),
+}
+
+impl CommandTable {
+    /// The table of Redis 7.0.15, built in.
+    pub fn builtin() -> CommandTable {
+        CommandTable::from_reply(BUILTIN_COMMAND_REPLY).expect("the built-in COMMAND reply parses")
+    }
+
+    /// Builds the table from the raw bytes of a `COMMAND` reply.
+    pub fn from_reply(raw: &[u8]) -> Result<CommandTable, TableError> {
+        let limits = Limits::default();
+        let (value, _) = parse_value(raw, &limits).ok().flatten().ok_or(TableError::NotResp)?;
+        let entries = value.as_list().ok_or(TableError::NotArray)?;
+        let mut table = CommandTable {
+            commands: HashMap::new(),
+            containers: HashMap::new(),
+            raw_reply: raw.to_vec(),
+        };
+        for entry in entries {
+            let info = parse_entry(entry)?;
+            if let Some(Value::Array(subs)) = entry.as_list().and_then(|e| e.get(9)) {
+                if !subs.is_empty() {
+                    table.containers.insert(info.name.as_bytes().into(), ());
+                }
+                for sub in subs {
+                    let sub = parse_entry(sub)?;
+                    table.commands.insert(sub.name.as_bytes().into(), sub);
+                }
+            }
+            table.commands.insert(info.name.as_bytes().into(), info);
+        }
+        Ok(table)
+    }
+
+    /// Commands without their subcommands, as `COMMAND COUNT` counts them.
+    pub fn top_level_count(&self) -> usize {
+        self.commands.keys().filter(|name| !name.contains(&b'|')).count()
+    }
+
+    pub fn len(&self) -> usize {
+        self.commands.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+
+    /// The entry for a request's arguments (`args[0]` is the name, `args[1]` the subcommand of
+    /// a container), any case. `None` for a command Redis does not know.
+    pub fn lookup(&self, args: &(impl Args + ?Sized)) -> Option<&CommandInfo> {
+        if args.count() == 0 {
+            return None;
+        }
+        let mut name = [0u8; 64];
+        let len = lower(args.arg(0), &mut name)?.len();
+        if self.containers.contains_key(&name[..len]) && args.count() > 1 {
+            {
+                let sub = args.arg(1);
+                name[len] = b'|';
+                let sub_len = lower(sub, &mut name[len + 1..])?.len();
+                if let Some(info) = self.commands.get(&name[..len + 1 + sub_len]) {
+                    return Some(info);
+                }
+            }
+        }
+        self.commands.get(&name[..len])
+    }
+}
+
+/// `text` in lower case, written into `out`; `None` when it does not fit (no command is that
+/// long).
+fn lower<'a>(text: &[u8], out: &'a mut [u8]) -> Option<&'a [u8]> {
+    let out = out.get_mut(..text.len())?;
+    for (o, c) in out.iter_mut().zip(text) {
+        *o = c.to_ascii_lowercase();
+    }
+    Some(out)
+}
+
+fn parse_entry(entry: &Value) -> Result<CommandInfo, TableError> {
+    let bad = |what: &str| TableError::BadEntry(what.to_string());
+    let fields = entry.as_list().ok_or_else(|| bad("not an array"))?;
+    let name = fields.first().and_then(Value::as_bytes).ok_or_else(|| bad("no name"))?;
+    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+    let int = |i: usize| match fields.get(i) {
+        Some(Value::Integer(n)) => i32::try_from(*n).map_err(|_| bad(&name)),
+        _ => Err(bad(&name)),
+    };
+    let mut flags = Flags::default();
+    for flag in fields.get(2).and_then(Value::as_list).unwrap_or(&[]) {
+        match flag.as_bytes().unwrap_or(b"") {
+            b"readonly" => flags.readonly = true,
+            b"write" => flags.write = true,
+            b"blocking" => flags.blocking = true,
+            b"movablekeys" => flags.movable_keys = true,
+            b"pubsub" => flags.pubsub = true,
+            b"no_multi" => flags.no_multi = true,
+            _ => {}
+        }
+    }
+    let mut info = CommandInfo {
+        arity: int(1)?,
+        first_key: int(3)?,
+        last_key: int(4)?,
+        key_step: int(5)?,
+        flags,
+        route: Route::Keyed,
+        name,
+    };
+    info.route = route_of(&info);
+    Ok(info)
+}
+
+/// The proxy's policy for one command.
+fn route_of(info: &CommandInfo) -> Route {
+    use Route::*;
+    let special = match info.name.as_str() {
+        "mget" => Some(Split(self::Split::Values)),
+        "mset" => Some(Split(self::Split::Ok)),
+        "del" | "unlink" | "exists" | "touch" => Some(Split(self::Split::Count)),
+        "ping" => Some(Local(self::Local::Ping)),
+        "echo" => Some(Local(self::Local::Echo)),
+        "quit" => Some(Local(self::Local::Quit)),
+        "hello" => Some(Local(self::Local::Hello)),
+        "select" => Some(Local(self::Local::Select)),
+        "auth" => Some(Local(self::Local::Auth)),
+        "command"
+        | "command|count"
+        | "command|info"
+        | "command|docs"
+        | "command|list"
+        | "command|getkeys"
+        | "command|getkeysandflags" => Some(Local(self::Local::Command)),
+        "time" => Some(Local(self::Local::Time)),
+        "reset" => Some(Local(self::Local::Reset)),
+        "info" => Some(Local(self::Local::Info)),
+        "scan" => Some(Local(self::Local::Scan)),
+        "randomkey" => Some(Local(self::Local::RandomKey)),
+        "readonly" | "readwrite" => Some(Local(self::Local::Readonly)),
+        "config|get" | "config|set" | "config|resetstat" => Some(Local(self::Local::Config)),
+        "dbsize" => Some(AllMasters(Merge::Sum)),
+        "keys" => Some(AllMasters(Merge::Concat)),
+        "flushall" | "flushdb" | "script|flush" | "function|flush" | "function|delete"
+        | "function|restore" => Some(AllMasters(Merge::AllOk)),
+        "script|load" | "function|load" | "function|list" | "function|dump" => {
+            Some(AllMasters(Merge::First))
+        }
+        "script|exists" => Some(AllMasters(Merge::AllTrue)),
+        "multi" | "exec" | "discard" | "watch" | "unwatch" => Some(Transaction),
+        "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" | "ssubscribe"
+        | "sunsubscribe" => Some(PubSub),
+        "publish" | "pubsub|channels" | "pubsub|numsub" | "pubsub|numpat" => Some(AnyMaster),
+        "lolwut" => Some(AnyMaster),
+        "wait" => Some(Unsupported("WAIT needs the connection that wrote; use --write-ack")),
+        "migrate" => Some(Unsupported("MIGRATE moves keys between nodes; run it on a node")),
+        "client" | "client|setname" | "client|getname" | "client|id" | "client|info"
+        | "client|list" | "client|setinfo" | "client|no-evict" | "client|no-touch"
+        | "client|reply" => Some(Local(self::Local::Client)),
+        _ => None,
+    };
+    if let Some(route) = special {
+        return route;
+    }
+    if has_keys(info) {
+        if info.flags.blocking { Blocking } else { Keyed }
+    } else {
+        Unsupported("it has no key to route by")
+    }
+}
+
+fn has_keys(info: &CommandInfo) -> bool {
+    info.first_key > 0 || info.flags.movable_keys
+}
+
+/// Why the keys of a request cannot be found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("wrong number of arguments for '{0}' command")]
+    Arity(String),
+    #[error("syntax error")]
+    Syntax,
+    #[error("numkeys should be greater than 0")]
+    NumKeys,
+    #[error("the proxy cannot find the keys of '{0}'")]
+    Unknown(String),
+}
+
+/// Fills `out` with the argument positions of the keys of `args` (a request, `args[0]` the
+/// command). Arity is checked first, as Redis does.
+pub fn key_positions(
+    info: &CommandInfo,
+    args: &(impl Args + ?Sized),
+    out: &mut Vec<usize>,
+) -> Result<(), KeyError> {
+    out.clear();
+    let argc = args.count() as i32;
+    if (info.arity > 0 && argc != info.arity) || (info.arity < 0 && argc < -info.arity) {
+        return Err(KeyError::Arity(info.name.clone()));
+    }
+    if info.flags.movable_keys {
+        return movable_key_positions(info, args, out);
+    }
+    legacy_key_positions(info, argc as usize, out);
+    Ok(())
+}
+
+/// first/last/step from `COMMAND`: last -1 means the last argument, -2 the one before.
+fn legacy_key_positions(info: &CommandInfo, argc: usize, out: &mut Vec<usize>) {
+    if info.first_key <= 0 {
+        return;
+    }
+    let first = info.first_key as usize;
+    let last =
+        if info.last_key < 0 { argc as i64 + info.last_key as i64 } else { info.last_key as i64 };
+    let step = info.key_step.max(1) as usize;
+    let mut i = first;
+    while (i as i64) <= last && i < argc {
+        out.push(i);
+        i += step;
+    }
+}
+
+fn movable_key_positions(
+    info: &CommandInfo,
+    args: &(impl Args + ?Sized),
+    out: &mut Vec<usize>,
+) -> Result<(), KeyError> {
+    let name = info.name.as_str();
+    match name {
+        // EVAL script numkeys key... arg...
+        "eval" | "eval_ro" | "evalsha" | "evalsha_ro" | "fcall" | "fcall_ro" => {
+            numkeys_at(args, 2, 3, 1, out, true)
+        }
+        // ZUNION numkeys key...; SINTERCARD/ZINTERCARD numkeys key...; LMPOP/ZMPOP numkeys key...
+        "zunion" | "zinter" | "zdiff" | "zintercard" | "sintercard" | "lmpop" | "zmpop" => {
+            numkeys_at(args, 1, 2, 1, out, false)
+        }
+        // ZUNIONSTORE dest numkeys key...; BLMPOP/BZMPOP timeout numkeys key...
+        "zunionstore" | "zinterstore" | "zdiffstore" => {
+            out.push(1);
+            numkeys_at(args, 2, 3, 1, out, false)
+        }
+        "blmpop" | "bzmpop" => numkeys_at(args, 2, 3, 1, out, false),
+        // XREAD [COUNT n] [BLOCK ms] STREAMS key... id...
+        "xread" | "xreadgroup" => {
+            let streams = args.find(1, b"STREAMS").ok_or(KeyError::Syntax)?;
+            let rest = args.count() - streams - 1;
+            if rest == 0 || !rest.is_multiple_of(2) {
+                return Err(KeyError::Syntax);
+            }
+            out.extend(streams + 1..streams + 1 + rest / 2);
+            Ok(())
+        }
+        // SORT key ... [STORE dest]; SORT_RO has no STORE.
+        "sort" | "sort_ro" => {
+            out.push(1);
+            let mut i = 2;
+            while i < args.count() {
+                if args.arg(i).eq_ignore_ascii_case(b"STORE") && i + 1 < args.count() {
+                    out.push(i + 1);
+                    i += 1;
+                }
+                i += 1;
+            }
+            Ok(())
+        }
+        // GEORADIUS key ... [STORE key] [STOREDIST key]
+        "georadius" | "georadiusbymember" => {
+            out.push(1);
+            let mut i = 2;
+            while i + 1 < args.count() {
+                let a = args.arg(i);
+                if a.eq_ignore_ascii_case(b"STORE") || a.eq_ignore_ascii_case(b"STOREDIST") {
+                    out.push(i + 1);
+                    i += 1;
+                }
+                i += 1;
+            }
+            Ok(())
+        }
+        _ => Err(KeyError::Unknown(info.name.clone())),
+    }
+}
+
+/// Keys announced by a count at `count_at`, starting at `first`, every `step`. With
+/// `zero_ok` a count of 0 is allowed (EVAL with no keys).
+fn numkeys_at(
+    args: &(impl Args + ?Sized),
+    count_at: usize,
+    first: usize,
+    step: usize,
+    out: &mut Vec<usize>,
+    zero_ok: bool,
+) -> Result<(), KeyError> {
+    if count_at >= args.count() {
+        return Err(KeyError::Syntax);
+    }
+    let count: usize = std::str::from_utf8(args.arg(count_at))
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(KeyError::NumKeys)?;
+    if count == 0 && !zero_ok {
+        return Err(KeyError::NumKeys);
+    }
+    let end = first + count * step;
+    if end > args.count() {
+        return Err(KeyError::Syntax);
+    }
+    out.extend((first..end).step_by(step));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(table: &CommandTable, line: &str) -> Result<Vec<String>, KeyError> {
+        let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+        let info = table.lookup(args.as_slice()).expect("known command");
+        let mut out = Vec::new();
+        key_positions(info, args.as_slice(), &mut out)?;
+        Ok(out.iter().map(|&i| String::from_utf8_lossy(args[i]).into_owned()).collect())
+    }
+
+    #[test]
+    fn the_builtin_table_knows_every_command_of_redis_7_0() {
+        let table = CommandTable::builtin();
+        assert!(table.len() > 300, "commands and subcommands: {}", table.len());
+        let get = table.lookup(&[&b"GeT"[..], b"k"][..]).unwrap();
+        assert_eq!((get.arity, get.first_key, get.last_key, get.key_step), (2, 1, 1, 1));
+        assert!(get.flags.readonly && !get.flags.write);
+        assert_eq!(get.route, Route::Keyed);
+        assert!(table.lookup(&[&b"nosuchcommand"[..]][..]).is_none());
+    }
+
+    #[test]
+    fn fixed_key_positions_follow_first_last_step() {
+        let table = CommandTable::builtin();
+        assert_eq!(keys(&table, "SET k v").unwrap(), ["k"]);
+        assert_eq!(keys(&table, "MSET a 1 b 2").unwrap(), ["a", "b"]);
+        assert_eq!(keys(&table, "MGET a b c").unwrap(), ["a", "b", "c"]);
+        assert_eq!(keys(&table, "RENAME a b").unwrap(), ["a", "b"]);
+        assert_eq!(keys(&table, "BLPOP a b 0").unwrap(), ["a", "b"]);
+        assert_eq!(keys(&table, "OBJECT ENCODING k").unwrap(), ["k"]);
+        assert_eq!(keys(&table, "SET k"), Err(KeyError::Arity("set".into())));
+    }
+
+    #[test]
+    fn movable_keys_are_found_exactly() {
+        let table = CommandTable::builtin();
+        assert_eq!(keys(&table, "EVAL s 2 a b x y").unwrap(), ["a", "b"]);
+        assert_eq!(keys(&table, "EVALSHA s 0 x").unwrap(), Vec::<String>::new());
+        assert_eq!(keys(&table, "FCALL_RO f 1 a x").unwrap(), ["a"]);
+        assert_eq!(keys(&table, "EVAL s 3 a b"), Err(KeyError::Syntax));
+        assert_eq!(keys(&table, "XREAD COUNT 2 STREAMS s1 s2 0 0").unwrap(), ["s1", "s2"]);
+        assert_eq!(keys(&table, "XREADGROUP GROUP g c STREAMS s >").unwrap(), ["s"]);
+        assert_eq!(keys(&table, "XREAD STREAMS s1 s2 0"), Err(KeyError::Syntax));
+        assert_eq!(keys(&table, "ZUNION 2 a b WEIGHTS 1 2").unwrap(), ["a", "b"]);
+        assert_eq!(keys(&table, "ZUNIONSTORE d 2 a b").unwrap(), ["d", "a", "b"]);
+        assert_eq!(keys(&table, "SORT k BY w STORE d").unwrap(), ["k", "d"]);
+        assert_eq!(keys(&table, "SORT_RO k ALPHA").unwrap(), ["k"]);
+        assert_eq!(keys(&table, "LMPOP 2 a b LEFT").unwrap(), ["a", "b"]);
+        assert_eq!(keys(&table, "BZMPOP 0 1 a MIN").unwrap(), ["a"]);
+        assert_eq!(keys(&table, "LMPOP 0 a LEFT"), Err(KeyError::NumKeys));
+        assert_eq!(keys(&table, "GEORADIUS k 0 0 1 km STORE d").unwrap(), ["k", "d"]);
+    }
+
+    #[test]
+    fn routes_follow_the_proxy_policy() {
+        let table = CommandTable::builtin();
+        let route = |line: &str| {
+            let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+            table.lookup(args.as_slice()).unwrap().route
+        };
+        assert_eq!(route("MGET a"), Route::Split(Split::Values));
+        assert_eq!(route("DEL a"), Route::Split(Split::Count));
+        assert_eq!(route("BLPOP a 0"), Route::Blocking);
+        assert_eq!(route("BRPOPLPUSH a b 0"), Route::Blocking);
+        assert_eq!(route("XREAD BLOCK 0 STREAMS s 0"), Route::Blocking); // without BLOCK: keyed
+        assert_eq!(route("CLIENT SETNAME x"), Route::Local(Local::Client));
+        assert_eq!(route("SCRIPT LOAD x"), Route::AllMasters(Merge::First));
+        assert_eq!(route("DBSIZE"), Route::AllMasters(Merge::Sum));
+        assert!(matches!(route("MIGRATE h 1 k 0 0"), Route::Unsupported(_)));
+        assert!(matches!(route("LASTSAVE"), Route::Unsupported(_)));
+        assert_eq!(route("MSETNX a 1 b 2"), Route::Keyed);
+    }
+}

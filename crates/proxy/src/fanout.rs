@@ -1,0 +1,195 @@
+//! Commands answered by several nodes: how the parts' replies become the one reply the client
+//! would get from a single Redis. Pure.
+
+use resp::{Limits, frame_len, write};
+
+use crate::commands::{Merge, Split};
+
+/// How to merge the parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergeKind {
+    /// MGET: part `i` answered for the key numbers `positions[i]`; `total` keys in all.
+    Values {
+        positions: Vec<Vec<usize>>,
+        total: usize,
+    },
+    Split(Split),
+    Merge(Merge),
+    /// INFO: the proxy's own section first, then the nodes' keyspace lines summed.
+    Info {
+        proxy_section: Vec<u8>,
+    },
+}
+
+/// The client's reply from every part's reply frame (`parts[i]` is one whole frame).
+pub fn merge(kind: &MergeKind, parts: &[Vec<u8>]) -> Vec<u8> {
+    if let Some(error) = parts.iter().find(|p| p.first() == Some(&b'-')) {
+        return error.clone();
+    }
+    let mut out = Vec::new();
+    match kind {
+        MergeKind::Values { positions, total } => {
+            let mut values: Vec<&[u8]> = vec![b"$-1\r\n"; *total];
+            for (part, keys) in parts.iter().zip(positions) {
+                let Some(elements) = elements(part) else { return unexpected(part) };
+                if elements.len() != keys.len() {
+                    return unexpected(part);
+                }
+                for (element, &key) in elements.into_iter().zip(keys) {
+                    values[key] = element;
+                }
+            }
+            write::array_len(&mut out, *total);
+            values.iter().for_each(|v| out.extend_from_slice(v));
+        }
+        MergeKind::Split(Split::Ok) | MergeKind::Merge(Merge::AllOk) => {
+            match parts.iter().find(|p| p.as_slice() != b"+OK\r\n") {
+                Some(other) => return other.clone(),
+                None => write::simple(&mut out, b"OK"),
+            }
+        }
+        MergeKind::Split(Split::Count) | MergeKind::Merge(Merge::Sum) => {
+            let mut sum = 0i64;
+            for part in parts {
+                match integer(part) {
+                    Some(n) => sum = sum.saturating_add(n),
+                    None => return unexpected(part),
+                }
+            }
+            write::integer(&mut out, sum);
+        }
+        MergeKind::Split(Split::Values) => unreachable!("MGET merges with MergeKind::Values"),
+        MergeKind::Merge(Merge::First) => return parts.first().cloned().unwrap_or_default(),
+        MergeKind::Merge(Merge::Concat) => {
+            let mut all = Vec::new();
+            for part in parts {
+                let Some(elements) = elements(part) else { return unexpected(part) };
+                all.extend(elements);
+            }
+            write::array_len(&mut out, all.len());
+            all.iter().for_each(|e| out.extend_from_slice(e));
+        }
+        MergeKind::Merge(Merge::AllTrue) => {
+            let mut all: Option<Vec<bool>> = None;
+            for part in parts {
+                let Some(elements) = elements(part) else { return unexpected(part) };
+                let flags: Vec<bool> = elements.iter().map(|e| integer(e) == Some(1)).collect();
+                all = Some(match all {
+                    None => flags,
+                    Some(prev) => prev.iter().zip(&flags).map(|(a, b)| *a && *b).collect(),
+                });
+            }
+            let all = all.unwrap_or_default();
+            write::array_len(&mut out, all.len());
+            all.iter().for_each(|&b| write::integer(&mut out, i64::from(b)));
+        }
+        MergeKind::Info { proxy_section } => {
+            let mut text = proxy_section.clone();
+            text.extend_from_slice(&keyspace_summed(parts));
+            write::bulk(&mut out, &text);
+        }
+    }
+    out
+}
+
+/// The elements of an array frame, each as its whole frame.
+fn elements(frame: &[u8]) -> Option<Vec<&[u8]>> {
+    let limits = Limits::default();
+    let header_end = frame.iter().position(|&b| b == b'\n')? + 1;
+    if frame.first() != Some(&b'*') {
+        return None;
+    }
+    let count: i64 = std::str::from_utf8(&frame[1..header_end - 2]).ok()?.parse().ok()?;
+    let mut at = header_end;
+    let mut out = Vec::with_capacity(count.max(0) as usize);
+    for _ in 0..count.max(0) {
+        let len = frame_len(&frame[at..], &limits).ok()??;
+        out.push(&frame[at..at + len]);
+        at += len;
+    }
+    Some(out)
+}
+
+fn integer(frame: &[u8]) -> Option<i64> {
+    let line = frame.strip_prefix(b":")?.strip_suffix(b"\r\n")?;
+    std::str::from_utf8(line).ok()?.parse().ok()
+}
+
+fn unexpected(part: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let shown = String::from_utf8_lossy(&part[..part.len().min(60)]).replace("\r\n", " ");
+    write::error(
+        &mut out,
+        format!("ERR redkeep: unexpected reply from a node: {shown}").as_bytes(),
+    );
+    out
+}
+
+/// `# Keyspace` with `db0:keys=..,expires=..` added over the nodes' INFO KEYSPACE replies.
+fn keyspace_summed(parts: &[Vec<u8>]) -> Vec<u8> {
+    let (mut keys, mut expires) = (0u64, 0u64);
+    for part in parts {
+        let text = String::from_utf8_lossy(part);
+        for line in text.lines().filter(|l| l.starts_with("db0:")) {
+            for field in line["db0:".len()..].split(',') {
+                match field.split_once('=') {
+                    Some(("keys", n)) => keys += n.parse::<u64>().unwrap_or(0),
+                    Some(("expires", n)) => expires += n.parse::<u64>().unwrap_or(0),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let mut text = b"# Keyspace\r\n".to_vec();
+    if keys > 0 {
+        text.extend_from_slice(
+            format!("db0:keys={keys},expires={expires},avg_ttl=0\r\n").as_bytes(),
+        );
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(frames: &[&str]) -> Vec<Vec<u8>> {
+        frames.iter().map(|f| f.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn mget_parts_are_put_back_in_key_order() {
+        let kind = MergeKind::Values { positions: vec![vec![0, 2], vec![1]], total: 3 };
+        let reply = merge(&kind, &parts(&["*2\r\n$1\r\na\r\n$-1\r\n", "*1\r\n$1\r\nb\r\n"]));
+        assert_eq!(reply, b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$-1\r\n");
+    }
+
+    #[test]
+    fn counts_add_up_and_the_first_error_wins() {
+        let count = MergeKind::Split(Split::Count);
+        assert_eq!(merge(&count, &parts(&[":1\r\n", ":2\r\n"])), b":3\r\n");
+        assert_eq!(merge(&count, &parts(&[":1\r\n", "-ERR x\r\n"])), b"-ERR x\r\n");
+        let ok = MergeKind::Split(Split::Ok);
+        assert_eq!(merge(&ok, &parts(&["+OK\r\n", "+OK\r\n"])), b"+OK\r\n");
+    }
+
+    #[test]
+    fn arrays_concatenate_and_script_exists_needs_every_master() {
+        let concat = MergeKind::Merge(Merge::Concat);
+        let reply = merge(&concat, &parts(&["*1\r\n$1\r\na\r\n", "*0\r\n", "*1\r\n$1\r\nb\r\n"]));
+        assert_eq!(reply, b"*2\r\n$1\r\na\r\n$1\r\nb\r\n");
+        let all = MergeKind::Merge(Merge::AllTrue);
+        let reply = merge(&all, &parts(&["*2\r\n:1\r\n:1\r\n", "*2\r\n:1\r\n:0\r\n"]));
+        assert_eq!(reply, b"*2\r\n:1\r\n:0\r\n");
+    }
+
+    #[test]
+    fn info_sums_the_keyspace() {
+        let kind = MergeKind::Info { proxy_section: b"# Proxy\r\nx:1\r\n\r\n".to_vec() };
+        let node = |k| format!("$40\r\n# Keyspace\r\ndb0:keys={k},expires=1,avg_ttl=0\r\n\r\n");
+        let reply = merge(&kind, &parts(&[&node(2), &node(3)]));
+        let text = String::from_utf8(reply).unwrap();
+        assert!(text.contains("# Proxy\r\nx:1"), "{text}");
+        assert!(text.contains("db0:keys=5,expires=2"), "{text}");
+    }
+}

@@ -1,0 +1,239 @@
+//! redkeep's cluster-aware proxy: one address that serves any Redis client by sending each
+//! command to the master owning its keys' slot, following failovers and slot moves itself.
+//!
+//! Layout: [`commands`] (what each command is and how it is served), [`slotmap`] (which node
+//! serves a slot), [`fanout`] (merging split commands) are pure. [`session`] reads a client's
+//! requests, [`worker`] routes them, [`backend`] is a pipelined node connection, [`client`]
+//! keeps replies in request order. Each worker thread runs its own current-thread runtime and
+//! owns its clients and backend connections; the accept loop and the topology refresher run on
+//! the caller's runtime.
+
+pub mod backend;
+pub mod client;
+pub mod commands;
+pub mod config;
+pub mod fanout;
+pub mod session;
+pub mod shared;
+pub mod slotmap;
+pub mod worker;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use cluster::admin::AdminConn;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+pub use commands::CommandTable;
+pub use config::{ProxyConfig, ReadFrom};
+pub use shared::{Shared, Stats};
+pub use slotmap::SlotMap;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "no seed node answered CLUSTER NODES ({tried}): start the cluster (`redkeep up`) or give --seed HOST:PORT of a running node"
+    )]
+    NoSeed { tried: String },
+    #[error("cannot listen on {addr}: {source} (is another proxy or Redis using that port?)")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot start a worker thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A running proxy.
+pub struct ProxyHandle {
+    pub local_addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Learns the cluster from the seeds, listens, and starts serving.
+pub async fn start(config: ProxyConfig) -> Result<ProxyHandle, StartError> {
+    let (map, table) = learn(&config.seeds).await?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let local_addr =
+        listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let threads = config.threads.max(1);
+    let shared = Shared::new(config, table, map);
+    let mut senders = Vec::new();
+    let mut workers = Vec::new();
+    for i in 0..threads {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let worker_shared = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("redkeep-proxy-{i}"))
+            .spawn(move || run_worker(worker_shared, rx))
+            .map_err(StartError::Thread)?;
+        senders.push(tx);
+        workers.push(handle);
+    }
+    tokio::spawn(accept_loop(shared.clone(), listener, senders));
+    tokio::spawn(refresh_loop(shared.clone()));
+    tracing::info!(%local_addr, threads, "proxy listening");
+    Ok(ProxyHandle { local_addr, shared, workers })
+}
+
+impl ProxyHandle {
+    /// Stops accepting, lets clients get the replies to what they sent (up to the drain
+    /// timeout), then stops.
+    pub async fn shutdown(self) {
+        self.shared.shutdown.cancel();
+        let workers = self.workers;
+        let _ = tokio::task::spawn_blocking(move || {
+            for worker in workers {
+                let _ = worker.join();
+            }
+        })
+        .await;
+    }
+}
+
+/// The slot map and the command table, from the first seed that answers.
+async fn learn(seeds: &[String]) -> Result<(SlotMap, CommandTable), StartError> {
+    let mut tried = Vec::new();
+    for seed in seeds {
+        match cluster::ops::topology_of(seed).await {
+            Ok(topology) => {
+                let table = command_table(seed).await;
+                return Ok((SlotMap::from_topology(&topology), table));
+            }
+            Err(e) => tried.push(format!("{seed}: {e}")),
+        }
+    }
+    Err(StartError::NoSeed { tried: tried.join("; ") })
+}
+
+/// The node's own command table, or the built-in one when it cannot be read.
+async fn command_table(addr: &str) -> CommandTable {
+    let read = async {
+        let mut conn = AdminConn::connect(addr, ADMIN_TIMEOUT).await.ok()?;
+        let value = conn.query(&["COMMAND"]).await.ok()?;
+        let mut raw = Vec::new();
+        resp::write::value(&mut raw, &value);
+        CommandTable::from_reply(&raw).ok()
+    };
+    match read.await {
+        Some(table) => table,
+        None => {
+            tracing::warn!(%addr, "COMMAND failed; using the built-in table of Redis 7.0");
+            CommandTable::builtin()
+        }
+    }
+}
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    workers: Vec<mpsc::UnboundedSender<std::net::TcpStream>>,
+) {
+    let mut next = 0;
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shared.shutdown.cancelled() => return,
+        };
+        let (mut stream, _) = match accepted {
+            Ok(conn) => conn,
+            Err(e) => {
+                // Out of file descriptors and the like: pause rather than spin.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if shared.stats.clients_connected.load(Relaxed) >= shared.config.max_clients {
+            Stats::add(&shared.stats.clients_rejected, 1);
+            let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+            continue;
+        }
+        shared.stats.clients_connected.fetch_add(1, Relaxed);
+        Stats::add(&shared.stats.clients_total, 1);
+        let Ok(stream) = stream.into_std() else { continue };
+        if workers[next % workers.len()].send(stream).is_err() {
+            return;
+        }
+        next += 1;
+    }
+}
+
+fn run_worker(shared: Arc<Shared>, mut incoming: mpsc::UnboundedReceiver<std::net::TcpStream>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return tracing::error!(error = %e, "cannot build a worker runtime"),
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let ctx = worker::Ctx::new(shared.clone());
+        let active = Rc::new(std::cell::Cell::new(0usize));
+        while let Some(stream) = incoming.recv().await {
+            let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+                shared.stats.clients_connected.fetch_sub(1, Relaxed);
+                continue;
+            };
+            active.set(active.get() + 1);
+            let (ctx, active, shared) = (ctx.clone(), active.clone(), shared.clone());
+            tokio::task::spawn_local(async move {
+                session::serve(ctx, stream).await;
+                active.set(active.get() - 1);
+                shared.stats.clients_connected.fetch_sub(1, Relaxed);
+            });
+        }
+        // Shutting down: clients finish what they sent, within the drain timeout.
+        let deadline = tokio::time::Instant::now() + shared.config.drain_timeout;
+        while active.get() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+}
+
+/// Keeps the shared slot map current: on an interval, and soon after a worker saw a redirect
+/// or a broken connection. One refresh at a time; asks during a refresh make one more.
+async fn refresh_loop(shared: Arc<Shared>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(shared.config.refresh_interval) => {}
+            _ = shared.refresh_wanted.notified() => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+        if let Some(map) = fetch_map(&shared).await
+            && map != *shared.map()
+        {
+            shared.set_map(map);
+        }
+        // Many redirects in a burst make one refresh, not one each.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The map as the first reachable node sees it: the current masters first, then the seeds.
+async fn fetch_map(shared: &Shared) -> Option<SlotMap> {
+    let current = shared.map();
+    let masters = current.serving_masters();
+    let candidates = masters
+        .iter()
+        .map(|&m| current.addr(m).to_string())
+        .chain(current.nodes.iter().map(|n| n.addr.clone()))
+        .chain(shared.config.seeds.iter().cloned());
+    let mut tried = std::collections::HashSet::new();
+    for addr in candidates {
+        if !tried.insert(addr.clone()) {
+            continue;
+        }
+        let topology = tokio::time::timeout(ADMIN_TIMEOUT, cluster::ops::topology_of(&addr)).await;
+        if let Ok(Ok(topology)) = topology {
+            return Some(SlotMap::from_topology(&topology));
+        }
+    }
+    tracing::warn!("no node answered CLUSTER NODES; keeping the old slot map");
+    None
+}

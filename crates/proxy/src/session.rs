@@ -1,0 +1,696 @@
+//! One client connection: read requests, route each, write the replies in request order.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use cluster::key_slot;
+use resp::{Parsed, RequestParser, write};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::backend::Backend;
+use crate::client::Client;
+use crate::commands::{Args, CommandInfo, Local, Merge, Route, Split, key_positions};
+use crate::fanout::MergeKind;
+use crate::shared::Stats;
+use crate::worker::{Ctx, Fanout, Pending, Request, Sink, Target};
+
+/// The arguments of the request just parsed, as slices of its bytes.
+struct ReqArgs<'a> {
+    parser: &'a RequestParser,
+    frame: &'a [u8],
+}
+
+impl Args for ReqArgs<'_> {
+    fn count(&self) -> usize {
+        self.parser.argc()
+    }
+    fn arg(&self, i: usize) -> &[u8] {
+        self.parser.arg(self.frame, i)
+    }
+}
+
+/// A transaction (or WATCH) pinned to one node's connection.
+#[derive(Default)]
+struct Transaction {
+    /// Inside MULTI (not only WATCH).
+    multi: bool,
+    /// The pinned connection, made at the first key.
+    backend: Option<Rc<Backend>>,
+    /// Commands queued after MULTI before any key said which node.
+    held: Vec<(Bytes, u64)>,
+}
+
+pub struct Session {
+    ctx: Rc<Ctx>,
+    client: Rc<Client>,
+    peer: String,
+    next_seq: u64,
+    keys: Vec<usize>,
+    resp3: bool,
+    name: Option<Vec<u8>>,
+    closing: bool,
+    tx: Option<Transaction>,
+    /// Connections of this client's own for blocking commands, by node.
+    blocking: HashMap<String, Rc<Backend>>,
+    created: Instant,
+}
+
+/// Serves one client until it leaves, breaks the protocol, or the proxy shuts down.
+pub async fn serve(ctx: Rc<Ctx>, mut stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let shared = ctx.shared.clone();
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let client = Rc::new(Client::new(shared.next_client_id()));
+    let mut session = Session {
+        ctx,
+        client: client.clone(),
+        peer,
+        next_seq: 0,
+        keys: Vec::with_capacity(16),
+        resp3: false,
+        name: None,
+        closing: false,
+        tx: None,
+        blocking: HashMap::new(),
+        created: Instant::now(),
+    };
+    let config = &shared.config;
+    let mut input = BytesMut::with_capacity(16 * 1024);
+    let mut output = BytesMut::with_capacity(16 * 1024);
+    let mut parser = RequestParser::new(config.limits);
+    let mut last_activity = Instant::now();
+    loop {
+        client.take_output(&mut output);
+        if !output.is_empty() {
+            if stream.write_all(&output).await.is_err() {
+                break;
+            }
+            output.clear();
+            continue;
+        }
+        let in_flight = session.next_seq - client.answered();
+        if session.closing && in_flight == 0 {
+            break;
+        }
+        let can_read = !session.closing && in_flight < config.max_pending_per_client as u64;
+        let idle_deadline =
+            config.client_idle_timeout.map(|t| tokio::time::Instant::from_std(last_activity + t));
+        tokio::select! {
+            _ = client.wake.notified() => {}
+            read = stream.read_buf(&mut input), if can_read => {
+                match read {
+                    // Like Redis: a client that closed its side is gone.
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        last_activity = Instant::now();
+                        session.read_requests(&mut input, &mut parser);
+                    }
+                }
+            }
+            _ = shared.shutdown.cancelled(), if !session.closing => session.closing = true,
+            _ = sleep_until(idle_deadline), if idle_deadline.is_some() && in_flight == 0 => break,
+        }
+    }
+    client.gone.set(true);
+    session.end();
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Session {
+    fn end(&mut self) {
+        for backend in self.blocking.values() {
+            backend.close();
+        }
+        if let Some(backend) = self.tx.take().and_then(|tx| tx.backend) {
+            backend.close();
+        }
+    }
+
+    /// Handles every complete request in `input`.
+    fn read_requests(&mut self, input: &mut BytesMut, parser: &mut RequestParser) {
+        while !self.closing && !input.is_empty() {
+            match parser.parse(input) {
+                Ok(Parsed::Incomplete) => break,
+                Ok(Parsed::Empty { consumed }) => {
+                    let _ = input.split_to(consumed);
+                }
+                Ok(Parsed::Request { consumed }) => {
+                    let inline = input[0] != b'*';
+                    let frame = if inline {
+                        let frame = Bytes::copy_from_slice(parser.resp(input));
+                        let _ = input.split_to(consumed);
+                        frame
+                    } else {
+                        input.split_to(consumed).freeze()
+                    };
+                    self.handle(frame, parser);
+                }
+                Err(e) => {
+                    Stats::add(&self.ctx.shared.stats.protocol_errors, 1);
+                    let seq = self.take_seq();
+                    self.reply_error(seq, &format!("ERR Protocol error: {e}"));
+                    self.closing = true;
+                    input.clear();
+                }
+            }
+        }
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq - 1
+    }
+
+    fn reply(&self, seq: u64, frame: &[u8]) {
+        self.client.deliver(seq, frame);
+    }
+
+    fn reply_error(&self, seq: u64, text: &str) {
+        Stats::add(&self.ctx.shared.stats.errors, 1);
+        let mut out = Vec::with_capacity(text.len() + 3);
+        write::error(&mut out, text.as_bytes());
+        self.reply(seq, &out);
+    }
+
+    fn handle(&mut self, frame: Bytes, parser: &RequestParser) {
+        let seq = self.take_seq();
+        let shared = self.ctx.shared.clone();
+        Stats::add(&shared.stats.commands, 1);
+        let args = ReqArgs { parser, frame: &frame };
+        let Some(info) = shared.table.lookup(&args) else {
+            return self.reply_error(seq, &unknown_command(&args));
+        };
+        if let Err(e) = key_positions(info, &args, &mut self.keys) {
+            return self.reply_error(seq, &format!("ERR {e}"));
+        }
+        if self.tx.is_some() || info.route == Route::Transaction {
+            return self.transaction(seq, info, &args, frame.clone());
+        }
+        match info.route {
+            Route::Keyed => self.keyed(seq, info, &args, frame.clone()),
+            Route::Split(split) => self.split(seq, info, split, &args, frame.clone()),
+            Route::Blocking => self.blocking(seq, info, &args, frame.clone()),
+            Route::Local(local) => self.local(seq, local, &args),
+            Route::AllMasters(merge) => self.all_masters(seq, info, merge, &args, frame.clone()),
+            Route::AnyMaster => self.any_master(seq, info, frame.clone()),
+            Route::Transaction => unreachable!("handled above"),
+            Route::PubSub => self.reply_error(
+                seq,
+                "ERR redkeep: the proxy does not support Pub/Sub subscriptions yet; \
+                 connect to a node for SUBSCRIBE",
+            ),
+            Route::Unsupported(why) => {
+                let name = String::from_utf8_lossy(args.arg(0)).to_ascii_uppercase();
+                self.reply_error(
+                    seq,
+                    &format!("ERR redkeep proxy does not support '{name}': {why}"),
+                )
+            }
+        }
+    }
+
+    /// The one slot of the request's keys; an error reply when they span several.
+    fn slot_of_keys(&self, args: &ReqArgs) -> Result<Option<u16>, &'static str> {
+        let mut slot = None;
+        for &i in &self.keys {
+            let s = key_slot(args.arg(i));
+            match slot {
+                None => slot = Some(s),
+                Some(prev) if prev != s => {
+                    return Err("CROSSSLOT Keys in request don't hash to the same slot");
+                }
+                _ => {}
+            }
+        }
+        Ok(slot)
+    }
+
+    fn request(&self, info: &CommandInfo, args: &ReqArgs, bytes: Bytes, target: Target) -> Request {
+        Request {
+            bytes,
+            target,
+            retry_safe: info.flags.readonly || is_idempotent(info, args),
+            readonly: info.flags.readonly,
+            started: Instant::now(),
+            attempts: 0,
+        }
+    }
+
+    fn sink(&self, seq: u64) -> Sink {
+        Sink::Client { client: self.client.clone(), seq }
+    }
+
+    fn keyed(&mut self, seq: u64, info: &CommandInfo, args: &ReqArgs, frame: Bytes) {
+        let target = match self.slot_of_keys(args) {
+            Err(e) => return self.reply_error(seq, e),
+            Ok(Some(slot)) => Target::Slot(slot),
+            // EVAL with no keys and the like: any master runs it the same.
+            Ok(None) => match self.first_master() {
+                Some(addr) => Target::Node(addr),
+                None => return self.reply_error(seq, "CLUSTERDOWN redkeep: no master known yet"),
+            },
+        };
+        let req = self.request(info, args, frame, target);
+        self.ctx.dispatch(req, self.sink(seq));
+    }
+
+    fn first_master(&self) -> Option<Rc<str>> {
+        let map = self.ctx.map();
+        map.serving_masters().first().map(|&m| map.addr(m).into())
+    }
+
+    /// MGET, MSET, DEL, UNLINK, EXISTS, TOUCH: one command per slot, replies merged.
+    fn split(&mut self, seq: u64, info: &CommandInfo, split: Split, args: &ReqArgs, frame: Bytes) {
+        if self.slot_of_keys(args).is_ok() {
+            return self.keyed(seq, info, args, frame);
+        }
+        // Key numbers (0-based, in request order) grouped by slot, in order of first sight.
+        let mut groups: Vec<(u16, Vec<usize>)> = Vec::new();
+        for (n, &i) in self.keys.iter().enumerate() {
+            let slot = key_slot(args.arg(i));
+            match groups.iter_mut().find(|(s, _)| *s == slot) {
+                Some((_, keys)) => keys.push(n),
+                None => groups.push((slot, vec![n])),
+            }
+        }
+        let kind = match split {
+            Split::Values => MergeKind::Values {
+                positions: groups.iter().map(|(_, k)| k.clone()).collect(),
+                total: self.keys.len(),
+            },
+            other => MergeKind::Split(other),
+        };
+        let fanout = Fanout::new(self.client.clone(), seq, kind, groups.len());
+        let with_values = split == Split::Ok;
+        for (index, (slot, key_numbers)) in groups.iter().enumerate() {
+            let per_key = if with_values { 2 } else { 1 };
+            let mut bytes = Vec::new();
+            write::array_len(&mut bytes, 1 + key_numbers.len() * per_key);
+            write::bulk(&mut bytes, args.arg(0));
+            for &n in key_numbers {
+                let at = self.keys[n];
+                write::bulk(&mut bytes, args.arg(at));
+                if with_values {
+                    write::bulk(&mut bytes, args.arg(at + 1));
+                }
+            }
+            let mut req = self.request(info, args, bytes.into(), Target::Slot(*slot));
+            // MSET's parts are idempotent with the same reply.
+            req.retry_safe |= with_values;
+            self.ctx.dispatch(req, Sink::Part { fanout: fanout.clone(), index });
+        }
+    }
+
+    /// A command that may block runs on this client's own connection to the node.
+    fn blocking(&mut self, seq: u64, info: &CommandInfo, args: &ReqArgs, frame: Bytes) {
+        let is_xread = info.name.starts_with("xread");
+        if is_xread && args.find(1, b"BLOCK").is_none_or(|b| args.find(1, b"STREAMS") < Some(b)) {
+            return self.keyed(seq, info, args, frame);
+        }
+        let slot = match self.slot_of_keys(args) {
+            Err(e) => return self.reply_error(seq, e),
+            Ok(slot) => slot.unwrap_or(0),
+        };
+        let addr = {
+            let map = self.ctx.map();
+            match map.master_of(slot) {
+                Some(m) => map.addr(m).to_string(),
+                None => return self.reply_error(seq, "CLUSTERDOWN Hash slot not served"),
+            }
+        };
+        let backend = match self.blocking.get(&addr) {
+            Some(b) if !b.is_broken() => b.clone(),
+            _ => {
+                let b = self.ctx.private_backend(&addr);
+                self.blocking.insert(addr.clone(), b.clone());
+                b
+            }
+        };
+        let req = self.request(info, args, frame, Target::Node(addr.as_str().into()));
+        backend.send(Pending { req, sink: self.sink(seq) });
+    }
+
+    fn all_masters(
+        &mut self,
+        seq: u64,
+        info: &CommandInfo,
+        merge: Merge,
+        args: &ReqArgs,
+        frame: Bytes,
+    ) {
+        let config = &self.ctx.shared.config;
+        if !config.allow_flush && info.name.starts_with("flush") {
+            let name = info.name.to_ascii_uppercase();
+            return self
+                .reply_error(seq, &format!("ERR redkeep: {name} is disabled on this proxy"));
+        }
+        let masters: Vec<Rc<str>> = {
+            let map = self.ctx.map();
+            map.serving_masters().iter().map(|&m| map.addr(m).into()).collect()
+        };
+        if masters.is_empty() {
+            return self.reply_error(seq, "CLUSTERDOWN redkeep: no master known yet");
+        }
+        let fanout = Fanout::new(self.client.clone(), seq, MergeKind::Merge(merge), masters.len());
+        for (index, addr) in masters.into_iter().enumerate() {
+            let req = self.request(info, args, frame.clone(), Target::Node(addr));
+            self.ctx.dispatch(req, Sink::Part { fanout: fanout.clone(), index });
+        }
+    }
+
+    fn any_master(&mut self, seq: u64, info: &CommandInfo, frame: Bytes) {
+        let Some(addr) = self.first_master() else {
+            return self.reply_error(seq, "CLUSTERDOWN redkeep: no master known yet");
+        };
+        let req = Request {
+            bytes: frame,
+            target: Target::Node(addr),
+            retry_safe: info.flags.readonly,
+            readonly: info.flags.readonly,
+            started: Instant::now(),
+            attempts: 0,
+        };
+        self.ctx.dispatch(req, self.sink(seq));
+    }
+
+    /// MULTI/EXEC/DISCARD/WATCH/UNWATCH, and every command while a transaction is open.
+    fn transaction(&mut self, seq: u64, info: &CommandInfo, args: &ReqArgs, frame: Bytes) {
+        let name = info.name.as_str();
+        let slot = match self.slot_of_keys(args) {
+            Ok(slot) => slot,
+            Err(e) => return self.reply_error(seq, e),
+        };
+        match name {
+            "multi" => {
+                let tx = self.tx.get_or_insert_with(Transaction::default);
+                if tx.multi {
+                    return self.reply_error(seq, "ERR MULTI calls can not be nested");
+                }
+                tx.multi = true;
+                if let Some(backend) = tx.backend.clone() {
+                    // WATCH pinned it already: MULTI goes there, its +OK is the client's.
+                    let req = self.request(info, args, frame, Target::Slot(0));
+                    backend.send(Pending { req, sink: self.sink(seq) });
+                } else {
+                    self.reply(seq, b"+OK\r\n");
+                }
+            }
+            "exec" | "discard" => {
+                let Some(mut tx) = self.tx.take() else {
+                    let upper = name.to_ascii_uppercase();
+                    return self.reply_error(seq, &format!("ERR {upper} without MULTI"));
+                };
+                if !tx.multi {
+                    self.tx = Some(tx);
+                    let upper = name.to_ascii_uppercase();
+                    return self.reply_error(seq, &format!("ERR {upper} without MULTI"));
+                }
+                if tx.backend.is_none() && name == "discard" {
+                    return self.reply(seq, b"+OK\r\n");
+                }
+                let Some(backend) = self.pin(&mut tx, None) else {
+                    return self.reply_error(seq, "CLUSTERDOWN redkeep: no master known yet");
+                };
+                let req = self.request(info, args, frame, Target::Slot(0));
+                backend.send(Pending { req, sink: self.sink(seq) });
+                backend.retire();
+            }
+            "watch" | "unwatch" if self.tx.as_ref().is_none_or(|t| !t.multi) => {
+                let mut tx = self.tx.take().unwrap_or_default();
+                if name == "unwatch" && tx.backend.is_none() {
+                    return self.reply(seq, b"+OK\r\n");
+                }
+                let Some(backend) = self.pin(&mut tx, slot) else {
+                    return self.reply_error(seq, "CLUSTERDOWN Hash slot not served");
+                };
+                let req = self.request(info, args, frame, Target::Slot(0));
+                backend.send(Pending { req, sink: self.sink(seq) });
+                if name == "unwatch" {
+                    backend.retire();
+                } else {
+                    self.tx = Some(tx);
+                }
+            }
+            "watch" => self.reply_error(seq, "ERR WATCH inside MULTI is not allowed"),
+            _ => {
+                let mut tx = self.tx.take().expect("inside a transaction");
+                if tx.backend.is_none() && slot.is_none() {
+                    tx.held.push((frame, seq));
+                } else {
+                    match self.pin(&mut tx, slot) {
+                        Some(backend) => {
+                            let req = self.request(info, args, frame, Target::Slot(0));
+                            backend.send(Pending { req, sink: self.sink(seq) });
+                        }
+                        None => self.reply_error(seq, "CLUSTERDOWN Hash slot not served"),
+                    }
+                }
+                self.tx = Some(tx);
+            }
+        }
+    }
+
+    /// The transaction's connection: made on the node of `slot` (or the first master) when
+    /// there is none yet, with MULTI and the held commands sent first.
+    fn pin(&self, tx: &mut Transaction, slot: Option<u16>) -> Option<Rc<Backend>> {
+        if let Some(backend) = &tx.backend {
+            return Some(backend.clone());
+        }
+        let addr = {
+            let map = self.ctx.map();
+            let master = match slot {
+                Some(slot) => map.master_of(slot)?,
+                None => *map.serving_masters().first()?,
+            };
+            map.addr(master).to_string()
+        };
+        let backend = self.ctx.private_backend(&addr);
+        if tx.multi {
+            backend.send_raw(b"*1\r\n$5\r\nMULTI\r\n", Sink::Discard);
+        }
+        for (bytes, seq) in tx.held.drain(..) {
+            let req = Request {
+                bytes,
+                target: Target::Slot(0),
+                retry_safe: false,
+                readonly: false,
+                started: Instant::now(),
+                attempts: 0,
+            };
+            backend.send(Pending { req, sink: Sink::Client { client: self.client.clone(), seq } });
+        }
+        tx.backend = Some(backend.clone());
+        Some(backend)
+    }
+
+    fn local(&mut self, seq: u64, local: Local, args: &ReqArgs) {
+        let mut out = Vec::new();
+        let argc = args.count();
+        match local {
+            Local::Ping if argc == 1 => write::simple(&mut out, b"PONG"),
+            Local::Ping => write::bulk(&mut out, args.arg(1)),
+            Local::Echo => write::bulk(&mut out, args.arg(1)),
+            Local::Quit => {
+                write::simple(&mut out, b"OK");
+                self.closing = true;
+            }
+            Local::Hello => {
+                if let Err(e) = self.hello(args, &mut out) {
+                    return self.reply_error(seq, &e);
+                }
+            }
+            Local::Select if args.arg(1) == b"0" => write::simple(&mut out, b"OK"),
+            Local::Select => {
+                return self.reply_error(seq, "ERR SELECT is not allowed in cluster mode");
+            }
+            Local::Auth => {
+                return self.reply_error(
+                    seq,
+                    "ERR AUTH <password> called without any password configured for the default \
+                     user. Are you sure your configuration is correct?",
+                );
+            }
+            Local::Client => {
+                if let Err(e) = self.client_command(args, &mut out) {
+                    return self.reply_error(seq, &e);
+                }
+            }
+            Local::Command => {
+                let table = &self.ctx.shared.table;
+                if argc == 1 {
+                    out.extend_from_slice(&table.raw_reply);
+                } else if args.arg(1).eq_ignore_ascii_case(b"COUNT") {
+                    write::integer(&mut out, table.top_level_count() as i64);
+                } else {
+                    return self.any_master_raw(seq, args);
+                }
+            }
+            Local::Time => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                write::array_len(&mut out, 2);
+                write::bulk(&mut out, now.as_secs().to_string().as_bytes());
+                write::bulk(&mut out, now.subsec_micros().to_string().as_bytes());
+            }
+            Local::Reset => {
+                self.end();
+                self.resp3 = false;
+                self.name = None;
+                write::simple(&mut out, b"RESET");
+            }
+            Local::Readonly => write::simple(&mut out, b"OK"),
+            Local::Info | Local::Scan | Local::RandomKey | Local::Config => {
+                return self.any_master_raw(seq, args);
+            }
+        }
+        self.reply(seq, &out);
+    }
+
+    /// Sends the request as it is to one master (commands whose answer any node gives).
+    fn any_master_raw(&mut self, seq: u64, args: &ReqArgs) {
+        let mut bytes = Vec::new();
+        write::command(&mut bytes, &(0..args.count()).map(|i| args.arg(i)).collect::<Vec<_>>());
+        let Some(addr) = self.first_master() else {
+            return self.reply_error(seq, "CLUSTERDOWN redkeep: no master known yet");
+        };
+        let req = Request {
+            bytes: bytes.into(),
+            target: Target::Node(addr),
+            retry_safe: false,
+            readonly: false,
+            started: Instant::now(),
+            attempts: 0,
+        };
+        self.ctx.dispatch(req, self.sink(seq));
+    }
+
+    fn hello(&mut self, args: &ReqArgs, out: &mut Vec<u8>) -> Result<(), String> {
+        let mut resp3 = self.resp3;
+        let mut i = 1;
+        if args.count() > 1 {
+            match args.arg(1) {
+                b"2" => resp3 = false,
+                b"3" => resp3 = true,
+                _ => return Err("NOPROTO unsupported protocol version".into()),
+            }
+            i = 2;
+        }
+        while i < args.count() {
+            let option = args.arg(i);
+            if option.eq_ignore_ascii_case(b"SETNAME") && i + 1 < args.count() {
+                self.name = Some(args.arg(i + 1).to_vec());
+                i += 2;
+            } else if option.eq_ignore_ascii_case(b"AUTH") && i + 2 < args.count() {
+                return Err("ERR redkeep proxy: AUTH is not configured".into());
+            } else {
+                let shown = String::from_utf8_lossy(option);
+                return Err(format!("ERR Syntax error in HELLO option '{shown}'"));
+            }
+        }
+        self.resp3 = resp3;
+        let fields: [(&str, HelloValue); 7] = [
+            ("server", HelloValue::Text("redis")),
+            ("version", HelloValue::Text("7.0.15")),
+            ("proto", HelloValue::Int(if resp3 { 3 } else { 2 })),
+            ("id", HelloValue::Int(self.client.id as i64)),
+            ("mode", HelloValue::Text("standalone")),
+            ("role", HelloValue::Text("master")),
+            ("modules", HelloValue::Empty),
+        ];
+        if resp3 {
+            write::map_len(out, fields.len());
+        } else {
+            write::array_len(out, fields.len() * 2);
+        }
+        for (key, value) in fields {
+            write::bulk(out, key.as_bytes());
+            match value {
+                HelloValue::Text(t) => write::bulk(out, t.as_bytes()),
+                HelloValue::Int(n) => write::integer(out, n),
+                HelloValue::Empty => write::array_len(out, 0),
+            }
+        }
+        Ok(())
+    }
+
+    fn client_command(&mut self, args: &ReqArgs, out: &mut Vec<u8>) -> Result<(), String> {
+        let sub = args.arg(1).to_ascii_uppercase();
+        match sub.as_slice() {
+            b"SETNAME" if args.count() == 3 => {
+                let name = args.arg(2);
+                if name.iter().any(|&b| b <= b' ' || b > b'~') {
+                    return Err(
+                        "ERR Client names cannot contain spaces, newlines or special characters."
+                            .into(),
+                    );
+                }
+                self.name = (!name.is_empty()).then(|| name.to_vec());
+                write::simple(out, b"OK");
+            }
+            b"GETNAME" => match &self.name {
+                Some(name) => write::bulk(out, name),
+                None => write::null_bulk(out),
+            },
+            b"ID" => write::integer(out, self.client.id as i64),
+            b"INFO" | b"LIST" => {
+                let line = format!(
+                    "id={} addr={} name={} age={} resp={}\n",
+                    self.client.id,
+                    self.peer,
+                    String::from_utf8_lossy(self.name.as_deref().unwrap_or_default()),
+                    self.created.elapsed().as_secs(),
+                    if self.resp3 { 3 } else { 2 },
+                );
+                write::bulk(out, line.as_bytes());
+            }
+            b"SETINFO" | b"NO-EVICT" | b"NO-TOUCH" => write::simple(out, b"OK"),
+            b"REPLY" => return Err("ERR redkeep proxy does not support CLIENT REPLY".into()),
+            _ => {
+                let shown = String::from_utf8_lossy(&sub);
+                return Err(format!("ERR redkeep proxy does not support 'CLIENT {shown}'"));
+            }
+        }
+        Ok(())
+    }
+}
+
+enum HelloValue {
+    Text(&'static str),
+    Int(i64),
+    Empty,
+}
+
+/// True for writes that may be sent again after a lost connection and give the same reply:
+/// SET without NX/XX/GET, SETEX, PSETEX, HMSET.
+fn is_idempotent(info: &CommandInfo, args: &ReqArgs) -> bool {
+    match info.name.as_str() {
+        "set" => (3..args.count()).all(|i| {
+            let a = args.arg(i);
+            !(a.eq_ignore_ascii_case(b"NX")
+                || a.eq_ignore_ascii_case(b"XX")
+                || a.eq_ignore_ascii_case(b"GET"))
+        }),
+        "setex" | "psetex" | "hmset" | "mset" => true,
+        _ => false,
+    }
+}
+
+/// Redis' own wording for a command it does not know.
+fn unknown_command(args: &ReqArgs) -> String {
+    let name = String::from_utf8_lossy(args.arg(0));
+    let mut text = format!("ERR unknown command '{name}', with args beginning with: ");
+    for i in 1..args.count().min(10) {
+        text.push_str(&format!("'{}' ", String::from_utf8_lossy(args.arg(i))));
+    }
+    text
+}

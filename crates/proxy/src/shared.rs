@@ -1,0 +1,94 @@
+//! State every worker thread sees: the configuration, the command table, the newest slot map
+//! and the counters. Workers read the map only when its epoch changed, so the lock is not on
+//! the per-request path.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::commands::CommandTable;
+use crate::config::ProxyConfig;
+use crate::slotmap::SlotMap;
+
+pub struct Shared {
+    pub config: ProxyConfig,
+    pub table: CommandTable,
+    map: RwLock<Arc<SlotMap>>,
+    /// Bumped after each new map.
+    epoch: AtomicU64,
+    /// Wakes the refresher: a redirect or a broken connection says the map is stale.
+    pub refresh_wanted: Notify,
+    pub shutdown: CancellationToken,
+    pub stats: Stats,
+    pub started: Instant,
+    next_client_id: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(config: ProxyConfig, table: CommandTable, map: SlotMap) -> Arc<Shared> {
+        Arc::new(Shared {
+            config,
+            table,
+            map: RwLock::new(Arc::new(map)),
+            epoch: AtomicU64::new(1),
+            refresh_wanted: Notify::new(),
+            shutdown: CancellationToken::new(),
+            stats: Stats::default(),
+            started: Instant::now(),
+            next_client_id: AtomicU64::new(1),
+        })
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub fn map(&self) -> Arc<SlotMap> {
+        self.map.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_map(&self, map: SlotMap) {
+        *self.map.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(map);
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::Release);
+        self.stats.topology_refreshes.fetch_add(1, Relaxed);
+    }
+
+    /// Asks for a refresh of the slot map soon; many asks make one refresh.
+    pub fn want_refresh(&self) {
+        self.refresh_wanted.notify_one();
+    }
+
+    pub fn next_client_id(&self) -> u64 {
+        self.next_client_id.fetch_add(1, Relaxed)
+    }
+}
+
+/// Counters, written with relaxed atomics (each is its own fact; none orders others).
+#[derive(Default)]
+pub struct Stats {
+    pub clients_connected: AtomicUsize,
+    pub clients_total: AtomicU64,
+    pub clients_rejected: AtomicU64,
+    pub commands: AtomicU64,
+    /// Error replies sent to clients (from nodes or from the proxy).
+    pub errors: AtomicU64,
+    pub moved: AtomicU64,
+    pub ask: AtomicU64,
+    /// Commands sent again after TRYAGAIN, CLUSTERDOWN, LOADING or a lost connection.
+    pub retries: AtomicU64,
+    /// Commands whose connection broke after they were sent and that could not be retried.
+    pub outcome_unknown: AtomicU64,
+    pub protocol_errors: AtomicU64,
+    pub topology_refreshes: AtomicU64,
+    pub backend_connects: AtomicU64,
+    pub backend_failures: AtomicU64,
+}
+
+impl Stats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+}

@@ -1,0 +1,358 @@
+//! A worker thread: its clients, its shared backend connections, and what happens to a
+//! request between the client and the node — routing, redirects, retries, fan-out.
+//!
+//! Everything here runs on one thread (a current-thread runtime), so state is `Rc`/`RefCell`
+//! and nothing is locked per request.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use resp::write;
+
+use crate::backend::{Backend, Mode};
+use crate::client::Client;
+use crate::config::ReadFrom;
+use crate::fanout::{MergeKind, merge};
+use crate::shared::{Shared, Stats};
+use crate::slotmap::{Redirect, SlotMap, is_transient_error, parse_redirect};
+
+/// Redirects one command may follow before its last reply is given to the client.
+const MAX_REDIRECTS: u32 = 16;
+
+/// A command on its way to a node.
+pub struct Request {
+    /// RESP, as sent.
+    pub bytes: Bytes,
+    pub target: Target,
+    /// May go to a node again after a connection broke with it in flight: read-only, or
+    /// idempotent with the same reply (SET without NX/XX/GET, ...).
+    pub retry_safe: bool,
+    /// Read-only: may go to a replica with `--read-from replica`.
+    pub readonly: bool,
+    pub started: Instant,
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// The master of this slot (or one of its replicas, for reads, when so configured).
+    Slot(u16),
+    /// This node.
+    Node(Rc<str>),
+}
+
+/// Where a reply goes.
+pub enum Sink {
+    Client {
+        client: Rc<Client>,
+        seq: u64,
+    },
+    Part {
+        fanout: Rc<RefCell<Fanout>>,
+        index: usize,
+    },
+    /// ASKING's and READONLY's replies.
+    Discard,
+}
+
+pub struct Pending {
+    pub req: Request,
+    pub sink: Sink,
+}
+
+impl Pending {
+    /// An entry for bytes the proxy sent on its own (ASKING, READONLY).
+    pub fn internal(sink: Sink) -> Pending {
+        let req = Request {
+            bytes: Bytes::new(),
+            target: Target::Slot(0),
+            retry_safe: false,
+            readonly: false,
+            started: Instant::now(),
+            attempts: 0,
+        };
+        Pending { req, sink }
+    }
+}
+
+/// A command split over several nodes, waiting for all their replies.
+pub struct Fanout {
+    client: Rc<Client>,
+    seq: u64,
+    kind: MergeKind,
+    parts: Vec<Vec<u8>>,
+    left: usize,
+}
+
+impl Fanout {
+    pub fn new(client: Rc<Client>, seq: u64, kind: MergeKind, parts: usize) -> Rc<RefCell<Fanout>> {
+        Rc::new(RefCell::new(Fanout {
+            client,
+            seq,
+            kind,
+            parts: vec![Vec::new(); parts],
+            left: parts,
+        }))
+    }
+
+    fn part_done(fanout: &RefCell<Fanout>, index: usize, frame: &[u8]) {
+        let mut f = fanout.borrow_mut();
+        f.parts[index] = frame.to_vec();
+        f.left -= 1;
+        if f.left == 0 {
+            let reply = merge(&f.kind, &f.parts);
+            f.client.deliver(f.seq, &reply);
+        }
+    }
+}
+
+/// One worker thread's routing state.
+pub struct Ctx {
+    pub shared: Arc<Shared>,
+    map: RefCell<SlotMap>,
+    epoch: Cell<u64>,
+    backends: RefCell<HashMap<String, Rc<Backend>>>,
+}
+
+impl Ctx {
+    pub fn new(shared: Arc<Shared>) -> Rc<Ctx> {
+        let map = (*shared.map()).clone();
+        let epoch = shared.epoch();
+        Rc::new(Ctx {
+            shared,
+            map: RefCell::new(map),
+            epoch: Cell::new(epoch),
+            backends: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// This worker's view of the slot map, brought up to date first.
+    pub fn map(&self) -> std::cell::Ref<'_, SlotMap> {
+        let epoch = self.shared.epoch();
+        if epoch != self.epoch.get() {
+            *self.map.borrow_mut() = (*self.shared.map()).clone();
+            self.epoch.set(epoch);
+        }
+        self.map.borrow()
+    }
+
+    /// Sends a request to its node.
+    pub fn dispatch(self: &Rc<Self>, req: Request, sink: Sink) {
+        let backend = {
+            let map = self.map();
+            let node = match &req.target {
+                Target::Node(addr) => Some((addr.as_ref(), false)),
+                Target::Slot(slot) => {
+                    map.master_of(*slot).map(|master| match self.shared.config.read_from {
+                        ReadFrom::Replica if req.readonly => pick_replica(&map, master)
+                            .map_or((map.addr(master), false), |r| (map.addr(r), true)),
+                        _ => (map.addr(master), false),
+                    })
+                }
+            };
+            node.map(|(addr, readonly)| self.backend(addr, readonly))
+        };
+        match backend {
+            Some(backend) => backend.send(Pending { req, sink }),
+            None => {
+                // No master for the slot (a failover is under way, or the map is not loaded).
+                self.shared.want_refresh();
+                self.retry_later(Pending { req, sink }, b"-CLUSTERDOWN Hash slot not served\r\n");
+            }
+        }
+    }
+
+    /// The shared connection to `addr`, made on first use and after it broke.
+    fn backend(self: &Rc<Self>, addr: &str, readonly: bool) -> Rc<Backend> {
+        if let Some(backend) = self.backends.borrow().get(addr) {
+            return backend.clone();
+        }
+        let backend = Backend::new(addr, Mode::Shared, readonly);
+        self.backends.borrow_mut().insert(addr.to_string(), backend.clone());
+        tokio::task::spawn_local(backend.clone().run(self.clone()));
+        backend
+    }
+
+    /// A connection of one client's own to `addr`.
+    pub fn private_backend(self: &Rc<Self>, addr: &str) -> Rc<Backend> {
+        let backend = Backend::new(addr, Mode::Private, false);
+        tokio::task::spawn_local(backend.clone().run(self.clone()));
+        backend
+    }
+
+    pub fn forget_backend(&self, backend: &Backend) {
+        let mut backends = self.backends.borrow_mut();
+        if backends.get(&backend.addr).is_some_and(|b| std::ptr::eq(b.as_ref(), backend)) {
+            backends.remove(&backend.addr);
+        }
+    }
+
+    /// A reply frame from `backend` for `pending`.
+    pub fn on_reply(self: &Rc<Self>, backend: &Backend, mut pending: Pending, frame: &[u8]) {
+        if frame.first() == Some(&b'-') && !matches!(pending.sink, Sink::Discard) {
+            if let Some(redirect) = parse_redirect(frame) {
+                if backend.mode == Mode::Private {
+                    return deliver(&self.shared, pending.sink, &private_redirect_error(&redirect));
+                }
+                if pending.req.attempts < MAX_REDIRECTS {
+                    pending.req.attempts += 1;
+                    return self.follow(redirect, pending);
+                }
+            } else if is_transient_error(frame) && backend.mode == Mode::Shared {
+                return self.retry_later(pending, frame);
+            }
+        }
+        deliver(&self.shared, pending.sink, frame);
+    }
+
+    fn follow(self: &Rc<Self>, redirect: Redirect, pending: Pending) {
+        match redirect {
+            Redirect::Moved { slot, addr } => {
+                Stats::add(&self.shared.stats.moved, 1);
+                self.map.borrow_mut().apply_moved(slot, &addr);
+                self.shared.want_refresh();
+                match pending.req.target {
+                    Target::Slot(_) => self.dispatch(pending.req, pending.sink),
+                    Target::Node(_) => {
+                        let mut req = pending.req;
+                        req.target = Target::Node(addr.as_str().into());
+                        self.dispatch(req, pending.sink)
+                    }
+                }
+            }
+            Redirect::Ask { addr, .. } => {
+                Stats::add(&self.shared.stats.ask, 1);
+                let backend = self.backend(&addr, false);
+                backend.send_raw(b"*1\r\n$6\r\nASKING\r\n", Sink::Discard);
+                backend.send(pending);
+            }
+        }
+    }
+
+    /// Sends the request again after a pause, while its retry budget lasts; then `last_reply`
+    /// goes to the client.
+    fn retry_later(self: &Rc<Self>, mut pending: Pending, last_reply: &[u8]) {
+        let budget = self.shared.config.retry_budget;
+        if pending.req.started.elapsed() >= budget {
+            return deliver(&self.shared, pending.sink, last_reply);
+        }
+        Stats::add(&self.shared.stats.retries, 1);
+        pending.req.attempts += 1;
+        let pause = backoff(pending.req.attempts);
+        let ctx = self.clone();
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(pause).await;
+            ctx.dispatch(pending.req, pending.sink);
+        });
+    }
+
+    /// A request whose connection broke before its reply.
+    pub fn on_lost(
+        self: &Rc<Self>,
+        backend: &Backend,
+        pending: Pending,
+        maybe_sent: bool,
+        reason: &str,
+    ) {
+        if matches!(pending.sink, Sink::Discard) {
+            return;
+        }
+        self.shared.want_refresh();
+        let addr = &backend.addr;
+        if backend.mode == Mode::Shared && (!maybe_sent || pending.req.retry_safe) {
+            let mut reply = Vec::new();
+            write::error(
+                &mut reply,
+                format!("CLUSTERDOWN redkeep: node {addr} unreachable: {reason}").as_bytes(),
+            );
+            return self.retry_later(pending, &reply);
+        }
+        Stats::add(&self.shared.stats.outcome_unknown, 1);
+        let mut reply = Vec::new();
+        let text = format!(
+            "ERR redkeep: the connection to {addr} broke after the command was sent ({reason}); \
+             it may or may not have run"
+        );
+        write::error(&mut reply, text.as_bytes());
+        deliver(&self.shared, pending.sink, &reply);
+    }
+}
+
+fn deliver(shared: &Shared, sink: Sink, frame: &[u8]) {
+    if frame.first() == Some(&b'-') {
+        Stats::add(&shared.stats.errors, 1);
+    }
+    match sink {
+        Sink::Client { client, seq } => client.deliver(seq, frame),
+        Sink::Part { fanout, index } => Fanout::part_done(&fanout, index, frame),
+        Sink::Discard => {}
+    }
+}
+
+fn private_redirect_error(redirect: &Redirect) -> Vec<u8> {
+    let slot = match redirect {
+        Redirect::Moved { slot, .. } | Redirect::Ask { slot, .. } => slot,
+    };
+    let mut out = Vec::new();
+    let text = format!(
+        "ERR redkeep: slot {slot} is served by another node than this connection's \
+         (a transaction or a blocking command keeps to the node of its first key)"
+    );
+    write::error(&mut out, text.as_bytes());
+    out
+}
+
+/// A healthy replica of `master`, spread by a cheap rotating choice.
+fn pick_replica(map: &SlotMap, master: u16) -> Option<u16> {
+    thread_local!(static TURN: Cell<usize> = const { Cell::new(0) });
+    let replicas: smallvec_free::Few = map.replicas_of(master).collect();
+    if replicas.is_empty() {
+        return None;
+    }
+    let turn = TURN.with(|t| {
+        t.set(t.get().wrapping_add(1));
+        t.get()
+    });
+    Some(replicas.get(turn % replicas.len()))
+}
+
+/// Pause before retry `attempt`: 10 ms doubling, at most 400 ms.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(10u64 << attempt.min(5).saturating_sub(1)).min(Duration::from_millis(400))
+}
+
+mod smallvec_free {
+    /// Up to 8 replica indexes without allocating.
+    #[derive(Default)]
+    pub struct Few {
+        items: [u16; 8],
+        len: usize,
+    }
+
+    impl Few {
+        pub fn is_empty(&self) -> bool {
+            self.len == 0
+        }
+        pub fn len(&self) -> usize {
+            self.len
+        }
+        pub fn get(&self, i: usize) -> u16 {
+            self.items[i]
+        }
+    }
+
+    impl FromIterator<u16> for Few {
+        fn from_iter<I: IntoIterator<Item = u16>>(iter: I) -> Self {
+            let mut few = Few::default();
+            for item in iter.into_iter().take(8) {
+                few.items[few.len] = item;
+                few.len += 1;
+            }
+            few
+        }
+    }
+}

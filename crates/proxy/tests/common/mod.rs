@@ -1,0 +1,131 @@
+//! What the proxy's integration tests share: a proxy in front of a real test cluster, and a
+//! plain RESP connection to talk to it (no cluster support, like the clients the proxy is for).
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use deploy::testing::TestCluster;
+use proxy::{ProxyConfig, ProxyHandle};
+use resp::{Limits, Value, parse_value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A 3+1 test cluster and a proxy in front of it on a free loopback port.
+pub async fn cluster_and_proxy() -> (TestCluster, ProxyHandle) {
+    let cluster = TestCluster::start(3, 1).await;
+    let proxy = start_proxy(&cluster, |_| {}).await;
+    (cluster, proxy)
+}
+
+pub async fn start_proxy(
+    cluster: &TestCluster,
+    tune: impl FnOnce(&mut ProxyConfig),
+) -> ProxyHandle {
+    let mut config = ProxyConfig::new(cluster.addrs());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.threads = 2;
+    tune(&mut config);
+    proxy::start(config).await.expect("proxy starts")
+}
+
+/// A plain RESP connection.
+pub struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    pub async fn connect(addr: impl tokio::net::ToSocketAddrs) -> Conn {
+        let stream = TcpStream::connect(addr).await.expect("connects");
+        Conn { stream, buf: Vec::new() }
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("writes");
+    }
+
+    pub async fn send(&mut self, args: &[&[u8]]) {
+        let mut out = Vec::new();
+        resp::write::command(&mut out, args);
+        self.send_raw(&out).await;
+    }
+
+    /// The next reply; panics after 30 s without one (a hang is a failure, not a wait).
+    pub async fn reply(&mut self) -> Value {
+        tokio::time::timeout(Duration::from_secs(30), self.reply_or_eof())
+            .await
+            .expect("a reply within 30 s")
+            .expect("a reply before the connection closed")
+    }
+
+    /// The next reply, or `None` when the proxy closed the connection.
+    pub async fn reply_or_eof(&mut self) -> Option<Value> {
+        loop {
+            if let Some((value, len)) =
+                parse_value(&self.buf, &Limits::default()).expect("valid RESP")
+            {
+                self.buf.drain(..len);
+                return Some(value);
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            let n = self.stream.read(&mut chunk).await.unwrap_or(0);
+            if n == 0 {
+                return None;
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    pub async fn call(&mut self, args: &[&str]) -> Value {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.send(&args).await;
+        self.reply().await
+    }
+}
+
+pub fn bulk(text: &str) -> Value {
+    Value::Bulk(text.as_bytes().to_vec())
+}
+
+pub fn ok() -> Value {
+    Value::Simple(b"OK".to_vec())
+}
+
+pub fn is_redirect(value: &Value) -> bool {
+    matches!(value, Value::Error(e) if e.starts_with(b"MOVED") || e.starts_with(b"ASK"))
+}
+
+pub fn error_text(value: &Value) -> String {
+    match value {
+        Value::Error(e) => String::from_utf8_lossy(e).into_owned(),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+/// Keys that land on each of the cluster's masters: `per_master` keys for each.
+pub fn keys_on_every_master(cluster_masters: usize, per_master: usize) -> Vec<String> {
+    let ranges: Vec<(u16, u16)> = (0..cluster_masters)
+        .map(|i| {
+            let per = cluster::SLOT_COUNT as usize / cluster_masters;
+            let start = i * per;
+            let end =
+                if i + 1 == cluster_masters { cluster::SLOT_COUNT as usize } else { start + per };
+            (start as u16, (end - 1) as u16)
+        })
+        .collect();
+    let mut found: Vec<Vec<String>> = vec![Vec::new(); cluster_masters];
+    let mut n = 0;
+    while found.iter().any(|f| f.len() < per_master) {
+        let key = format!("key:{n}");
+        let slot = cluster::key_slot(key.as_bytes());
+        // Stay a few slots clear of range edges, where the planner's split may differ by one.
+        if let Some(i) = ranges.iter().position(|&(s, e)| slot >= s + 2 && slot + 2 <= e) {
+            if found[i].len() < per_master {
+                found[i].push(key);
+            }
+        }
+        n += 1;
+    }
+    found.into_iter().flatten().collect()
+}

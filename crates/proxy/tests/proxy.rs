@@ -1,0 +1,190 @@
+//! The proxy in front of a real 3+1 cluster, spoken to by a plain (not cluster-aware) client.
+
+mod common;
+
+use common::*;
+use resp::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_random_keys_set_and_get_with_no_redirect_reaching_the_client() {
+    let (_cluster, proxy) = cluster_and_proxy().await;
+    let mut conn = Conn::connect(proxy.local_addr).await;
+    let keys: Vec<String> = (0..10_000).map(|_| format!("k:{}", rand::random::<u64>())).collect();
+    // Pipelined in batches, so that every batch spreads over all three masters.
+    for batch in keys.chunks(500) {
+        for key in batch {
+            conn.send(&[b"SET", key.as_bytes(), format!("v-{key}").as_bytes()]).await;
+        }
+        for key in batch {
+            let reply = conn.reply().await;
+            assert_eq!(reply, ok(), "SET {key}");
+        }
+    }
+    for batch in keys.chunks(500) {
+        for key in batch {
+            conn.send(&[b"GET", key.as_bytes()]).await;
+        }
+        for key in batch {
+            let reply = conn.reply().await;
+            assert!(!is_redirect(&reply), "a redirect reached the client: {reply:?}");
+            assert_eq!(reply, bulk(&format!("v-{key}")), "GET {key}");
+        }
+    }
+    assert_eq!(proxy.shared.stats.moved.load(std::sync::atomic::Ordering::Relaxed), 0);
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_key_commands_over_all_three_shards_are_split_and_merged() {
+    let (_cluster, proxy) = cluster_and_proxy().await;
+    let mut conn = Conn::connect(proxy.local_addr).await;
+    let keys = keys_on_every_master(3, 2);
+    let mut mset = vec!["MSET"];
+    let values: Vec<String> = keys.iter().map(|k| format!("value of {k}")).collect();
+    for (k, v) in keys.iter().zip(&values) {
+        mset.push(k);
+        mset.push(v);
+    }
+    assert_eq!(conn.call(&mset).await, ok());
+
+    let mut mget = vec!["MGET", "missing:1"];
+    mget.extend(keys.iter().map(String::as_str));
+    mget.push("missing:2");
+    let mut expected = vec![Value::Null];
+    expected.extend(values.iter().map(|v| bulk(v)));
+    expected.push(Value::Null);
+    assert_eq!(conn.call(&mget).await, Value::Array(expected), "values in key order");
+
+    let mut exists = vec!["EXISTS"];
+    exists.extend(keys.iter().map(String::as_str));
+    exists.push(&keys[0]); // counted twice, as Redis does
+    exists.push("missing:3");
+    assert_eq!(conn.call(&exists).await, Value::Integer(keys.len() as i64 + 1));
+    let mut touch = vec!["TOUCH"];
+    touch.extend(keys.iter().map(String::as_str));
+    assert_eq!(conn.call(&touch).await, Value::Integer(keys.len() as i64));
+
+    let mut del = vec!["DEL"];
+    del.extend(keys[..3].iter().map(String::as_str));
+    assert_eq!(conn.call(&del).await, Value::Integer(3));
+    let mut unlink = vec!["UNLINK"];
+    unlink.extend(keys.iter().map(String::as_str));
+    assert_eq!(conn.call(&unlink).await, Value::Integer(keys.len() as i64 - 3));
+    assert_eq!(conn.call(&["DBSIZE"]).await, Value::Integer(0));
+
+    // Atomic multi-key commands across slots get Redis Cluster's own error.
+    for command in [
+        vec!["MSETNX", &keys[0], "1", &keys[5], "2"],
+        vec!["RENAME", &keys[0], &keys[5]],
+        vec!["SMOVE", &keys[0], &keys[5], "m"],
+        vec!["LMOVE", &keys[0], &keys[5], "LEFT", "RIGHT"],
+        vec!["SINTERSTORE", &keys[0], &keys[5]],
+    ] {
+        let reply = conn.call(&command).await;
+        assert!(error_text(&reply).starts_with("CROSSSLOT"), "{command:?}: {reply:?}");
+    }
+    // With a hash tag they are one slot and work.
+    assert_eq!(conn.call(&["MSETNX", "{t}a", "1", "{t}b", "2"]).await, Value::Integer(1));
+    assert_eq!(conn.call(&["RENAME", "{t}a", "{t}c"]).await, ok());
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_of_a_thousand_mixed_commands_is_answered_in_order() {
+    let (_cluster, proxy) = cluster_and_proxy().await;
+    let mut conn = Conn::connect(proxy.local_addr).await;
+    let keys = keys_on_every_master(3, 4);
+    let mut pipeline = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..1000usize {
+        let key = &keys[i % keys.len()];
+        let mut push = |args: Vec<Vec<u8>>, reply: Value| {
+            resp::write::command(&mut pipeline, &args);
+            expected.push(reply);
+        };
+        match i % 5 {
+            0 => push(vec![b"SET".to_vec(), key.clone().into(), format!("{i}").into()], ok()),
+            1 => push(vec![b"GET".to_vec(), key.clone().into()], bulk(&format!("{}", i - 1))),
+            2 => {
+                push(vec![b"ECHO".to_vec(), format!("echo {i}").into()], bulk(&format!("echo {i}")))
+            }
+            3 => push(
+                vec![
+                    b"MGET".to_vec(),
+                    key.clone().into(),
+                    keys[(i + 1) % keys.len()].clone().into(),
+                ],
+                Value::Array(vec![bulk(&format!("{}", i - 3)), Value::Null]),
+            ),
+            _ => {
+                push(vec![b"PING".to_vec(), format!("ping {i}").into()], bulk(&format!("ping {i}")))
+            }
+        }
+    }
+    // What GET and MGET return depends on the SETs before them: replay them in order.
+    let mut store = std::collections::HashMap::new();
+    for i in 0..1000usize {
+        let key = &keys[i % keys.len()];
+        match i % 5 {
+            0 => {
+                store.insert(key.clone(), format!("{i}"));
+            }
+            1 => expected[i] = store.get(key).map_or(Value::Null, |v| bulk(v)),
+            3 => {
+                let other = &keys[(i + 1) % keys.len()];
+                let value = |k: &String| store.get(k).map_or(Value::Null, |v| bulk(v));
+                expected[i] = Value::Array(vec![value(key), value(other)]);
+            }
+            _ => {}
+        }
+    }
+    conn.send_raw(&pipeline).await;
+    for (i, want) in expected.iter().enumerate() {
+        let got = conn.reply().await;
+        assert_eq!(&got, want, "reply {i} of 1000");
+    }
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversized_input_gets_an_error_and_other_clients_keep_being_served() {
+    let (_cluster, proxy) = start_with(|c| c.limits.max_bulk_len = 1024 * 1024).await;
+    let mut bystander = Conn::connect(proxy.local_addr).await;
+    assert_eq!(bystander.call(&["SET", "bystander", "1"]).await, ok());
+
+    let cases: [(&[u8], &str); 5] = [
+        (b"*x\r\n", "Protocol error: invalid multibulk length"),
+        (b"*2\r\n$3\r\nGET\r\n+k\r\n", "Protocol error: expected '$', got '+'"),
+        (b"*2\r\n$3\r\nSET\r\n$99999999999\r\n", "Protocol error: invalid bulk length"),
+        (b"*1\r\n$2000000\r\n", "Protocol error: invalid bulk length"),
+        (b"\"unbalanced\r\n", "Protocol error: unbalanced quotes in request"),
+    ];
+    for (input, error) in cases {
+        let mut bad = Conn::connect(proxy.local_addr).await;
+        bad.send_raw(b"PING\r\n").await;
+        assert_eq!(bad.reply().await, Value::Simple(b"PONG".to_vec()));
+        bad.send_raw(input).await;
+        let reply = bad.reply().await;
+        assert!(error_text(&reply).contains(error), "{input:?}: {reply:?}");
+        assert_eq!(bad.reply_or_eof().await, None, "the proxy closes a client that broke RESP");
+        assert_eq!(bystander.call(&["GET", "bystander"]).await, bulk("1"));
+    }
+
+    // Unknown and unsupported commands are errors that name the command; the client stays.
+    let reply = bystander.call(&["NOSUCHCOMMAND", "x"]).await;
+    assert!(error_text(&reply).starts_with("ERR unknown command 'NOSUCHCOMMAND'"), "{reply:?}");
+    let reply = bystander.call(&["LASTSAVE"]).await;
+    assert!(error_text(&reply).contains("'LASTSAVE'"), "{reply:?}");
+    let reply = bystander.call(&["GET"]).await;
+    assert_eq!(error_text(&reply), "ERR wrong number of arguments for 'get' command");
+    assert_eq!(bystander.call(&["GET", "bystander"]).await, bulk("1"));
+    proxy.shutdown().await;
+}
+
+async fn start_with(
+    tune: impl FnOnce(&mut proxy::ProxyConfig),
+) -> (deploy::testing::TestCluster, proxy::ProxyHandle) {
+    let cluster = deploy::testing::TestCluster::start(3, 1).await;
+    let proxy = start_proxy(&cluster, tune).await;
+    (cluster, proxy)
+}
