@@ -120,10 +120,10 @@ pub fn keys_on_every_master(cluster_masters: usize, per_master: usize) -> Vec<St
         let key = format!("key:{n}");
         let slot = cluster::key_slot(key.as_bytes());
         // Stay a few slots clear of range edges, where the planner's split may differ by one.
-        if let Some(i) = ranges.iter().position(|&(s, e)| slot >= s + 2 && slot + 2 <= e) {
-            if found[i].len() < per_master {
-                found[i].push(key);
-            }
+        if let Some(i) = ranges.iter().position(|&(s, e)| slot >= s + 2 && slot + 2 <= e)
+            && found[i].len() < per_master
+        {
+            found[i].push(key);
         }
         n += 1;
     }
