@@ -66,16 +66,23 @@ impl Backend {
 
     /// Queues a request; its reply goes to `pending.sink`.
     pub fn send(&self, pending: Pending) {
-        self.queue.borrow_mut().extend_from_slice(&pending.req.bytes);
+        self.queue_bytes(&pending.req.bytes);
         self.pending.borrow_mut().push_back(pending);
-        self.wake.notify_one();
     }
 
     /// Queues bytes whose reply goes to `sink` and is not a client request (ASKING, READONLY).
     pub fn send_raw(&self, bytes: &[u8], sink: Sink) {
-        self.queue.borrow_mut().extend_from_slice(bytes);
+        self.queue_bytes(bytes);
         self.pending.borrow_mut().push_back(Pending::internal(sink));
-        self.wake.notify_one();
+    }
+
+    fn queue_bytes(&self, bytes: &[u8]) {
+        let mut queue = self.queue.borrow_mut();
+        // The writer empties the queue each time it wakes: only the first bytes need a wake-up.
+        if queue.is_empty() {
+            self.wake.notify_one();
+        }
+        queue.extend_from_slice(bytes);
     }
 
     /// Ends the connection (a private one whose client left); pending entries are failed.

@@ -46,8 +46,10 @@ impl Client {
         if self.gone.get() {
             return;
         }
-        let progressed = self.replies.borrow_mut().deliver(seq, frame);
-        if progressed {
+        let mut replies = self.replies.borrow_mut();
+        let was_empty = replies.out.is_empty();
+        // The session empties the output each time it wakes: only the first reply wakes it.
+        if replies.deliver(seq, frame) && was_empty {
             self.wake.notify_one();
         }
     }

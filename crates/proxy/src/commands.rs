@@ -6,7 +6,7 @@
 //! with rules of our own. How each command is served ([`Route`]) is the proxy's policy and is
 //! decided here, once, when the table is built. Pure: no I/O.
 
-use std::collections::HashMap;
+use crate::fasthash::FastMap;
 
 use resp::{Limits, Value, parse_value};
 
@@ -128,9 +128,9 @@ pub struct Flags {
 /// Every command, by lower-case name (`container|sub` for subcommands).
 #[derive(Debug, Clone)]
 pub struct CommandTable {
-    commands: HashMap<Box<[u8]>, CommandInfo>,
+    commands: FastMap<Box<[u8]>, CommandInfo>,
     /// Containers (`client`, `config`, ...) whose subcommands have entries of their own.
-    containers: HashMap<Box<[u8]>, ()>,
+    containers: FastMap<Box<[u8]>, ()>,
     /// The raw `COMMAND` reply, given to clients that ask for `COMMAND`.
     pub raw_reply: Vec<u8>,
 }
@@ -157,8 +157,8 @@ impl CommandTable {
         let (value, _) = parse_value(raw, &limits).ok().flatten().ok_or(TableError::NotResp)?;
         let entries = value.as_list().ok_or(TableError::NotArray)?;
         let mut table = CommandTable {
-            commands: HashMap::new(),
-            containers: HashMap::new(),
+            commands: FastMap::default(),
+            containers: FastMap::default(),
             raw_reply: raw.to_vec(),
         };
         for entry in entries {

@@ -13,6 +13,7 @@ pub mod client;
 pub mod commands;
 pub mod config;
 pub mod fanout;
+mod fasthash;
 pub mod session;
 pub mod shared;
 pub mod slotmap;

@@ -137,6 +137,13 @@ impl Session {
 
     /// Handles every complete request in `input`.
     fn read_requests(&mut self, input: &mut BytesMut, parser: &mut RequestParser) {
+        let first_seq = self.next_seq;
+        self.parse_and_handle(input, parser);
+        // One shared counter update per read, not per request.
+        Stats::add(&self.ctx.shared.stats.commands, self.next_seq - first_seq);
+    }
+
+    fn parse_and_handle(&mut self, input: &mut BytesMut, parser: &mut RequestParser) {
         while !self.closing && !input.is_empty() {
             match parser.parse(input) {
                 Ok(Parsed::Incomplete) => break,
@@ -184,7 +191,6 @@ impl Session {
     fn handle(&mut self, frame: Bytes, parser: &RequestParser) {
         let seq = self.take_seq();
         let shared = self.ctx.shared.clone();
-        Stats::add(&shared.stats.commands, 1);
         let args = ReqArgs { parser, frame: &frame };
         let Some(info) = shared.table.lookup(&args) else {
             return self.reply_error(seq, &unknown_command(&args));
@@ -235,14 +241,8 @@ impl Session {
     }
 
     fn request(&self, info: &CommandInfo, args: &ReqArgs, bytes: Bytes, target: Target) -> Request {
-        Request {
-            bytes,
-            target,
-            retry_safe: info.flags.readonly || is_idempotent(info, args),
-            readonly: info.flags.readonly,
-            started: Instant::now(),
-            attempts: 0,
-        }
+        let retry_safe = info.flags.readonly || is_idempotent(info, args);
+        Request::new(bytes, target, info.flags.readonly, retry_safe)
     }
 
     fn sink(&self, seq: u64) -> Sink {
@@ -371,14 +371,7 @@ impl Session {
         let Some(addr) = self.first_master() else {
             return self.reply_error(seq, "CLUSTERDOWN redkeep: no master known yet");
         };
-        let req = Request {
-            bytes: frame,
-            target: Target::Node(addr),
-            retry_safe: info.flags.readonly,
-            readonly: info.flags.readonly,
-            started: Instant::now(),
-            attempts: 0,
-        };
+        let req = Request::new(frame, Target::Node(addr), info.flags.readonly, info.flags.readonly);
         self.ctx.dispatch(req, self.sink(seq));
     }
 
@@ -478,14 +471,7 @@ impl Session {
             backend.send_raw(b"*1\r\n$5\r\nMULTI\r\n", Sink::Discard);
         }
         for (bytes, seq) in tx.held.drain(..) {
-            let req = Request {
-                bytes,
-                target: Target::Slot(0),
-                retry_safe: false,
-                readonly: false,
-                started: Instant::now(),
-                attempts: 0,
-            };
+            let req = Request::new(bytes, Target::Slot(0), false, false);
             backend.send(Pending { req, sink: Sink::Client { client: self.client.clone(), seq } });
         }
         tx.backend = Some(backend.clone());
@@ -563,14 +549,7 @@ impl Session {
         let Some(addr) = self.first_master() else {
             return self.reply_error(seq, "CLUSTERDOWN redkeep: no master known yet");
         };
-        let req = Request {
-            bytes: bytes.into(),
-            target: Target::Node(addr),
-            retry_safe: false,
-            readonly: false,
-            started: Instant::now(),
-            attempts: 0,
-        };
+        let req = Request::new(bytes.into(), Target::Node(addr), false, false);
         self.ctx.dispatch(req, self.sink(seq));
     }
 

@@ -5,7 +5,6 @@
 //! and nothing is locked per request.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +16,7 @@ use crate::backend::{Backend, Mode};
 use crate::client::Client;
 use crate::config::ReadFrom;
 use crate::fanout::{MergeKind, merge};
+use crate::fasthash::FastMap;
 use crate::shared::{Shared, Stats};
 use crate::slotmap::{Redirect, SlotMap, is_transient_error, parse_redirect};
 
@@ -33,8 +33,16 @@ pub struct Request {
     pub retry_safe: bool,
     /// Read-only: may go to a replica with `--read-from replica`.
     pub readonly: bool,
-    pub started: Instant,
+    /// When the first retry was decided; the retry budget counts from there (no clock read on
+    /// the common path).
+    pub retrying_since: Option<Instant>,
     pub attempts: u32,
+}
+
+impl Request {
+    pub fn new(bytes: Bytes, target: Target, readonly: bool, retry_safe: bool) -> Request {
+        Request { bytes, target, retry_safe, readonly, retrying_since: None, attempts: 0 }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -67,15 +75,7 @@ pub struct Pending {
 impl Pending {
     /// An entry for bytes the proxy sent on its own (ASKING, READONLY).
     pub fn internal(sink: Sink) -> Pending {
-        let req = Request {
-            bytes: Bytes::new(),
-            target: Target::Slot(0),
-            retry_safe: false,
-            readonly: false,
-            started: Instant::now(),
-            attempts: 0,
-        };
-        Pending { req, sink }
+        Pending { req: Request::new(Bytes::new(), Target::Slot(0), false, false), sink }
     }
 }
 
@@ -115,7 +115,7 @@ pub struct Ctx {
     pub shared: Arc<Shared>,
     map: RefCell<SlotMap>,
     epoch: Cell<u64>,
-    backends: RefCell<HashMap<String, Rc<Backend>>>,
+    backends: RefCell<FastMap<String, Rc<Backend>>>,
 }
 
 impl Ctx {
@@ -126,7 +126,7 @@ impl Ctx {
             shared,
             map: RefCell::new(map),
             epoch: Cell::new(epoch),
-            backends: RefCell::new(HashMap::new()),
+            backends: RefCell::new(FastMap::default()),
         })
     }
 
@@ -237,7 +237,8 @@ impl Ctx {
     /// goes to the client.
     fn retry_later(self: &Rc<Self>, mut pending: Pending, last_reply: &[u8]) {
         let budget = self.shared.config.retry_budget;
-        if pending.req.started.elapsed() >= budget {
+        let since = *pending.req.retrying_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= budget {
             return deliver(&self.shared, pending.sink, last_reply);
         }
         Stats::add(&self.shared.stats.retries, 1);
