@@ -58,6 +58,8 @@ pub enum Merge {
     Concat,
     /// SCRIPT EXISTS: an array of 0/1, 1 only where every master has it.
     AllTrue,
+    /// RANDOMKEY: some master's non-null reply, null only when every master has none.
+    AnyValue,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +76,6 @@ pub enum Local {
     Reset,
     Info,
     Scan,
-    RandomKey,
     Config,
     Readonly,
 }
@@ -280,7 +281,7 @@ fn route_of(info: &CommandInfo) -> Route {
         "reset" => Some(Local(self::Local::Reset)),
         "info" => Some(Local(self::Local::Info)),
         "scan" => Some(Local(self::Local::Scan)),
-        "randomkey" => Some(Local(self::Local::RandomKey)),
+        "randomkey" => Some(AllMasters(Merge::AnyValue)),
         "readonly" | "readwrite" => Some(Local(self::Local::Readonly)),
         "config|get" | "config|set" | "config|resetstat" => Some(Local(self::Local::Config)),
         "dbsize" => Some(AllMasters(Merge::Sum)),

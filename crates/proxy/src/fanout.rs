@@ -83,6 +83,16 @@ pub fn merge(kind: &MergeKind, parts: &[Vec<u8>]) -> Vec<u8> {
             write::array_len(&mut out, all.len());
             all.iter().for_each(|&b| write::integer(&mut out, i64::from(b)));
         }
+        MergeKind::Merge(Merge::AnyValue) => {
+            let values: Vec<&Vec<u8>> = parts
+                .iter()
+                .filter(|p| p.first() == Some(&b'$') && p.as_slice() != b"$-1\r\n")
+                .collect();
+            match values.len() {
+                0 => return parts.first().cloned().unwrap_or_else(|| b"$-1\r\n".to_vec()),
+                n => return values[rand::random_range(0..n)].clone(),
+            }
+        }
         MergeKind::Info { proxy_section } => {
             let mut text = proxy_section.clone();
             text.extend_from_slice(&keyspace_summed(parts));
@@ -90,6 +100,53 @@ pub fn merge(kind: &MergeKind, parts: &[Vec<u8>]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Bits of a proxy SCAN cursor that say which master is being scanned (up to 256 masters); the
+/// rest is that master's own cursor.
+const SCAN_INDEX_BITS: u32 = 8;
+
+/// Splits a proxy SCAN cursor into (master index, the master's cursor).
+pub fn split_scan_cursor(cursor: u64) -> (usize, u64) {
+    ((cursor & ((1 << SCAN_INDEX_BITS) - 1)) as usize, cursor >> SCAN_INDEX_BITS)
+}
+
+/// The client's SCAN reply from master `index`'s (of `masters`) reply: its cursor rewritten so
+/// that the next call continues on that master, or on the next one when it is done.
+pub fn scan_reply(frame: &[u8], index: usize, masters: usize) -> Vec<u8> {
+    if frame.first() == Some(&b'-') {
+        return frame.to_vec();
+    }
+    let Some([cursor, keys]) = elements(frame)
+        .as_deref()
+        .map(<[&[u8]]>::to_vec)
+        .and_then(|e| <[&[u8]; 2]>::try_from(e).ok())
+    else {
+        return unexpected(frame);
+    };
+    let Some(node_cursor) = bulk_number(cursor) else { return unexpected(frame) };
+    let next = if node_cursor != 0 {
+        if node_cursor >> (64 - SCAN_INDEX_BITS) != 0 {
+            let mut out = Vec::new();
+            write::error(&mut out, b"ERR redkeep: a node's SCAN cursor is too large to carry");
+            return out;
+        }
+        (node_cursor << SCAN_INDEX_BITS) | index as u64
+    } else if index + 1 < masters {
+        (index + 1) as u64
+    } else {
+        0
+    };
+    let mut out = Vec::new();
+    write::array_len(&mut out, 2);
+    write::bulk(&mut out, next.to_string().as_bytes());
+    out.extend_from_slice(keys);
+    out
+}
+
+fn bulk_number(frame: &[u8]) -> Option<u64> {
+    let (_, rest) = frame.split_at(frame.iter().position(|&b| b == b'\n')? + 1);
+    std::str::from_utf8(rest.strip_suffix(b"\r\n")?).ok()?.parse().ok()
 }
 
 /// The elements of an array frame, each as its whole frame.
@@ -181,6 +238,24 @@ mod tests {
         let all = MergeKind::Merge(Merge::AllTrue);
         let reply = merge(&all, &parts(&["*2\r\n:1\r\n:1\r\n", "*2\r\n:1\r\n:0\r\n"]));
         assert_eq!(reply, b"*2\r\n:1\r\n:0\r\n");
+    }
+
+    #[test]
+    fn scan_cursors_walk_one_master_after_the_other() {
+        let reply =
+            |cursor: &str| format!("*2\r\n${}\r\n{cursor}\r\n*1\r\n$1\r\nk\r\n", cursor.len());
+        let next = |frame: Vec<u8>| {
+            let text = String::from_utf8(frame).unwrap();
+            text.split("\r\n").nth(2).unwrap().parse::<u64>().unwrap()
+        };
+        // Master 0 not done: its cursor 17 is carried with index 0.
+        let c = next(scan_reply(reply("17").as_bytes(), 0, 3));
+        assert_eq!(split_scan_cursor(c), (0, 17));
+        // Master 0 done: continue at master 1 from 0.
+        assert_eq!(split_scan_cursor(next(scan_reply(reply("0").as_bytes(), 0, 3))), (1, 0));
+        // The last master done: the whole scan is done.
+        assert_eq!(next(scan_reply(reply("0").as_bytes(), 2, 3)), 0);
+        assert!(scan_reply(reply("0").as_bytes(), 2, 3).ends_with(b"*1\r\n$1\r\nk\r\n"));
     }
 
     #[test]

@@ -206,7 +206,7 @@ impl Session {
             Route::Split(split) => self.split(seq, info, split, &args, frame.clone()),
             Route::Blocking => self.blocking(seq, info, &args, frame.clone()),
             Route::Local(local) => self.local(seq, local, &args),
-            Route::AllMasters(merge) => self.all_masters(seq, info, merge, &args, frame.clone()),
+            Route::AllMasters(merge) => self.all_masters(seq, info, merge, frame.clone()),
             Route::AnyMaster => self.any_master(seq, info, frame.clone()),
             Route::Transaction => unreachable!("handled above"),
             Route::PubSub => self.reply_error(
@@ -339,32 +339,115 @@ impl Session {
         backend.send(Pending { req, sink: self.sink(seq) });
     }
 
-    fn all_masters(
-        &mut self,
-        seq: u64,
-        info: &CommandInfo,
-        merge: Merge,
-        args: &ReqArgs,
-        frame: Bytes,
-    ) {
+    fn all_masters(&mut self, seq: u64, info: &CommandInfo, merge: Merge, frame: Bytes) {
         let config = &self.ctx.shared.config;
         if !config.allow_flush && info.name.starts_with("flush") {
             let name = info.name.to_ascii_uppercase();
             return self
                 .reply_error(seq, &format!("ERR redkeep: {name} is disabled on this proxy"));
         }
-        let masters: Vec<Rc<str>> = {
-            let map = self.ctx.map();
-            map.serving_masters().iter().map(|&m| map.addr(m).into()).collect()
-        };
-        if masters.is_empty() {
+        let masters = self.nodes(false);
+        self.fan_out(seq, masters, frame, MergeKind::Merge(merge), info.flags.readonly);
+    }
+
+    /// The serving masters (and with `replicas`, every replica too), in address order.
+    fn nodes(&self, replicas: bool) -> Vec<Rc<str>> {
+        let map = self.ctx.map();
+        let masters = map.serving_masters();
+        let mut nodes: Vec<Rc<str>> = masters.iter().map(|&m| map.addr(m).into()).collect();
+        if replicas {
+            for &m in &masters {
+                nodes.extend(map.replicas_of(m).map(|r| Rc::from(map.addr(r))));
+            }
+        }
+        nodes
+    }
+
+    /// Sends `bytes` to each of `nodes`; the merged reply goes to the client.
+    fn fan_out(
+        &mut self,
+        seq: u64,
+        nodes: Vec<Rc<str>>,
+        bytes: Bytes,
+        kind: MergeKind,
+        readonly: bool,
+    ) {
+        if nodes.is_empty() {
             return self.reply_error(seq, "CLUSTERDOWN redkeep: no master known yet");
         }
-        let fanout = Fanout::new(self.client.clone(), seq, MergeKind::Merge(merge), masters.len());
-        for (index, addr) in masters.into_iter().enumerate() {
-            let req = self.request(info, args, frame.clone(), Target::Node(addr));
+        let fanout = Fanout::new(self.client.clone(), seq, kind, nodes.len());
+        for (index, addr) in nodes.into_iter().enumerate() {
+            let req = Request::new(bytes.clone(), Target::Node(addr), readonly, readonly);
             self.ctx.dispatch(req, Sink::Part { fanout: fanout.clone(), index });
         }
+    }
+
+    /// SCAN over every master in turn, with one cursor (see [`crate::fanout::scan_reply`]).
+    fn scan(&mut self, seq: u64, args: &ReqArgs) {
+        let cursor = std::str::from_utf8(args.arg(1)).ok().and_then(|c| c.parse::<u64>().ok());
+        let Some(cursor) = cursor else { return self.reply_error(seq, "ERR invalid cursor") };
+        let (index, node_cursor) = crate::fanout::split_scan_cursor(cursor);
+        let masters = self.nodes(false);
+        let Some(addr) = masters.get(index).cloned() else {
+            return self.reply(seq, b"*2\r\n$1\r\n0\r\n*0\r\n");
+        };
+        let node_cursor = node_cursor.to_string();
+        let mut command: Vec<&[u8]> = vec![b"SCAN", node_cursor.as_bytes()];
+        command.extend((2..args.count()).map(|i| args.arg(i)));
+        let mut bytes = Vec::new();
+        write::command(&mut bytes, &command);
+        let req = Request::new(bytes.into(), Target::Node(addr), true, true);
+        let sink = Sink::Scan { client: self.client.clone(), seq, index, masters: masters.len() };
+        self.ctx.dispatch(req, sink);
+    }
+
+    /// INFO: the proxy's own section, then the keyspace summed over the masters.
+    fn info(&mut self, seq: u64) {
+        let proxy_section = self.proxy_info().into_bytes();
+        let masters = self.nodes(false);
+        let bytes = Bytes::from_static(b"*2\r\n$4\r\nINFO\r\n$8\r\nkeyspace\r\n");
+        self.fan_out(seq, masters, bytes, MergeKind::Info { proxy_section }, true);
+    }
+
+    fn proxy_info(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let shared = &self.ctx.shared;
+        let stats = &shared.stats;
+        let map = self.ctx.map();
+        let fields = [
+            ("uptime_in_seconds", shared.started.elapsed().as_secs()),
+            ("connected_clients", stats.clients_connected.load(Relaxed) as u64),
+            ("total_connections_received", stats.clients_total.load(Relaxed)),
+            ("total_commands_processed", stats.commands.load(Relaxed)),
+            ("error_replies", stats.errors.load(Relaxed)),
+            ("moved_followed", stats.moved.load(Relaxed)),
+            ("ask_followed", stats.ask.load(Relaxed)),
+            ("retries", stats.retries.load(Relaxed)),
+            ("topology_refreshes", stats.topology_refreshes.load(Relaxed)),
+            ("cluster_masters", map.serving_masters().len() as u64),
+            ("cluster_slots_uncovered", map.uncovered() as u64),
+        ];
+        let mut text = format!("# Proxy\r\nredkeep_version:{}\r\n", env!("CARGO_PKG_VERSION"));
+        for (name, value) in fields {
+            text.push_str(&format!("{name}:{value}\r\n"));
+        }
+        text.push_str("\r\n");
+        text
+    }
+
+    /// CONFIG GET from one master; CONFIG SET and RESETSTAT on every node.
+    fn config(&mut self, seq: u64, args: &ReqArgs) {
+        let sub = args.arg(1).to_ascii_uppercase();
+        if sub == b"GET" {
+            return self.any_master_raw(seq, args);
+        }
+        if sub == b"SET" && !self.ctx.shared.config.allow_config_set {
+            return self.reply_error(seq, "ERR redkeep: CONFIG SET is disabled on this proxy");
+        }
+        let mut bytes = Vec::new();
+        write::command(&mut bytes, &(0..args.count()).map(|i| args.arg(i)).collect::<Vec<_>>());
+        let nodes = self.nodes(true);
+        self.fan_out(seq, nodes, bytes.into(), MergeKind::Merge(Merge::AllOk), false);
     }
 
     fn any_master(&mut self, seq: u64, info: &CommandInfo, frame: Bytes) {
@@ -535,9 +618,9 @@ impl Session {
                 write::simple(&mut out, b"RESET");
             }
             Local::Readonly => write::simple(&mut out, b"OK"),
-            Local::Info | Local::Scan | Local::RandomKey | Local::Config => {
-                return self.any_master_raw(seq, args);
-            }
+            Local::Scan => return self.scan(seq, args),
+            Local::Info => return self.info(seq),
+            Local::Config => return self.config(seq, args),
         }
         self.reply(seq, &out);
     }

@@ -63,6 +63,13 @@ pub enum Sink {
         fanout: Rc<RefCell<Fanout>>,
         index: usize,
     },
+    /// A SCAN on master `index` of `masters`: the cursor is rewritten for the client.
+    Scan {
+        client: Rc<Client>,
+        seq: u64,
+        index: usize,
+        masters: usize,
+    },
     /// ASKING's and READONLY's replies.
     Discard,
 }
@@ -290,6 +297,9 @@ fn deliver(shared: &Shared, sink: Sink, frame: &[u8]) {
     match sink {
         Sink::Client { client, seq } => client.deliver(seq, frame),
         Sink::Part { fanout, index } => Fanout::part_done(&fanout, index, frame),
+        Sink::Scan { client, seq, index, masters } => {
+            client.deliver(seq, &crate::fanout::scan_reply(frame, index, masters));
+        }
         Sink::Discard => {}
     }
 }

@@ -68,12 +68,11 @@ impl Conn {
                 self.buf.drain(..len);
                 return Some(value);
             }
-            let mut chunk = [0u8; 64 * 1024];
-            let n = self.stream.read(&mut chunk).await.unwrap_or(0);
-            if n == 0 {
+            // Read on the heap: a big array in an async fn's state overflows debug stacks.
+            self.buf.reserve(64 * 1024);
+            if self.stream.read_buf(&mut self.buf).await.unwrap_or(0) == 0 {
                 return None;
             }
-            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 

@@ -1,0 +1,308 @@
+//! Command groups through the proxy, compared with the same commands sent directly to the
+//! cluster by a cluster-aware client (the `redis` crate's cluster client).
+
+mod common;
+
+use common::*;
+use resp::Value;
+
+/// Both kinds of reply as one comparable text.
+fn norm(value: &Value) -> String {
+    match value {
+        Value::Simple(s) if s == b"OK" => "OK".into(),
+        Value::Simple(s) | Value::Bulk(s) => format!("'{}'", String::from_utf8_lossy(s)),
+        Value::Error(e) => format!("ERR({})", String::from_utf8_lossy(e)),
+        Value::Integer(n) => n.to_string(),
+        Value::Null => "nil".into(),
+        Value::Array(items) => {
+            format!("[{}]", items.iter().map(norm).collect::<Vec<_>>().join(","))
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+fn norm_direct(value: &redis::Value) -> String {
+    use redis::Value as R;
+    match value {
+        R::Okay => "OK".into(),
+        R::SimpleString(s) => format!("'{s}'"),
+        R::BulkString(s) => format!("'{}'", String::from_utf8_lossy(s)),
+        R::Int(n) => n.to_string(),
+        R::Nil => "nil".into(),
+        R::Array(items) => {
+            format!("[{}]", items.iter().map(norm_direct).collect::<Vec<_>>().join(","))
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// Commands of every data type; multi-key ones keep their keys in one slot with hash tags.
+const SCRIPT: &[&[&str]] = &[
+    &["SET", "s1", "hello"],
+    &["GET", "s1"],
+    &["APPEND", "s1", " world"],
+    &["STRLEN", "s1"],
+    &["GETRANGE", "s1", "0", "4"],
+    &["SETNX", "s1", "x"],
+    &["SET", "s2", "v", "NX"],
+    &["SET", "s2", "w", "GET"],
+    &["INCR", "n1"],
+    &["INCRBY", "n1", "5"],
+    &["DECR", "n1"],
+    &["HSET", "h1", "a", "1", "b", "2"],
+    &["HGET", "h1", "a"],
+    &["HINCRBY", "h1", "a", "3"],
+    &["HMGET", "h1", "a", "b", "c"],
+    &["HLEN", "h1"],
+    &["LPUSH", "l1", "a", "b", "c"],
+    &["LRANGE", "l1", "0", "-1"],
+    &["RPOP", "l1"],
+    &["LLEN", "l1"],
+    &["SADD", "st1", "a", "b", "c"],
+    &["SCARD", "st1"],
+    &["SISMEMBER", "st1", "a"],
+    &["ZADD", "z1", "1", "a", "2", "b", "3", "c"],
+    &["ZRANGE", "z1", "0", "-1", "WITHSCORES"],
+    &["ZSCORE", "z1", "b"],
+    &["ZADD", "{z}a", "1", "x", "2", "y"],
+    &["ZADD", "{z}b", "5", "y"],
+    &["ZUNIONSTORE", "{z}out", "2", "{z}a", "{z}b"],
+    &["ZRANGE", "{z}out", "0", "-1", "WITHSCORES"],
+    &["ZINTER", "2", "{z}a", "{z}b"],
+    &["XADD", "x1", "1-1", "f", "v"],
+    &["XADD", "x1", "2-1", "g", "w"],
+    &["XLEN", "x1"],
+    &["XRANGE", "x1", "-", "+"],
+    &["XREAD", "COUNT", "1", "STREAMS", "x1", "0"],
+    &["EVAL", "return redis.call('GET', KEYS[1])", "1", "s1"],
+    &["EVAL", "return ARGV[1]", "0", "no keys"],
+    &["MSET", "{t}a", "1", "{t}b", "2"],
+    &["MGET", "{t}a", "{t}b", "{t}c"],
+    &["RENAME", "{t}a", "{t}c"],
+    &["EXPIRE", "s1", "100"],
+    &["TTL", "s1"],
+    &["TYPE", "h1"],
+    &["OBJECT", "ENCODING", "n1"],
+    &["EXISTS", "s1"],
+    &["SORT", "l1", "ALPHA"],
+    &["LPUSH", "{s}src", "3", "1", "2"],
+    &["SORT", "{s}src", "STORE", "{s}dst"],
+    &["LRANGE", "{s}dst", "0", "-1"],
+    &["GETDEL", "s2"],
+    &["DEL", "l1"],
+    &["PFADD", "hll", "a", "b"],
+    &["PFCOUNT", "hll"],
+    &["SETRANGE", "s3", "2", "xy"],
+    &["GET", "s3"],
+    &["LPOS", "{s}src", "1"],
+    &["GET", "nokey"],
+    &["HGETALL", "nohash"],
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_group_answers_as_the_cluster_does_directly() {
+    let (cluster, proxy) = cluster_and_proxy().await;
+    let mut conn = Conn::connect(proxy.local_addr).await;
+    let mut through_proxy = Vec::new();
+    for command in SCRIPT {
+        through_proxy.push(norm(&conn.call(command).await));
+    }
+    assert_eq!(conn.call(&["FLUSHALL"]).await, ok());
+    assert_eq!(conn.call(&["DBSIZE"]).await, Value::Integer(0));
+
+    let client = redis::cluster::ClusterClient::new(
+        cluster.addrs().iter().map(|a| format!("redis://{a}")).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let mut direct = client.get_async_connection().await.unwrap();
+    for (i, command) in SCRIPT.iter().enumerate() {
+        let mut cmd = redis::cmd(command[0]);
+        for arg in &command[1..] {
+            cmd.arg(*arg);
+        }
+        let reply = match cmd.query_async::<redis::Value>(&mut direct).await {
+            Ok(value) => norm_direct(&value),
+            Err(e) => format!("ERR({})", e.detail().unwrap_or_default()),
+        };
+        let proxied = &through_proxy[i];
+        // The direct client's error text drops the code; compare errors by being errors.
+        if reply.starts_with("ERR(") {
+            assert!(proxied.starts_with("ERR("), "{command:?}: proxy {proxied}, direct {reply}");
+        } else {
+            assert_eq!(proxied, &reply, "{command:?}");
+        }
+    }
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_cluster_commands_cover_every_master() {
+    let (_cluster, proxy) = cluster_and_proxy().await;
+    let mut conn = Conn::connect(proxy.local_addr).await;
+    let keys = keys_on_every_master(3, 20);
+    for key in &keys {
+        assert_eq!(conn.call(&["SET", key, "v"]).await, ok());
+    }
+    assert_eq!(conn.call(&["DBSIZE"]).await, Value::Integer(keys.len() as i64));
+    let Value::Array(found) = conn.call(&["KEYS", "key:*"]).await else { panic!("KEYS") };
+    let mut found: Vec<String> =
+        found.iter().map(|k| String::from_utf8_lossy(k.as_bytes().unwrap()).into()).collect();
+    found.sort();
+    let mut expected = keys.clone();
+    expected.sort();
+    assert_eq!(found, expected, "KEYS sees every master");
+
+    // SCAN with one cursor walks all masters; MATCH and COUNT pass through.
+    let mut scanned = Vec::new();
+    let mut cursor = "0".to_string();
+    loop {
+        let Value::Array(reply) =
+            conn.call(&["SCAN", &cursor, "MATCH", "key:*", "COUNT", "7"]).await
+        else {
+            panic!("SCAN")
+        };
+        cursor = String::from_utf8_lossy(reply[0].as_bytes().unwrap()).into();
+        scanned.extend(
+            reply[1]
+                .as_list()
+                .unwrap()
+                .iter()
+                .map(|k| String::from_utf8_lossy(k.as_bytes().unwrap()).into_owned()),
+        );
+        if cursor == "0" {
+            break;
+        }
+    }
+    scanned.sort();
+    scanned.dedup();
+    assert_eq!(scanned, expected, "SCAN sees every key once the cursor is back to 0");
+    let Value::Array(typed) = conn.call(&["SCAN", "0", "TYPE", "hash"]).await else { panic!() };
+    assert_eq!(typed[1], Value::Array(vec![]), "no hashes");
+
+    let random = conn.call(&["RANDOMKEY"]).await;
+    assert!(keys.iter().any(|k| Some(k.as_bytes()) == random.as_bytes()), "{random:?}");
+
+    let Value::Bulk(info) = conn.call(&["INFO"]).await else { panic!("INFO") };
+    let info = String::from_utf8(info).unwrap();
+    assert!(
+        info.contains("# Proxy") && info.contains(&format!("db0:keys={},", keys.len())),
+        "{info}"
+    );
+
+    let Value::Bulk(sha) = conn.call(&["SCRIPT", "LOAD", "return KEYS[1]"]).await else { panic!() };
+    let sha = String::from_utf8(sha).unwrap();
+    assert_eq!(
+        conn.call(&["SCRIPT", "EXISTS", &sha, "0000"]).await,
+        Value::Array(vec![Value::Integer(1), Value::Integer(0)])
+    );
+    // Loaded on every master, so EVALSHA works whatever slot the key is in.
+    for key in keys.iter().step_by(20) {
+        assert_eq!(conn.call(&["EVALSHA", &sha, "1", key]).await, bulk(key));
+    }
+
+    assert_eq!(conn.call(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]).await, ok());
+    assert_eq!(
+        conn.call(&["CONFIG", "GET", "maxmemory-policy"]).await,
+        Value::Array(vec![bulk("maxmemory-policy"), bulk("allkeys-lru")])
+    );
+    assert_eq!(conn.call(&["FLUSHALL"]).await, ok());
+    assert_eq!(conn.call(&["DBSIZE"]).await, Value::Integer(0));
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_commands_are_answered_by_the_proxy() {
+    let (_cluster, proxy) = cluster_and_proxy().await;
+    let mut conn = Conn::connect(proxy.local_addr).await;
+    assert_eq!(conn.call(&["PING"]).await, Value::Simple(b"PONG".to_vec()));
+    assert_eq!(conn.call(&["PING", "hi"]).await, bulk("hi"));
+    assert_eq!(conn.call(&["ECHO", "x y"]).await, bulk("x y"));
+    assert_eq!(conn.call(&["SELECT", "0"]).await, ok());
+    assert!(error_text(&conn.call(&["SELECT", "1"]).await).contains("not allowed in cluster mode"));
+    assert_eq!(conn.call(&["CLIENT", "SETNAME", "tester"]).await, ok());
+    assert_eq!(conn.call(&["CLIENT", "GETNAME"]).await, bulk("tester"));
+    let Value::Integer(id) = conn.call(&["CLIENT", "ID"]).await else { panic!() };
+    let Value::Bulk(info) = conn.call(&["CLIENT", "INFO"]).await else { panic!() };
+    let info = String::from_utf8(info).unwrap();
+    assert!(info.contains(&format!("id={id} ")) && info.contains("name=tester"), "{info}");
+    let Value::Array(time) = conn.call(&["TIME"]).await else { panic!() };
+    assert_eq!(time.len(), 2);
+    let Value::Integer(count) = conn.call(&["COMMAND", "COUNT"]).await else { panic!() };
+    assert!(count > 200, "{count}");
+    let Value::Array(hello) = conn.call(&["HELLO", "2"]).await else { panic!() };
+    assert!(hello.contains(&bulk("proto")) && hello.contains(&Value::Integer(2)));
+    assert!(matches!(conn.call(&["HELLO", "3"]).await, Value::Map(_)), "RESP3 map after HELLO 3");
+    assert_eq!(conn.call(&["QUIT"]).await, ok());
+    assert_eq!(conn.reply_or_eof().await, None, "QUIT closes the connection");
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_run_on_the_node_of_their_keys() {
+    let (_cluster, proxy) = cluster_and_proxy().await;
+    let mut conn = Conn::connect(proxy.local_addr).await;
+    assert_eq!(conn.call(&["MULTI"]).await, ok());
+    assert_eq!(conn.call(&["SET", "{tx}a", "1"]).await, Value::Simple(b"QUEUED".to_vec()));
+    assert_eq!(conn.call(&["INCR", "{tx}a"]).await, Value::Simple(b"QUEUED".to_vec()));
+    assert_eq!(conn.call(&["GET", "{tx}a"]).await, Value::Simple(b"QUEUED".to_vec()));
+    assert_eq!(conn.call(&["EXEC"]).await, Value::Array(vec![ok(), Value::Integer(2), bulk("2")]));
+
+    // WATCH, then a change by another client: EXEC aborts (null), as Redis does.
+    let mut other = Conn::connect(proxy.local_addr).await;
+    assert_eq!(conn.call(&["WATCH", "{tx}a"]).await, ok());
+    assert_eq!(other.call(&["SET", "{tx}a", "changed"]).await, ok());
+    assert_eq!(conn.call(&["MULTI"]).await, ok());
+    assert_eq!(conn.call(&["SET", "{tx}a", "mine"]).await, Value::Simple(b"QUEUED".to_vec()));
+    assert_eq!(conn.call(&["EXEC"]).await, Value::Null);
+    assert_eq!(conn.call(&["GET", "{tx}a"]).await, bulk("changed"));
+
+    // A key of another slot inside the transaction is refused; EXEC then aborts.
+    let keys = keys_on_every_master(3, 1);
+    assert_eq!(conn.call(&["MULTI"]).await, ok());
+    assert_eq!(conn.call(&["SET", &keys[0], "1"]).await, Value::Simple(b"QUEUED".to_vec()));
+    let reply = conn.call(&["SET", &keys[1], "1"]).await;
+    assert!(matches!(reply, Value::Error(_)) && !is_redirect(&reply), "{reply:?}");
+    assert!(error_text(&conn.call(&["EXEC"]).await).starts_with("EXECABORT"));
+    assert_eq!(conn.call(&["GET", &keys[0]]).await, Value::Null, "nothing of it ran");
+
+    // DISCARD drops the queue; EXEC without MULTI is Redis' error.
+    assert_eq!(conn.call(&["MULTI"]).await, ok());
+    assert_eq!(conn.call(&["SET", "{tx}b", "1"]).await, Value::Simple(b"QUEUED".to_vec()));
+    assert_eq!(conn.call(&["DISCARD"]).await, ok());
+    assert_eq!(conn.call(&["GET", "{tx}b"]).await, Value::Null);
+    assert_eq!(error_text(&conn.call(&["EXEC"]).await), "ERR EXEC without MULTI");
+    // The connection keeps working normally after transactions.
+    assert_eq!(conn.call(&["SET", &keys[2], "after"]).await, ok());
+    assert_eq!(conn.call(&["GET", &keys[2]]).await, bulk("after"));
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_commands_do_not_stall_other_clients() {
+    let (_cluster, proxy) = cluster_and_proxy().await;
+    let mut waiter = Conn::connect(proxy.local_addr).await;
+    waiter.send(&[b"BLPOP", b"queue", b"0"]).await;
+    // Meanwhile other clients, on the same worker threads, are served.
+    let mut others = Vec::new();
+    for i in 0..4 {
+        let mut conn = Conn::connect(proxy.local_addr).await;
+        assert_eq!(conn.call(&["SET", &format!("busy:{i}"), "1"]).await, ok());
+        assert_eq!(conn.call(&["GET", &format!("busy:{i}")]).await, bulk("1"));
+        others.push(conn);
+    }
+    assert_eq!(others[0].call(&["RPUSH", "queue", "job"]).await, Value::Integer(1));
+    assert_eq!(waiter.reply().await, Value::Array(vec![bulk("queue"), bulk("job")]));
+    // The waiter's connection goes on with ordinary commands, in order.
+    waiter.send(&[b"BRPOP", b"empty", b"0.1"]).await;
+    waiter.send(&[b"GET", b"busy:0"]).await;
+    assert_eq!(waiter.reply().await, Value::Null, "BRPOP timed out");
+    assert_eq!(waiter.reply().await, bulk("1"));
+
+    // XREAD with BLOCK waits on its own connection too.
+    waiter.send(&[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"stream", b"$"]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let Value::Bulk(_) = others[1].call(&["XADD", "stream", "*", "f", "v"]).await else { panic!() };
+    let Value::Array(read) = waiter.reply().await else { panic!("XREAD") };
+    assert_eq!(read.len(), 1);
+    proxy.shutdown().await;
+}
