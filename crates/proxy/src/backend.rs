@@ -25,6 +25,9 @@ pub enum Mode {
     /// One client's own (a transaction, a blocking command): redirects are not followed,
     /// because the client's state lives on this connection.
     Private,
+    /// One client's subscriptions: every frame (confirmations, messages, PING replies) goes
+    /// to that client as it comes; nothing waits in the pending queue.
+    PubSub,
 }
 
 pub struct Backend {
@@ -37,7 +40,11 @@ pub struct Backend {
     closing: Notify,
     /// A private connection whose work is done: it ends once its last reply is in.
     retiring: Cell<bool>,
+    /// Ended on purpose by [`Backend::close`].
+    closed: Cell<bool>,
     broken: Cell<bool>,
+    /// For [`Mode::PubSub`]: who gets the frames, and what they say about subscriptions.
+    pub subscriber: RefCell<Option<crate::pubsub::Subscriber>>,
 }
 
 impl Backend {
@@ -52,7 +59,9 @@ impl Backend {
             wake: Notify::new(),
             closing: Notify::new(),
             retiring: Cell::new(false),
+            closed: Cell::new(false),
             broken: Cell::new(false),
+            subscriber: RefCell::new(None),
         });
         if readonly {
             backend.send_raw(b"*1\r\n$8\r\nREADONLY\r\n", Sink::Discard);
@@ -76,7 +85,8 @@ impl Backend {
         self.pending.borrow_mut().push_back(Pending::internal(sink));
     }
 
-    fn queue_bytes(&self, bytes: &[u8]) {
+    /// Queues bytes whose replies are not matched to requests ([`Mode::PubSub`]).
+    pub fn queue_bytes(&self, bytes: &[u8]) {
         let mut queue = self.queue.borrow_mut();
         // The writer empties the queue each time it wakes: only the first bytes need a wake-up.
         if queue.is_empty() {
@@ -87,6 +97,7 @@ impl Backend {
 
     /// Ends the connection (a private one whose client left); pending entries are failed.
     pub fn close(&self) {
+        self.closed.set(true);
         self.closing.notify_one();
     }
 
@@ -148,6 +159,10 @@ impl Backend {
                 while let Some(len) = scanner.scan(&buf[at..]).map_err(std::io::Error::other)? {
                     let frame = &buf[at..at + len];
                     at += len;
+                    if let Some(subscriber) = self.subscriber.borrow_mut().as_mut() {
+                        subscriber.on_frame(frame);
+                        continue;
+                    }
                     let Some(pending) = self.pending.borrow_mut().pop_front() else {
                         return Err(std::io::Error::other("a reply nobody asked for"));
                     };
@@ -183,6 +198,11 @@ impl Backend {
             tracing::warn!(node = %self.addr, %reason, pending, "backend connection ended");
         }
         ctx.forget_backend(self);
+        if let Some(subscriber) = self.subscriber.borrow().as_ref()
+            && !self.closed.get()
+        {
+            subscriber.lost(&self.addr, reason);
+        }
         self.queue.borrow_mut().clear();
         let pending: Vec<Pending> = self.pending.borrow_mut().drain(..).collect();
         for p in pending {

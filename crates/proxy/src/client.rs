@@ -19,6 +19,9 @@ pub struct Client {
     pub wake: Notify,
     /// Set when the session ended; late replies are dropped.
     pub gone: Cell<bool>,
+    /// Set when a connection the client's state depends on broke (its subscriptions): the
+    /// session closes the client after writing what it has.
+    pub broken: Cell<bool>,
 }
 
 #[derive(Default)]
@@ -38,6 +41,7 @@ impl Client {
             replies: RefCell::new(Replies::default()),
             wake: Notify::new(),
             gone: Cell::new(false),
+            broken: Cell::new(false),
         }
     }
 
@@ -52,6 +56,19 @@ impl Client {
         if replies.deliver(seq, frame) && was_empty {
             self.wake.notify_one();
         }
+    }
+
+    /// A frame that answers no numbered request (a Pub/Sub message or confirmation), put
+    /// after everything already in the output.
+    pub fn push(&self, frame: &[u8]) {
+        if self.gone.get() {
+            return;
+        }
+        let mut replies = self.replies.borrow_mut();
+        if replies.out.is_empty() {
+            self.wake.notify_one();
+        }
+        replies.out.extend_from_slice(frame);
     }
 
     /// Swaps the ready output with `spare` (an empty buffer, to keep its capacity).

@@ -150,7 +150,7 @@ fn bulk_number(frame: &[u8]) -> Option<u64> {
 }
 
 /// The elements of an array frame, each as its whole frame.
-fn elements(frame: &[u8]) -> Option<Vec<&[u8]>> {
+pub(crate) fn elements(frame: &[u8]) -> Option<Vec<&[u8]>> {
     let limits = Limits::default();
     let header_end = frame.iter().position(|&b| b == b'\n')? + 1;
     if frame.first() != Some(&b'*') {
@@ -167,7 +167,7 @@ fn elements(frame: &[u8]) -> Option<Vec<&[u8]>> {
     Some(out)
 }
 
-fn integer(frame: &[u8]) -> Option<i64> {
+pub(crate) fn integer(frame: &[u8]) -> Option<i64> {
     let line = frame.strip_prefix(b":")?.strip_suffix(b"\r\n")?;
     std::str::from_utf8(line).ok()?.parse().ok()
 }

@@ -14,6 +14,7 @@ pub mod commands;
 pub mod config;
 pub mod fanout;
 mod fasthash;
+pub mod pubsub;
 pub mod session;
 pub mod shared;
 pub mod slotmap;

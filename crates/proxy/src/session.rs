@@ -1,5 +1,6 @@
 //! One client connection: read requests, route each, write the replies in request order.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Instant;
@@ -14,6 +15,7 @@ use crate::backend::Backend;
 use crate::client::Client;
 use crate::commands::{Args, CommandInfo, Local, Merge, Route, Split, key_positions};
 use crate::fanout::MergeKind;
+use crate::pubsub::Subscriber;
 use crate::shared::Stats;
 use crate::worker::{Ctx, Fanout, Pending, Request, Sink, Target};
 
@@ -29,6 +31,30 @@ impl Args for ReqArgs<'_> {
     }
     fn arg(&self, i: usize) -> &[u8] {
         self.parser.arg(self.frame, i)
+    }
+}
+
+/// The connections of a client in subscribed mode, each with its subscription count.
+#[derive(Default)]
+struct Subscriptions {
+    /// SUBSCRIBE and PSUBSCRIBE: one master hears every node's messages.
+    classic: Option<(Rc<Backend>, Rc<Cell<Option<i64>>>)>,
+    /// SSUBSCRIBE: the master of each shard channel's slot.
+    shards: Vec<(Rc<Backend>, Rc<Cell<Option<i64>>>)>,
+}
+
+impl Subscriptions {
+    fn all(&self) -> impl Iterator<Item = &(Rc<Backend>, Rc<Cell<Option<i64>>>)> {
+        self.classic.iter().chain(&self.shards)
+    }
+
+    /// Every connection confirmed it has no subscription left.
+    fn done(&self) -> bool {
+        self.all().next().is_some() && self.all().all(|(_, count)| count.get() == Some(0))
+    }
+
+    fn close(&self) {
+        self.all().for_each(|(backend, _)| backend.close());
     }
 }
 
@@ -55,6 +81,11 @@ pub struct Session {
     tx: Option<Transaction>,
     /// Connections of this client's own for blocking commands, by node.
     blocking: HashMap<String, Rc<Backend>>,
+    /// In subscribed mode: the subscription connections.
+    subscribed: Option<Subscriptions>,
+    /// A SUBSCRIBE waits at the start of the input until every earlier reply is written, so
+    /// that no reply of the normal mode lands among Pub/Sub frames.
+    waiting_for_replies: bool,
     created: Instant,
 }
 
@@ -75,6 +106,8 @@ pub async fn serve(ctx: Rc<Ctx>, mut stream: TcpStream) {
         closing: false,
         tx: None,
         blocking: HashMap::new(),
+        subscribed: None,
+        waiting_for_replies: false,
         created: Instant::now(),
     };
     let config = &shared.config;
@@ -92,10 +125,21 @@ pub async fn serve(ctx: Rc<Ctx>, mut stream: TcpStream) {
             continue;
         }
         let in_flight = session.next_seq - client.answered();
+        if client.broken.get() {
+            session.closing = true;
+        }
         if session.closing && in_flight == 0 {
             break;
         }
-        let can_read = !session.closing && in_flight < config.max_pending_per_client as u64;
+        if session.waiting_for_replies && in_flight == 0 {
+            session.waiting_for_replies = false;
+            session.read_requests(&mut input, &mut parser);
+            continue;
+        }
+        session.leave_subscribed_mode_when_done();
+        let can_read = !session.closing
+            && !session.waiting_for_replies
+            && in_flight < config.max_pending_per_client as u64;
         let idle_deadline =
             config.client_idle_timeout.map(|t| tokio::time::Instant::from_std(last_activity + t));
         tokio::select! {
@@ -130,6 +174,9 @@ impl Session {
         for backend in self.blocking.values() {
             backend.close();
         }
+        if let Some(subscriptions) = self.subscribed.take() {
+            subscriptions.close();
+        }
         if let Some(backend) = self.tx.take().and_then(|tx| tx.backend) {
             backend.close();
         }
@@ -144,13 +191,18 @@ impl Session {
     }
 
     fn parse_and_handle(&mut self, input: &mut BytesMut, parser: &mut RequestParser) {
-        while !self.closing && !input.is_empty() {
+        while !self.closing && !self.waiting_for_replies && !input.is_empty() {
             match parser.parse(input) {
                 Ok(Parsed::Incomplete) => break,
                 Ok(Parsed::Empty { consumed }) => {
                     let _ = input.split_to(consumed);
                 }
                 Ok(Parsed::Request { consumed }) => {
+                    if self.must_wait_before(&ReqArgs { parser, frame: parser.resp(input) }) {
+                        parser.reset();
+                        self.waiting_for_replies = true;
+                        break;
+                    }
                     let inline = input[0] != b'*';
                     let frame = if inline {
                         let frame = Bytes::copy_from_slice(parser.resp(input));
@@ -189,10 +241,14 @@ impl Session {
     }
 
     fn handle(&mut self, frame: Bytes, parser: &RequestParser) {
-        let seq = self.take_seq();
         let shared = self.ctx.shared.clone();
         let args = ReqArgs { parser, frame: &frame };
-        let Some(info) = shared.table.lookup(&args) else {
+        let info = shared.table.lookup(&args);
+        if self.subscribed.is_some() {
+            return self.subscribed_request(info, &args, frame.clone());
+        }
+        let seq = self.take_seq();
+        let Some(info) = info else {
             return self.reply_error(seq, &unknown_command(&args));
         };
         if let Err(e) = key_positions(info, &args, &mut self.keys) {
@@ -209,11 +265,7 @@ impl Session {
             Route::AllMasters(merge) => self.all_masters(seq, info, merge, frame.clone()),
             Route::AnyMaster => self.any_master(seq, info, frame.clone()),
             Route::Transaction => unreachable!("handled above"),
-            Route::PubSub => self.reply_error(
-                seq,
-                "ERR redkeep: the proxy does not support Pub/Sub subscriptions yet; \
-                 connect to a node for SUBSCRIBE",
-            ),
+            Route::PubSub => self.pubsub_outside_subscribed_mode(seq, info, &args, frame.clone()),
             Route::Unsupported(why) => {
                 let name = String::from_utf8_lossy(args.arg(0)).to_ascii_uppercase();
                 self.reply_error(
@@ -755,4 +807,182 @@ fn unknown_command(args: &ReqArgs) -> String {
         text.push_str(&format!("'{}' ", String::from_utf8_lossy(args.arg(i))));
     }
     text
+}
+
+/// Redis' reply to an unsubscribe with nothing subscribed: one frame per channel named (a nil
+/// channel when none is), each with a count of 0.
+fn nothing_to_unsubscribe(kind: &str, channels: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let none: [&[u8]; 1] = [b""];
+    let listed: &[&[u8]] = if channels.is_empty() { &none } else { channels };
+    for channel in listed {
+        write::array_len(&mut out, 3);
+        write::bulk(&mut out, kind.as_bytes());
+        if channels.is_empty() {
+            write::null_bulk(&mut out);
+        } else {
+            write::bulk(&mut out, channel);
+        }
+        write::integer(&mut out, 0);
+    }
+    out
+}
+
+impl Session {
+    /// A SUBSCRIBE with replies still owed waits until they are written.
+    fn must_wait_before(&self, args: &ReqArgs) -> bool {
+        if self.subscribed.is_some() || self.next_seq == self.client.answered() {
+            return false;
+        }
+        let info = self.ctx.shared.table.lookup(args);
+        info.is_some_and(|i| matches!(i.name.as_str(), "subscribe" | "psubscribe" | "ssubscribe"))
+    }
+
+    fn leave_subscribed_mode_when_done(&mut self) {
+        if self.subscribed.as_ref().is_some_and(Subscriptions::done) {
+            if let Some(subscriptions) = self.subscribed.take() {
+                subscriptions.close();
+            }
+        }
+    }
+
+    /// A Pub/Sub command in normal mode: a subscribe enters subscribed mode; an unsubscribe
+    /// has nothing to undo.
+    fn pubsub_outside_subscribed_mode(
+        &mut self,
+        seq: u64,
+        info: &CommandInfo,
+        args: &ReqArgs,
+        frame: Bytes,
+    ) {
+        let name = info.name.as_str();
+        if name.ends_with("unsubscribe") {
+            let channels: Vec<&[u8]> = (1..args.count()).map(|i| args.arg(i)).collect();
+            return self.reply(seq, &nothing_to_unsubscribe(name, &channels));
+        }
+        // The subscribe answers with Pub/Sub frames, not a numbered reply.
+        self.reply(seq, b"");
+        self.subscribed = Some(Subscriptions::default());
+        self.subscribed_request(Some(info), args, frame);
+    }
+
+    /// A command in subscribed mode: only the Pub/Sub commands, PING, QUIT and RESET, as
+    /// Redis allows in RESP2.
+    fn subscribed_request(&mut self, info: Option<&CommandInfo>, args: &ReqArgs, frame: Bytes) {
+        let name = info.map_or("", |i| i.name.as_str());
+        match name {
+            "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" => {
+                match self.classic_subscription(!name.ends_with("unsubscribe")) {
+                    Some(backend) => backend.queue_bytes(&frame),
+                    None => {
+                        let channels: Vec<&[u8]> = (1..args.count()).map(|i| args.arg(i)).collect();
+                        self.client.push(&nothing_to_unsubscribe(name, &channels));
+                    }
+                }
+            }
+            "ssubscribe" | "sunsubscribe" => {
+                let info = info.expect("a known command");
+                if let Err(e) = key_positions(info, args, &mut self.keys) {
+                    let mut out = Vec::new();
+                    write::error(&mut out, format!("ERR {e}").as_bytes());
+                    return self.client.push(&out);
+                }
+                self.shard_subscription(name, args, &frame)
+            }
+            "ping" => {
+                let subscriptions = self.subscribed.as_ref().expect("in subscribed mode");
+                if let Some((backend, _)) = subscriptions.all().next() {
+                    backend.queue_bytes(&frame);
+                }
+            }
+            "quit" => {
+                self.client.push(b"+OK\r\n");
+                self.closing = true;
+            }
+            "reset" => {
+                if let Some(subscriptions) = self.subscribed.take() {
+                    subscriptions.close();
+                }
+                self.end();
+                self.resp3 = false;
+                self.name = None;
+                self.client.push(b"+RESET\r\n");
+            }
+            _ => {
+                let shown = String::from_utf8_lossy(args.arg(0)).to_ascii_lowercase();
+                let text = format!(
+                    "ERR Can't execute '{shown}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / \
+                     QUIT / RESET are allowed in this context"
+                );
+                let mut out = Vec::new();
+                write::error(&mut out, text.as_bytes());
+                self.client.push(&out);
+            }
+        }
+    }
+
+    fn subscriber(&self, count: &Rc<Cell<Option<i64>>>) -> Subscriber {
+        Subscriber { client: self.client.clone(), resp3: self.resp3, count: count.clone() }
+    }
+
+    /// The connection for SUBSCRIBE/PSUBSCRIBE, made when `create` and there is none.
+    fn classic_subscription(&mut self, create: bool) -> Option<Rc<Backend>> {
+        if let Some((backend, _)) = self.subscribed.as_ref().and_then(|s| s.classic.as_ref()) {
+            return Some(backend.clone());
+        }
+        if !create {
+            return None;
+        }
+        let addr = self.first_master()?;
+        let count = Rc::new(Cell::new(None));
+        let backend = self.ctx.pubsub_backend(&addr, self.subscriber(&count));
+        self.subscribed.as_mut()?.classic = Some((backend.clone(), count));
+        Some(backend)
+    }
+
+    /// SSUBSCRIBE/SUNSUBSCRIBE go to the master of their channels' slot.
+    fn shard_subscription(&mut self, name: &str, args: &ReqArgs, frame: &[u8]) {
+        let slot = match self.slot_of_keys(args) {
+            Ok(slot) => slot,
+            Err(e) => {
+                let mut out = Vec::new();
+                write::error(&mut out, e.as_bytes());
+                return self.client.push(&out);
+            }
+        };
+        let Some(slot) = slot else {
+            // SUNSUBSCRIBE of everything: every shard connection.
+            let subscriptions = self.subscribed.as_ref().expect("in subscribed mode");
+            if subscriptions.shards.is_empty() {
+                return self.client.push(&nothing_to_unsubscribe(name, &[]));
+            }
+            subscriptions.shards.iter().for_each(|(b, _)| b.queue_bytes(frame));
+            return;
+        };
+        let addr = {
+            let map = self.ctx.map();
+            map.master_of(slot).map(|m| map.addr(m).to_string())
+        };
+        let Some(addr) = addr else {
+            return self.client.push(b"-CLUSTERDOWN Hash slot not served\r\n");
+        };
+        let existing =
+            self.subscribed.as_ref().and_then(|s| s.shards.iter().find(|(b, _)| b.addr == addr));
+        let backend = match existing {
+            Some((backend, _)) => backend.clone(),
+            None if name == "sunsubscribe" => {
+                let channels: Vec<&[u8]> = (1..args.count()).map(|i| args.arg(i)).collect();
+                return self.client.push(&nothing_to_unsubscribe(name, &channels));
+            }
+            None => {
+                let count = Rc::new(Cell::new(None));
+                let backend = self.ctx.pubsub_backend(&addr, self.subscriber(&count));
+                if let Some(subscriptions) = self.subscribed.as_mut() {
+                    subscriptions.shards.push((backend.clone(), count));
+                }
+                backend
+            }
+        };
+        backend.queue_bytes(frame);
+    }
 }

@@ -191,6 +191,18 @@ impl Ctx {
         backend
     }
 
+    /// A connection for one client's subscriptions to `addr`.
+    pub fn pubsub_backend(
+        self: &Rc<Self>,
+        addr: &str,
+        subscriber: crate::pubsub::Subscriber,
+    ) -> Rc<Backend> {
+        let backend = Backend::new(addr, Mode::PubSub, false);
+        *backend.subscriber.borrow_mut() = Some(subscriber);
+        tokio::task::spawn_local(backend.clone().run(self.clone()));
+        backend
+    }
+
     pub fn forget_backend(&self, backend: &Backend) {
         let mut backends = self.backends.borrow_mut();
         if backends.get(&backend.addr).is_some_and(|b| std::ptr::eq(b.as_ref(), backend)) {

@@ -306,3 +306,73 @@ async fn blocking_commands_do_not_stall_other_clients() {
     assert_eq!(read.len(), 1);
     proxy.shutdown().await;
 }
+
+fn message(kind: &str, channel: &str, payload: &str) -> Value {
+    Value::Array(vec![bulk(kind), bulk(channel), bulk(payload)])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pub_sub_hears_the_whole_cluster_and_shard_channels_their_shard() {
+    let (cluster, proxy) = cluster_and_proxy().await;
+    let mut subscriber = Conn::connect(proxy.local_addr).await;
+    assert_eq!(subscriber.call(&["SET", "before", "1"]).await, ok());
+    subscriber.send(&[b"SUBSCRIBE", b"news", b"sport"]).await;
+    assert_eq!(
+        subscriber.reply().await,
+        Value::Array(vec![bulk("subscribe"), bulk("news"), Value::Integer(1)])
+    );
+    assert_eq!(
+        subscriber.reply().await,
+        Value::Array(vec![bulk("subscribe"), bulk("sport"), Value::Integer(2)])
+    );
+    // Published on every node directly: the subscriber hears each.
+    for addr in cluster.addrs() {
+        let mut node = Conn::connect(addr.as_str()).await;
+        let Value::Integer(_) = node.call(&["PUBLISH", "news", &format!("from {addr}")]).await
+        else {
+            panic!()
+        };
+        assert_eq!(subscriber.reply().await, message("message", "news", &format!("from {addr}")));
+    }
+    // And through the proxy.
+    let mut publisher = Conn::connect(proxy.local_addr).await;
+    assert_eq!(publisher.call(&["PUBLISH", "sport", "goal"]).await, Value::Integer(1));
+    assert_eq!(subscriber.reply().await, message("message", "sport", "goal"));
+
+    // Only Pub/Sub commands in subscribed mode, as in Redis (RESP2).
+    subscriber.send(&[b"GET", b"before"]).await;
+    assert!(error_text(&subscriber.reply().await).contains("only (P|S)SUBSCRIBE"));
+    subscriber.send(&[b"PING"]).await;
+    assert_eq!(subscriber.reply().await, Value::Array(vec![bulk("pong"), bulk("")]));
+
+    // Shard channels: on the shard of their slot.
+    subscriber.send(&[b"SSUBSCRIBE", b"orders"]).await;
+    assert_eq!(
+        subscriber.reply().await,
+        Value::Array(vec![bulk("ssubscribe"), bulk("orders"), Value::Integer(1)])
+    );
+    assert_eq!(publisher.call(&["SPUBLISH", "orders", "o-1"]).await, Value::Integer(1));
+    assert_eq!(subscriber.reply().await, message("smessage", "orders", "o-1"));
+
+    // Unsubscribing from everything returns to normal mode.
+    subscriber.send(&[b"UNSUBSCRIBE"]).await;
+    let mut left = Vec::new();
+    left.push(subscriber.reply().await);
+    left.push(subscriber.reply().await);
+    assert!(
+        left.contains(&Value::Array(vec![bulk("unsubscribe"), bulk("news"), Value::Integer(1)]))
+            || left.contains(&Value::Array(vec![
+                bulk("unsubscribe"),
+                bulk("sport"),
+                Value::Integer(1)
+            ]))
+    );
+    subscriber.send(&[b"SUNSUBSCRIBE"]).await;
+    assert_eq!(
+        subscriber.reply().await,
+        Value::Array(vec![bulk("sunsubscribe"), bulk("orders"), Value::Integer(0)])
+    );
+    // Normal mode again once every subscription is gone.
+    assert_eq!(subscriber.call(&["GET", "before"]).await, bulk("1"));
+    proxy.shutdown().await;
+}

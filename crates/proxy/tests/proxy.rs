@@ -188,3 +188,49 @@ async fn start_with(
     let proxy = start_proxy(&cluster, tune).await;
     (cluster, proxy)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cli_and_redis_benchmark_work_through_the_proxy_without_cluster_mode() {
+    let (_cluster, proxy) = cluster_and_proxy().await;
+    let port = proxy.local_addr.port().to_string();
+    let cli = |args: &[&str]| {
+        let output = std::process::Command::new("redis-cli")
+            .args(["-p", &port])
+            .args(args)
+            .output()
+            .expect("redis-cli runs (apt-get install redis-tools)");
+        assert!(output.status.success(), "redis-cli {args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    // Keys of all three masters through a client that knows nothing of the cluster.
+    for key in keys_on_every_master(3, 2) {
+        assert_eq!(cli(&["SET", &key, "from-cli"]).trim(), "OK");
+        assert_eq!(cli(&["GET", &key]).trim(), "from-cli");
+    }
+    assert_eq!(cli(&["DBSIZE"]).trim(), "6");
+
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("redis-benchmark")
+            .args([
+                "-p", &port, "-c", "20", "-n", "20000", "-r", "10000", "-P", "4", "-t", "set,get",
+                "--csv",
+            ])
+            .output()
+            .expect("redis-benchmark runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "redis-benchmark failed: {output:?}");
+    for test in ["\"SET\"", "\"GET\""] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(test))
+            .unwrap_or_else(|| panic!("{test} in {stdout}"));
+        let rps: f64 = line.split(',').nth(1).unwrap().trim_matches('"').parse().unwrap();
+        assert!(rps > 0.0, "{line}");
+    }
+    // No request of the benchmark got an error: the proxy counted none.
+    assert_eq!(proxy.shared.stats.errors.load(std::sync::atomic::Ordering::Relaxed), 0);
+    proxy.shutdown().await;
+}
