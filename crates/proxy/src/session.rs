@@ -34,17 +34,20 @@ impl Args for ReqArgs<'_> {
     }
 }
 
+/// A subscription connection and its subscription count (see [`Subscriber::count`]).
+type Subscription = (Rc<Backend>, Rc<Cell<Option<i64>>>);
+
 /// The connections of a client in subscribed mode, each with its subscription count.
 #[derive(Default)]
 struct Subscriptions {
     /// SUBSCRIBE and PSUBSCRIBE: one master hears every node's messages.
-    classic: Option<(Rc<Backend>, Rc<Cell<Option<i64>>>)>,
+    classic: Option<Subscription>,
     /// SSUBSCRIBE: the master of each shard channel's slot.
-    shards: Vec<(Rc<Backend>, Rc<Cell<Option<i64>>>)>,
+    shards: Vec<Subscription>,
 }
 
 impl Subscriptions {
-    fn all(&self) -> impl Iterator<Item = &(Rc<Backend>, Rc<Cell<Option<i64>>>)> {
+    fn all(&self) -> impl Iterator<Item = &Subscription> {
         self.classic.iter().chain(&self.shards)
     }
 
@@ -839,10 +842,10 @@ impl Session {
     }
 
     fn leave_subscribed_mode_when_done(&mut self) {
-        if self.subscribed.as_ref().is_some_and(Subscriptions::done) {
-            if let Some(subscriptions) = self.subscribed.take() {
-                subscriptions.close();
-            }
+        if self.subscribed.as_ref().is_some_and(Subscriptions::done)
+            && let Some(subscriptions) = self.subscribed.take()
+        {
+            subscriptions.close();
         }
     }
 
