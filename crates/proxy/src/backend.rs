@@ -11,6 +11,7 @@ use std::rc::Rc;
 
 use bytes::{Buf, BytesMut};
 use resp::Scanner;
+use std::sync::atomic::Ordering::Relaxed;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -127,6 +128,9 @@ impl Backend {
             Err(_) => return self.fail(&ctx, false, "connect timed out"),
         };
         crate::shared::Stats::add(&shared.stats.backend_connects, 1);
+        let stats = ctx.node_stats(&self.addr);
+        stats.connections.fetch_add(1, Relaxed);
+        let _open = OpenConnection(&stats);
         let _ = stream.set_nodelay(true);
         let (mut reader, mut writer) = stream.into_split();
         let write_loop = async {
@@ -155,6 +159,7 @@ impl Backend {
                         "the node closed the connection",
                     ));
                 }
+                let now = ctx.tick();
                 let mut at = 0;
                 while let Some(len) = scanner.scan(&buf[at..]).map_err(std::io::Error::other)? {
                     let frame = &buf[at..at + len];
@@ -166,6 +171,11 @@ impl Backend {
                     let Some(pending) = self.pending.borrow_mut().pop_front() else {
                         return Err(std::io::Error::other("a reply nobody asked for"));
                     };
+                    stats.replies.fetch_add(1, Relaxed);
+                    if frame.first() == Some(&b'-') {
+                        stats.errors.fetch_add(1, Relaxed);
+                    }
+                    stats.latency.record(now.saturating_duration_since(pending.req.received));
                     ctx.on_reply(&self, pending, frame);
                 }
                 buf.advance(at);
@@ -208,5 +218,14 @@ impl Backend {
         for p in pending {
             ctx.on_lost(self, p, maybe_sent, reason);
         }
+    }
+}
+
+/// Counts a connection as open for as long as it lives.
+struct OpenConnection<'a>(&'a crate::metrics::NodeStats);
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Relaxed);
     }
 }

@@ -106,6 +106,8 @@ impl Args for [&[u8]] {
 pub struct CommandInfo {
     /// Lower case, `container|sub` for subcommands.
     pub name: String,
+    /// Index into per-command statistics ([`CommandTable::name_of`] gives the name back).
+    pub id: u16,
     /// Redis' arity: exact when positive, a minimum when negative; counts the name.
     pub arity: i32,
     pub first_key: i32,
@@ -134,6 +136,8 @@ pub struct CommandTable {
     containers: FastMap<Box<[u8]>, ()>,
     /// The raw `COMMAND` reply, given to clients that ask for `COMMAND`.
     pub raw_reply: Vec<u8>,
+    /// Names by id.
+    names: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -161,6 +165,7 @@ impl CommandTable {
             commands: FastMap::default(),
             containers: FastMap::default(),
             raw_reply: raw.to_vec(),
+            names: Vec::new(),
         };
         for entry in entries {
             let info = parse_entry(entry)?;
@@ -169,13 +174,23 @@ impl CommandTable {
                     table.containers.insert(info.name.as_bytes().into(), ());
                 }
                 for sub in subs {
-                    let sub = parse_entry(sub)?;
-                    table.commands.insert(sub.name.as_bytes().into(), sub);
+                    table.add(parse_entry(sub)?);
                 }
             }
-            table.commands.insert(info.name.as_bytes().into(), info);
+            table.add(info);
         }
         Ok(table)
+    }
+
+    fn add(&mut self, mut info: CommandInfo) {
+        info.id = self.names.len() as u16;
+        self.names.push(info.name.clone());
+        self.commands.insert(info.name.as_bytes().into(), info);
+    }
+
+    /// The name of command `id`.
+    pub fn name_of(&self, id: usize) -> &str {
+        self.names.get(id).map_or("?", String::as_str)
     }
 
     /// Commands without their subcommands, as `COMMAND COUNT` counts them.
@@ -251,6 +266,7 @@ fn parse_entry(entry: &Value) -> Result<CommandInfo, TableError> {
         key_step: int(5)?,
         flags,
         route: Route::Keyed,
+        id: 0,
         name,
     };
     info.route = route_of(&info);

@@ -33,6 +33,8 @@ pub struct ProxyConfig {
     /// How long a command may keep being retried through failovers and slot moves.
     pub retry_budget: Duration,
     pub refresh_interval: Duration,
+    /// How often every node gets PING, ROLE and INFO.
+    pub health_interval: Duration,
     pub connect_timeout: Duration,
     pub read_from: ReadFrom,
     /// FLUSHALL/FLUSHDB reach every master; off makes them an error.
@@ -56,6 +58,7 @@ impl ProxyConfig {
             // Twice redkeep's cluster-node-timeout of 5 s: a failover completes within it.
             retry_budget: Duration::from_secs(10),
             refresh_interval: Duration::from_secs(2),
+            health_interval: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             read_from: ReadFrom::Master,
             allow_flush: true,

@@ -14,10 +14,13 @@ pub mod commands;
 pub mod config;
 pub mod fanout;
 mod fasthash;
+pub mod health;
+pub mod metrics;
 pub mod pubsub;
 pub mod session;
 pub mod shared;
 pub mod slotmap;
+pub mod snapshot;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -81,6 +84,7 @@ pub async fn start(config: ProxyConfig) -> Result<ProxyHandle, StartError> {
     }
     tokio::spawn(accept_loop(shared.clone(), listener, senders));
     tokio::spawn(refresh_loop(shared.clone()));
+    tokio::spawn(health::check_loop(shared.clone(), shared.config.health_interval));
     tracing::info!(%local_addr, threads, "proxy listening");
     Ok(ProxyHandle { local_addr, shared, workers })
 }

@@ -152,7 +152,7 @@ pub async fn serve(ctx: Rc<Ctx>, mut stream: TcpStream) {
                     // Like Redis: a client that closed its side is gone.
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
-                        last_activity = Instant::now();
+                        last_activity = session.ctx.tick();
                         session.read_requests(&mut input, &mut parser);
                     }
                 }
@@ -254,6 +254,8 @@ impl Session {
         let Some(info) = info else {
             return self.reply_error(seq, &unknown_command(&args));
         };
+        self.ctx.commands.calls[usize::from(info.id)]
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Err(e) = key_positions(info, &args, &mut self.keys) {
             return self.reply_error(seq, &format!("ERR {e}"));
         }
@@ -297,7 +299,9 @@ impl Session {
 
     fn request(&self, info: &CommandInfo, args: &ReqArgs, bytes: Bytes, target: Target) -> Request {
         let retry_safe = info.flags.readonly || is_idempotent(info, args);
-        Request::new(bytes, target, info.flags.readonly, retry_safe)
+        let mut req = Request::new(bytes, target, info.flags.readonly, retry_safe, self.ctx.now());
+        req.command = Some(info.id);
+        req
     }
 
     fn sink(&self, seq: u64) -> Sink {
@@ -432,7 +436,8 @@ impl Session {
         }
         let fanout = Fanout::new(self.client.clone(), seq, kind, nodes.len());
         for (index, addr) in nodes.into_iter().enumerate() {
-            let req = Request::new(bytes.clone(), Target::Node(addr), readonly, readonly);
+            let req =
+                Request::new(bytes.clone(), Target::Node(addr), readonly, readonly, self.ctx.now());
             self.ctx.dispatch(req, Sink::Part { fanout: fanout.clone(), index });
         }
     }
@@ -451,7 +456,7 @@ impl Session {
         command.extend((2..args.count()).map(|i| args.arg(i)));
         let mut bytes = Vec::new();
         write::command(&mut bytes, &command);
-        let req = Request::new(bytes.into(), Target::Node(addr), true, true);
+        let req = Request::new(bytes.into(), Target::Node(addr), true, true, self.ctx.now());
         let sink = Sink::Scan { client: self.client.clone(), seq, index, masters: masters.len() };
         self.ctx.dispatch(req, sink);
     }
@@ -509,7 +514,9 @@ impl Session {
         let Some(addr) = self.first_master() else {
             return self.reply_error(seq, "CLUSTERDOWN redkeep: no master known yet");
         };
-        let req = Request::new(frame, Target::Node(addr), info.flags.readonly, info.flags.readonly);
+        let readonly = info.flags.readonly;
+        let mut req = Request::new(frame, Target::Node(addr), readonly, readonly, self.ctx.now());
+        req.command = Some(info.id);
         self.ctx.dispatch(req, self.sink(seq));
     }
 
@@ -609,7 +616,7 @@ impl Session {
             backend.send_raw(b"*1\r\n$5\r\nMULTI\r\n", Sink::Discard);
         }
         for (bytes, seq) in tx.held.drain(..) {
-            let req = Request::new(bytes, Target::Slot(0), false, false);
+            let req = Request::new(bytes, Target::Slot(0), false, false, self.ctx.now());
             backend.send(Pending { req, sink: Sink::Client { client: self.client.clone(), seq } });
         }
         tx.backend = Some(backend.clone());
@@ -687,7 +694,7 @@ impl Session {
         let Some(addr) = self.first_master() else {
             return self.reply_error(seq, "CLUSTERDOWN redkeep: no master known yet");
         };
-        let req = Request::new(bytes.into(), Target::Node(addr), false, false);
+        let req = Request::new(bytes.into(), Target::Node(addr), false, false, self.ctx.now());
         self.ctx.dispatch(req, self.sink(seq));
     }
 

@@ -23,6 +23,10 @@ pub struct Shared {
     pub refresh_wanted: Notify,
     pub shutdown: CancellationToken,
     pub stats: Stats,
+    /// Per-worker statistics blocks (per node, per command).
+    pub registry: crate::metrics::Registry,
+    /// The health checker's last word on each node.
+    pub health: std::sync::Mutex<std::collections::HashMap<String, crate::health::NodeHealth>>,
     pub started: Instant,
     next_client_id: AtomicU64,
 }
@@ -37,6 +41,8 @@ impl Shared {
             refresh_wanted: Notify::new(),
             shutdown: CancellationToken::new(),
             stats: Stats::default(),
+            registry: crate::metrics::Registry::default(),
+            health: std::sync::Mutex::new(std::collections::HashMap::new()),
             started: Instant::now(),
             next_client_id: AtomicU64::new(1),
         })

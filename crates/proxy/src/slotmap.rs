@@ -96,6 +96,17 @@ impl SlotMap {
         masters
     }
 
+    /// The slots each node serves as master, indexed like [`SlotMap::nodes`].
+    pub fn slots_by_node(&self) -> Vec<Vec<u16>> {
+        let mut slots = vec![Vec::new(); self.nodes.len()];
+        for (slot, &m) in self.masters.iter().enumerate() {
+            if m != UNASSIGNED {
+                slots[usize::from(m)].push(slot as u16);
+            }
+        }
+        slots
+    }
+
     /// Slots without a master.
     pub fn uncovered(&self) -> usize {
         self.masters.iter().filter(|&&m| m == UNASSIGNED).count()

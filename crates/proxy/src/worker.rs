@@ -17,11 +17,13 @@ use crate::client::Client;
 use crate::config::ReadFrom;
 use crate::fanout::{MergeKind, merge};
 use crate::fasthash::FastMap;
+use crate::metrics::{CommandStats, NodeStats};
 use crate::shared::{Shared, Stats};
 use crate::slotmap::{Redirect, SlotMap, is_transient_error, parse_redirect};
 
-/// Redirects one command may follow before its last reply is given to the client.
-const MAX_REDIRECTS: u32 = 16;
+/// Redirects followed at once; after these, each waits a backoff first (the cluster is
+/// mid-change and nodes disagree), within the retry budget.
+const IMMEDIATE_REDIRECTS: u32 = 4;
 
 /// A command on its way to a node.
 pub struct Request {
@@ -37,11 +39,30 @@ pub struct Request {
     /// the common path).
     pub retrying_since: Option<Instant>,
     pub attempts: u32,
+    /// When the proxy read it (the worker's clock of that read event).
+    pub received: Instant,
+    /// For per-command statistics; `None` for the proxy's own requests and parts.
+    pub command: Option<u16>,
 }
 
 impl Request {
-    pub fn new(bytes: Bytes, target: Target, readonly: bool, retry_safe: bool) -> Request {
-        Request { bytes, target, retry_safe, readonly, retrying_since: None, attempts: 0 }
+    pub fn new(
+        bytes: Bytes,
+        target: Target,
+        readonly: bool,
+        retry_safe: bool,
+        received: Instant,
+    ) -> Request {
+        Request {
+            bytes,
+            target,
+            retry_safe,
+            readonly,
+            retrying_since: None,
+            attempts: 0,
+            received,
+            command: None,
+        }
     }
 }
 
@@ -82,7 +103,10 @@ pub struct Pending {
 impl Pending {
     /// An entry for bytes the proxy sent on its own (ASKING, READONLY).
     pub fn internal(sink: Sink) -> Pending {
-        Pending { req: Request::new(Bytes::new(), Target::Slot(0), false, false), sink }
+        Pending {
+            req: Request::new(Bytes::new(), Target::Slot(0), false, false, Instant::now()),
+            sink,
+        }
     }
 }
 
@@ -123,18 +147,48 @@ pub struct Ctx {
     map: RefCell<SlotMap>,
     epoch: Cell<u64>,
     backends: RefCell<FastMap<String, Rc<Backend>>>,
+    /// The time of the current read event: one clock read per event, not per request.
+    now: Cell<Instant>,
+    /// This worker's statistics blocks.
+    pub commands: Arc<CommandStats>,
+    node_stats: RefCell<FastMap<String, Arc<NodeStats>>>,
 }
 
 impl Ctx {
     pub fn new(shared: Arc<Shared>) -> Rc<Ctx> {
         let map = (*shared.map()).clone();
         let epoch = shared.epoch();
+        let commands = shared.registry.command_block(shared.table.len());
         Rc::new(Ctx {
             shared,
             map: RefCell::new(map),
             epoch: Cell::new(epoch),
             backends: RefCell::new(FastMap::default()),
+            now: Cell::new(Instant::now()),
+            commands,
+            node_stats: RefCell::new(FastMap::default()),
         })
+    }
+
+    /// Reads the clock for a new read event.
+    pub fn tick(&self) -> Instant {
+        let now = Instant::now();
+        self.now.set(now);
+        now
+    }
+
+    pub fn now(&self) -> Instant {
+        self.now.get()
+    }
+
+    /// This worker's statistics block for `addr`.
+    pub fn node_stats(&self, addr: &str) -> Arc<NodeStats> {
+        if let Some(block) = self.node_stats.borrow().get(addr) {
+            return block.clone();
+        }
+        let block = self.shared.registry.node_block(addr);
+        self.node_stats.borrow_mut().insert(addr.to_string(), block.clone());
+        block
     }
 
     /// This worker's view of the slot map, brought up to date first.
@@ -212,15 +266,28 @@ impl Ctx {
 
     /// A reply frame from `backend` for `pending`.
     pub fn on_reply(self: &Rc<Self>, backend: &Backend, mut pending: Pending, frame: &[u8]) {
-        if frame.first() == Some(&b'-') && !matches!(pending.sink, Sink::Discard) {
+        let is_error = frame.first() == Some(&b'-');
+        if let Some(id) = pending.req.command {
+            let id = usize::from(id);
+            self.commands.latency[id]
+                .record(self.now().saturating_duration_since(pending.req.received));
+            if is_error {
+                self.commands.errors[id].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        if is_error && !matches!(pending.sink, Sink::Discard) {
             if let Some(redirect) = parse_redirect(frame) {
                 if backend.mode == Mode::Private {
                     return deliver(&self.shared, pending.sink, &private_redirect_error(&redirect));
                 }
-                if pending.req.attempts < MAX_REDIRECTS {
+                if pending.req.attempts < IMMEDIATE_REDIRECTS {
                     pending.req.attempts += 1;
                     return self.follow(redirect, pending);
                 }
+                if let Redirect::Moved { slot, addr } = &redirect {
+                    self.map.borrow_mut().apply_moved(*slot, addr);
+                }
+                return self.retry_later(pending, frame);
             } else if is_transient_error(frame) && backend.mode == Mode::Shared {
                 return self.retry_later(pending, frame);
             }

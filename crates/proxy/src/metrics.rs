@@ -1,0 +1,220 @@
+//! Counters and latency histograms the stats page and `/metrics` read.
+//!
+//! Each worker thread writes its own blocks (per node, per command), so the request path never
+//! shares a cache line with another thread; readers add the blocks up. Latency buckets are
+//! powers of two in microseconds: cheap to find (one `leading_zeros`) and fine enough for
+//! p50/p99 on a page.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Bucket `i` < `BUCKETS - 1` counts latencies below 2^i µs; the last one everything above.
+pub const BUCKETS: usize = 26;
+
+#[derive(Debug)]
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS],
+    sum_us: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram { counts: std::array::from_fn(|_| AtomicU64::new(0)), sum_us: AtomicU64::new(0) }
+    }
+}
+
+impl Histogram {
+    pub fn record(&self, latency: Duration) {
+        let us = latency.as_micros().min(u128::from(u64::MAX)) as u64;
+        let bucket = (64 - us.leading_zeros() as usize).min(BUCKETS - 1);
+        self.counts[bucket].fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        HistogramSnapshot {
+            counts: self.counts.iter().map(|c| c.load(Relaxed)).collect(),
+            sum_us: self.sum_us.load(Relaxed),
+        }
+    }
+}
+
+/// A histogram's counts at one moment; several add up into one.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct HistogramSnapshot {
+    pub counts: Vec<u64>,
+    pub sum_us: u64,
+}
+
+impl HistogramSnapshot {
+    pub fn add(&mut self, other: &HistogramSnapshot) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; BUCKETS];
+        }
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.sum_us += other.sum_us;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// The upper bound (µs) of bucket `i`; `None` for the last, unbounded one.
+    pub fn upper_bound_us(i: usize) -> Option<u64> {
+        (i < BUCKETS - 1).then(|| 1u64 << i)
+    }
+
+    /// The latency (µs, a bucket's upper bound) below which `q` of the samples fall.
+    pub fn percentile_us(&self, q: f64) -> Option<u64> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let wanted = ((total as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, &c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= wanted {
+                return Some(Self::upper_bound_us(i).unwrap_or(1 << (BUCKETS - 1)));
+            }
+        }
+        None
+    }
+}
+
+/// What one worker saw of one node.
+#[derive(Debug, Default)]
+pub struct NodeStats {
+    pub replies: AtomicU64,
+    pub errors: AtomicU64,
+    /// Connections open to the node now.
+    pub connections: AtomicI64,
+    pub latency: Histogram,
+}
+
+/// What one worker saw of each command, indexed by [`crate::commands::CommandInfo::id`].
+#[derive(Debug)]
+pub struct CommandStats {
+    pub calls: Vec<AtomicU64>,
+    pub errors: Vec<AtomicU64>,
+    pub latency: Vec<Histogram>,
+}
+
+impl CommandStats {
+    pub fn new(commands: usize) -> CommandStats {
+        CommandStats {
+            calls: (0..commands).map(|_| AtomicU64::new(0)).collect(),
+            errors: (0..commands).map(|_| AtomicU64::new(0)).collect(),
+            latency: (0..commands).map(|_| Histogram::default()).collect(),
+        }
+    }
+}
+
+/// Every worker's blocks, for the readers. Locked only when a block is made or read.
+#[derive(Debug, Default)]
+pub struct Registry {
+    nodes: Mutex<Vec<(String, Arc<NodeStats>)>>,
+    commands: Mutex<Vec<Arc<CommandStats>>>,
+}
+
+impl Registry {
+    /// A new block for one worker's view of `addr`.
+    pub fn node_block(&self, addr: &str) -> Arc<NodeStats> {
+        let block = Arc::new(NodeStats::default());
+        self.nodes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((addr.to_string(), block.clone()));
+        block
+    }
+
+    /// A new block for one worker's commands.
+    pub fn command_block(&self, commands: usize) -> Arc<CommandStats> {
+        let block = Arc::new(CommandStats::new(commands));
+        self.commands.lock().unwrap_or_else(|e| e.into_inner()).push(block.clone());
+        block
+    }
+
+    /// Per node address: replies, errors, open connections, latency.
+    pub fn nodes(&self) -> Vec<(String, u64, u64, i64, HistogramSnapshot)> {
+        let blocks = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<(String, u64, u64, i64, HistogramSnapshot)> = Vec::new();
+        for (addr, block) in blocks.iter() {
+            let i = match out.iter().position(|n| &n.0 == addr) {
+                Some(i) => i,
+                None => {
+                    out.push((addr.clone(), 0, 0, 0, HistogramSnapshot::default()));
+                    out.len() - 1
+                }
+            };
+            let entry = &mut out[i];
+            entry.1 += block.replies.load(Relaxed);
+            entry.2 += block.errors.load(Relaxed);
+            entry.3 += block.connections.load(Relaxed);
+            entry.4.add(&block.latency.snapshot());
+        }
+        out
+    }
+
+    /// Per command id: calls, errors, latency (commands never called are left out).
+    pub fn commands(&self) -> Vec<(usize, u64, u64, HistogramSnapshot)> {
+        let blocks = self.commands.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(len) = blocks.first().map(|b| b.calls.len()) else { return Vec::new() };
+        (0..len)
+            .filter_map(|id| {
+                let calls: u64 = blocks.iter().map(|b| b.calls[id].load(Relaxed)).sum();
+                if calls == 0 {
+                    return None;
+                }
+                let errors = blocks.iter().map(|b| b.errors[id].load(Relaxed)).sum();
+                let mut latency = HistogramSnapshot::default();
+                blocks.iter().for_each(|b| latency.add(&b.latency[id].snapshot()));
+                Some((id, calls, errors, latency))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_come_from_power_of_two_buckets() {
+        let h = Histogram::default();
+        for _ in 0..90 {
+            h.record(Duration::from_micros(100)); // bucket < 128 µs
+        }
+        for _ in 0..10 {
+            h.record(Duration::from_millis(3)); // bucket < 4096 µs
+        }
+        let s = h.snapshot();
+        assert_eq!(s.count(), 100);
+        assert_eq!(s.percentile_us(0.5), Some(128));
+        assert_eq!(s.percentile_us(0.99), Some(4096));
+        assert_eq!(s.sum_us, 90 * 100 + 10 * 3000);
+        let mut total = HistogramSnapshot::default();
+        total.add(&s);
+        total.add(&s);
+        assert_eq!(total.count(), 200);
+    }
+
+    #[test]
+    fn blocks_of_several_workers_add_up() {
+        let registry = Registry::default();
+        for _ in 0..2 {
+            let block = registry.node_block("n:1");
+            block.replies.fetch_add(3, Relaxed);
+            block.latency.record(Duration::from_micros(10));
+            registry.command_block(4).calls[2].fetch_add(5, Relaxed);
+        }
+        let nodes = registry.nodes();
+        assert_eq!(nodes.len(), 1);
+        assert_eq!((nodes[0].1, nodes[0].4.count()), (6, 2));
+        let commands = registry.commands();
+        assert_eq!(commands.iter().map(|c| (c.0, c.1)).collect::<Vec<_>>(), [(2, 10)]);
+    }
+}
