@@ -39,6 +39,8 @@ impl TestCluster {
     }
 
     async fn start_with(masters: usize, replicas: usize, form: bool) -> TestCluster {
+        static REAPED: std::sync::Once = std::sync::Once::new();
+        REAPED.call_once(reap_orphans);
         let nodes = (masters * (1 + replicas)) as u16;
         let mut last_error = String::new();
         // A free block can be taken between the check and the start: try a few blocks.
@@ -126,6 +128,33 @@ impl Drop for TestCluster {
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir.root);
+    }
+}
+
+/// Stops the nodes of test clusters whose test process died without cleaning up (a test
+/// aborted, or was killed), and deletes their dirs. Only processes running in such a dir, which
+/// only these tests make, are signalled.
+fn reap_orphans() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(owner) = name.strip_prefix("redkeep-test-").and_then(|rest| rest.split('-').next()) else {
+            continue;
+        };
+        let Ok(owner) = owner.parse::<u32>() else { continue };
+        if process::is_alive(owner) {
+            continue;
+        }
+        let Ok(nodes) = std::fs::read_dir(entry.path()) else { continue };
+        for node in nodes.flatten() {
+            let node_dir = node.path();
+            if let Some(pid) = process::read_pid_file(&node_dir.join("redis.pid"))
+                && process::runs_in(pid, &node_dir)
+            {
+                process::terminate(pid, Duration::from_secs(2));
+            }
+        }
+        let _ = std::fs::remove_dir_all(entry.path());
     }
 }
 

@@ -1,0 +1,301 @@
+//! `/metrics`: the Prometheus text exposition format (0.0.4), written by hand from a
+//! [`Snapshot`].
+//!
+//! Why by hand: the workers' counters are lock-free per-thread blocks that are only summed when
+//! someone reads them (see `proxy::metrics`), so there is nothing for a metrics library to
+//! own; putting one in between would add a second copy of every counter and a lock or an
+//! allocation on the request path. A scrape instead takes one snapshot and prints it.
+
+use std::fmt::Write;
+
+use proxy::metrics::{BUCKETS, HistogramSnapshot};
+use proxy::snapshot::Snapshot;
+
+/// The content type of the text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+const PREFIX: &str = "redkeep_proxy_";
+
+/// The whole exposition for one snapshot.
+pub fn render(snap: &Snapshot) -> String {
+    let mut out = Text(String::with_capacity(16 * 1024));
+    let p = &snap.proxy;
+
+    out.family("clients_connected", "gauge", "Client connections open now.");
+    out.sample("clients_connected", &[], p.clients_connected as u64);
+    out.family("connections_total", "counter", "Client connections accepted.");
+    out.sample("connections_total", &[], p.clients_total);
+    out.family(
+        "connections_rejected_total",
+        "counter",
+        "Client connections refused because max clients was reached.",
+    );
+    out.sample("connections_rejected_total", &[], p.clients_rejected);
+    out.family("commands_total", "counter", "Commands served to clients.");
+    out.sample("commands_total", &[], p.commands);
+    out.family(
+        "errors_total",
+        "counter",
+        "Error replies sent to clients (from nodes or the proxy).",
+    );
+    out.sample("errors_total", &[], p.errors);
+    out.family("redirects_total", "counter", "MOVED and ASK redirects the proxy followed.");
+    out.sample("redirects_total", &[("kind", "moved")], p.moved);
+    out.sample("redirects_total", &[("kind", "ask")], p.ask);
+    out.family(
+        "retries_total",
+        "counter",
+        "Commands sent again after TRYAGAIN, CLUSTERDOWN, LOADING or a lost connection.",
+    );
+    out.sample("retries_total", &[], p.retries);
+    out.family(
+        "outcome_unknown_total",
+        "counter",
+        "Commands whose connection broke after they were sent and that could not be retried.",
+    );
+    out.sample("outcome_unknown_total", &[], p.outcome_unknown);
+    out.family("protocol_errors_total", "counter", "Clients that sent invalid RESP.");
+    out.sample("protocol_errors_total", &[], p.protocol_errors);
+    out.family("topology_refreshes_total", "counter", "New slot maps taken into use.");
+    out.sample("topology_refreshes_total", &[], p.topology_refreshes);
+    out.family("backend_connects_total", "counter", "Connections opened to cluster nodes.");
+    out.sample("backend_connects_total", &[], p.backend_connects);
+    out.family("backend_failures_total", "counter", "Connections to cluster nodes that failed.");
+    out.sample("backend_failures_total", &[], p.backend_failures);
+    out.family("cluster_slots_uncovered", "gauge", "Hash slots with no serving master.");
+    out.sample("cluster_slots_uncovered", &[], snap.cluster.slots_uncovered as u64);
+
+    out.family("node_up", "gauge", "1 when the last health check of the node passed, else 0.");
+    for n in &snap.nodes {
+        out.sample("node_up", &[("node", &n.addr)], u64::from(n.state == "up"));
+    }
+    out.family("node_replies_total", "counter", "Replies the proxy read from the node.");
+    for n in &snap.nodes {
+        out.sample("node_replies_total", &[("node", &n.addr)], n.replies);
+    }
+    out.family("node_errors_total", "counter", "Error replies the proxy read from the node.");
+    for n in &snap.nodes {
+        out.sample("node_errors_total", &[("node", &n.addr)], n.errors);
+    }
+    out.family("node_connections", "gauge", "Connections the proxy has open to the node.");
+    for n in &snap.nodes {
+        out.sample_i64("node_connections", &[("node", &n.addr)], n.connections);
+    }
+    out.family(
+        "node_latency_seconds",
+        "histogram",
+        "Time from the proxy reading a request to the node's reply arriving.",
+    );
+    for n in &snap.nodes {
+        out.histogram("node_latency_seconds", ("node", &n.addr), &n.latency);
+    }
+
+    out.family("command_calls_total", "counter", "Calls of the command by clients.");
+    for c in &snap.commands {
+        out.sample("command_calls_total", &[("command", &c.name)], c.calls);
+    }
+    out.family("command_errors_total", "counter", "Error replies to the command.");
+    for c in &snap.commands {
+        out.sample("command_errors_total", &[("command", &c.name)], c.errors);
+    }
+    out.family(
+        "command_latency_seconds",
+        "histogram",
+        "Time from the proxy reading the command to a node's reply arriving.",
+    );
+    for c in &snap.commands {
+        out.histogram("command_latency_seconds", ("command", &c.name), &c.latency);
+    }
+    out.0
+}
+
+struct Text(String);
+
+impl Text {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {PREFIX}{name} {}", escape_help(help));
+        let _ = writeln!(self.0, "# TYPE {PREFIX}{name} {kind}");
+    }
+
+    fn name_and_labels(&mut self, name: &str, labels: &[(&str, &str)]) {
+        let _ = write!(self.0, "{PREFIX}{name}");
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (key, value)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                let _ = write!(self.0, "{key}=\"{}\"", escape_label(value));
+            }
+            self.0.push('}');
+        }
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        self.name_and_labels(name, labels);
+        let _ = writeln!(self.0, " {value}");
+    }
+
+    fn sample_i64(&mut self, name: &str, labels: &[(&str, &str)], value: i64) {
+        self.name_and_labels(name, labels);
+        let _ = writeln!(self.0, " {value}");
+    }
+
+    fn sample_f64(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.name_and_labels(name, labels);
+        let _ = writeln!(self.0, " {value}");
+    }
+
+    /// Cumulative `_bucket`s with `le` in seconds, then `_sum` (seconds) and `_count`. Every
+    /// series gets all buckets, also one without samples yet, so the series never change shape.
+    fn histogram(&mut self, name: &str, label: (&str, &str), h: &HistogramSnapshot) {
+        let bucket = format!("{name}_bucket");
+        let mut cumulative = 0u64;
+        for i in 0..BUCKETS.max(h.counts.len()) {
+            cumulative += h.counts.get(i).copied().unwrap_or(0);
+            let le = match HistogramSnapshot::upper_bound_us(i) {
+                Some(us) => seconds(us),
+                None => "+Inf".to_string(),
+            };
+            self.sample(&bucket, &[label, ("le", &le)], cumulative);
+        }
+        self.sample_f64(&format!("{name}_sum"), &[label], h.sum_us as f64 / 1e6);
+        self.sample(&format!("{name}_count"), &[label], cumulative);
+    }
+}
+
+/// Microseconds as seconds in plain decimal (`128` → `0.000128`).
+fn seconds(us: u64) -> String {
+    let whole = us / 1_000_000;
+    let frac = us % 1_000_000;
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let frac = format!("{frac:06}");
+    format!("{whole}.{}", frac.trim_end_matches('0'))
+}
+
+/// A label value: backslash, double quote and line feed escaped.
+pub fn escape_label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for ch in value.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// A `# HELP` text: backslash and line feed escaped.
+fn escape_help(help: &str) -> String {
+    help.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::snapshot;
+
+    fn line_value(text: &str, prefix: &str) -> String {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(prefix) && l[prefix.len()..].starts_with(' '))
+            .unwrap_or_else(|| panic!("no line {prefix} in\n{text}"));
+        line[prefix.len() + 1..].to_string()
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_in_seconds() {
+        let snap = snapshot();
+        let text = render(&snap);
+        // The test node has 3 samples below 128 µs (bucket 7) and 1 below 4096 µs (bucket 12).
+        let node = r#"redkeep_proxy_node_latency_seconds_bucket{node="10.0.0.1:7000",le="#;
+        assert_eq!(line_value(&text, &format!("{node}\"0.000064\"}}")), "0");
+        assert_eq!(line_value(&text, &format!("{node}\"0.000128\"}}")), "3");
+        assert_eq!(line_value(&text, &format!("{node}\"0.002048\"}}")), "3");
+        assert_eq!(line_value(&text, &format!("{node}\"0.004096\"}}")), "4");
+        assert_eq!(line_value(&text, &format!("{node}\"16.777216\"}}")), "4");
+        assert_eq!(line_value(&text, &format!("{node}\"+Inf\"}}")), "4");
+        assert_eq!(
+            line_value(&text, r#"redkeep_proxy_node_latency_seconds_count{node="10.0.0.1:7000"}"#),
+            "4"
+        );
+        assert_eq!(
+            line_value(&text, r#"redkeep_proxy_node_latency_seconds_sum{node="10.0.0.1:7000"}"#),
+            "0.0033"
+        );
+        // A node without traffic still has every bucket, all zero.
+        let idle = r#"redkeep_proxy_node_latency_seconds_bucket{node="10.0.0.2:7001",le="+Inf"}"#;
+        assert_eq!(line_value(&text, idle), "0");
+        assert_eq!(
+            text.matches("node_latency_seconds_bucket{node=\"10.0.0.2:7001\"").count(),
+            BUCKETS
+        );
+    }
+
+    #[test]
+    fn every_family_has_help_and_type_once() {
+        let text = render(&snapshot());
+        for family in [
+            "clients_connected",
+            "connections_total",
+            "commands_total",
+            "errors_total",
+            "redirects_total",
+            "retries_total",
+            "outcome_unknown_total",
+            "protocol_errors_total",
+            "topology_refreshes_total",
+            "backend_connects_total",
+            "backend_failures_total",
+            "cluster_slots_uncovered",
+            "node_up",
+            "node_replies_total",
+            "node_errors_total",
+            "node_connections",
+            "node_latency_seconds",
+            "command_calls_total",
+            "command_errors_total",
+            "command_latency_seconds",
+        ] {
+            let name = format!("{PREFIX}{family}");
+            assert_eq!(text.matches(&format!("# HELP {name} ")).count(), 1, "{name}");
+            assert_eq!(text.matches(&format!("# TYPE {name} ")).count(), 1, "{name}");
+        }
+        assert!(text.contains("# TYPE redkeep_proxy_node_latency_seconds histogram\n"));
+        assert!(text.contains("# TYPE redkeep_proxy_clients_connected gauge\n"));
+        assert!(text.contains("# TYPE redkeep_proxy_commands_total counter\n"));
+        assert!(text.ends_with('\n'));
+    }
+
+    #[test]
+    fn values_and_labels() {
+        let text = render(&snapshot());
+        assert_eq!(line_value(&text, "redkeep_proxy_commands_total"), "42");
+        assert_eq!(line_value(&text, r#"redkeep_proxy_redirects_total{kind="moved"}"#), "2");
+        assert_eq!(line_value(&text, r#"redkeep_proxy_redirects_total{kind="ask"}"#), "1");
+        assert_eq!(line_value(&text, r#"redkeep_proxy_node_up{node="10.0.0.1:7000"}"#), "1");
+        assert_eq!(line_value(&text, r#"redkeep_proxy_node_up{node="10.0.0.2:7001"}"#), "0");
+        assert_eq!(line_value(&text, r#"redkeep_proxy_command_calls_total{command="get"}"#), "40");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        let mut snap = snapshot();
+        snap.commands[0].name = "we\"ird\\\n".into();
+        let text = render(&snap);
+        assert!(text.contains(r#"redkeep_proxy_command_calls_total{command="we\"ird\\\n"} 40"#));
+    }
+
+    #[test]
+    fn seconds_are_plain_decimals() {
+        assert_eq!(seconds(1), "0.000001");
+        assert_eq!(seconds(128), "0.000128");
+        assert_eq!(seconds(1 << 20), "1.048576");
+        assert_eq!(seconds(2_000_000), "2");
+    }
+}
