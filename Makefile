@@ -3,8 +3,8 @@
 #   make test  installs what is missing, runs fmt check, clippy and every test
 SHELL := /bin/bash
 CARGO ?= cargo
-# Debian/Ubuntu packages redkeep drives or tests with.
-PACKAGES := redis-server redis-tools keepalived iproute2 procps
+# Debian/Ubuntu packages redkeep drives or tests with (chromium: the stats page's browser test).
+PACKAGES := redis-server redis-tools keepalived iproute2 procps chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 UP_ARGS ?=
 

@@ -138,7 +138,9 @@ fn reap_orphans() {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(owner) = name.strip_prefix("redkeep-test-").and_then(|rest| rest.split('-').next()) else {
+        let Some(owner) =
+            name.strip_prefix("redkeep-test-").and_then(|rest| rest.split('-').next())
+        else {
             continue;
         };
         let Ok(owner) = owner.parse::<u32>() else { continue };

@@ -22,6 +22,10 @@ pub struct ProxyArgs {
     /// Address clients connect to.
     #[arg(long, default_value = "127.0.0.1:7010")]
     listen: SocketAddr,
+    /// Address of the stats page (`/stats`), Prometheus metrics (`/metrics`) and the JSON API
+    /// (`/api/v1/stats`); `off` serves none.
+    #[arg(long, default_value = "127.0.0.1:7020", value_parser = parse_stats)]
+    stats: StatsListen,
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -62,6 +66,19 @@ fn parse_read_from(text: &str) -> Result<ReadFrom, String> {
     }
 }
 
+/// Where the stats page listens, if anywhere.
+#[derive(Clone, Copy)]
+struct StatsListen(Option<SocketAddr>);
+
+fn parse_stats(text: &str) -> Result<StatsListen, String> {
+    if text == "off" {
+        return Ok(StatsListen(None));
+    }
+    text.parse()
+        .map(|a| StatsListen(Some(a)))
+        .map_err(|e| format!("{e}: expected HOST:PORT or `off`"))
+}
+
 fn parse_size(text: &str) -> Result<usize, String> {
     let size = text.parse::<bytesize::ByteSize>().map_err(|e| e.to_string())?;
     usize::try_from(size.as_u64()).map_err(|_| "too large".to_string())
@@ -69,7 +86,11 @@ fn parse_size(text: &str) -> Result<usize, String> {
 
 impl ProxyArgs {
     /// The proxy settings for a local cluster brought up by `redkeep up`.
-    pub fn for_local(seeds: Vec<String>, listen: SocketAddr) -> ProxyArgs {
+    pub fn for_local(
+        seeds: Vec<String>,
+        listen: SocketAddr,
+        stats: Option<SocketAddr>,
+    ) -> ProxyArgs {
         use clap::Parser;
         #[derive(clap::Parser)]
         struct Wrapper {
@@ -79,6 +100,7 @@ impl ProxyArgs {
         let mut args = Wrapper::parse_from(["proxy"]).args;
         args.seeds = seeds;
         args.listen = listen;
+        args.stats = StatsListen(stats);
         args
     }
 
@@ -93,6 +115,8 @@ impl ProxyArgs {
             line.extend(["--seed".to_string(), seed.clone()]);
         }
         line.extend(["--listen".to_string(), self.listen.to_string()]);
+        let stats = self.stats.0.map_or_else(|| "off".to_string(), |s| s.to_string());
+        line.extend(["--stats".to_string(), stats]);
         line
     }
 
@@ -117,15 +141,34 @@ impl ProxyArgs {
 
 pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     super::block_on(async {
-        let handle = proxy::start(args.config()).await.context("the proxy did not start")?;
-        println!(
-            "redkeep proxy listening on {} (cluster seeds: {})",
-            handle.local_addr,
-            args.seeds.join(", ")
-        );
+        let handle = args.start().await?;
         super::shutdown_signal().await;
         println!("Stopping the proxy (draining in-flight requests)...");
         handle.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+impl ProxyArgs {
+    /// Starts the proxy and its stats server on the current runtime, saying where they are.
+    pub async fn start(&self) -> anyhow::Result<proxy::ProxyHandle> {
+        let handle = proxy::start(self.config()).await.context("the proxy did not start")?;
+        println!(
+            "Proxy listening on {} (cluster seeds: {})",
+            handle.local_addr,
+            self.seeds.join(", ")
+        );
+        if let Some(stats) = self.stats.0 {
+            match web::serve(handle.shared.clone(), handle.local_addr.to_string(), stats).await {
+                Ok(server) => println!("Proxy stats: http://{}/stats", server.local_addr),
+                Err(e) => {
+                    handle.shutdown().await;
+                    return Err(
+                        anyhow::Error::new(e).context("the proxy's stats page did not start")
+                    );
+                }
+            }
+        }
+        Ok(handle)
+    }
 }

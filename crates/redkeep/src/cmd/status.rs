@@ -18,15 +18,54 @@ pub struct StatusArgs {
     /// Local cluster dir to find a node in when HOST:PORT is not given.
     #[arg(long, default_value = ".redkeep")]
     dir: PathBuf,
+    /// The redkeep proxy to report on too.
+    #[arg(long, default_value = "127.0.0.1:7010")]
+    proxy: String,
 }
 
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let candidates = super::seed_candidates(args.node.as_deref(), &args.dir);
-    let report = super::block_on(super::first_answer(&candidates, cluster::ops::gather_status))?;
+    let (report, proxy) = super::block_on(async {
+        let report = super::first_answer(&candidates, cluster::ops::gather_status).await?;
+        anyhow::Ok((report, proxy_info(&args.proxy).await))
+    })?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let proxy = proxy
+            .as_ref()
+            .map(|fields| fields.iter().cloned().collect::<std::collections::BTreeMap<_, _>>());
+        let json =
+            serde_json::json!({ "cluster": report, "proxy": proxy, "proxy_addr": args.proxy });
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         print!("{}", report.render());
+        println!("{}", render_proxy(&args.proxy, proxy.as_deref()));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `# Proxy` section of the proxy's INFO, or `None` when no proxy answers there.
+async fn proxy_info(addr: &str) -> Option<Vec<(String, String)>> {
+    let mut conn = cluster::admin::AdminConn::connect(addr, std::time::Duration::from_millis(500))
+        .await
+        .ok()?;
+    let info = conn.info("proxy").await.ok()?;
+    cluster::admin::info_field(&info, "redkeep_version")?;
+    Some(info)
+}
+
+fn render_proxy(addr: &str, info: Option<&[(String, String)]>) -> String {
+    let Some(info) = info else { return format!("proxy {addr}: not reachable") };
+    let field = |name: &str| cluster::admin::info_field(info, name).unwrap_or("?").to_string();
+    format!(
+        "proxy {addr}: up {}s, {} clients, {} commands, {} errors, {} MOVED / {} ASK followed, {} retries, {} masters, {} slots uncovered",
+        field("uptime_in_seconds"),
+        field("connected_clients"),
+        field("total_commands_processed"),
+        field("error_replies"),
+        field("moved_followed"),
+        field("ask_followed"),
+        field("retries"),
+        field("cluster_masters"),
+        field("cluster_slots_uncovered"),
+    )
 }

@@ -43,6 +43,9 @@ pub struct UpArgs {
     /// Port of the cluster-aware proxy, the one address for every client.
     #[arg(long, default_value_t = 7010)]
     proxy_port: u16,
+    /// Port of the proxy's stats page (`/stats`), metrics and JSON API.
+    #[arg(long, default_value_t = 7020)]
+    stats_port: u16,
     /// Do not start the proxy.
     #[arg(long)]
     no_proxy: bool,
@@ -72,7 +75,9 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let proxy_listen: SocketAddr = format!("{}:{}", args.host, args.proxy_port)
         .parse()
         .with_context(|| format!("--host {} is not an IP address", args.host))?;
-    let proxy_args = super::proxy::ProxyArgs::for_local(dir.manifest.addrs(), proxy_listen);
+    let stats_listen = SocketAddr::new(proxy_listen.ip(), args.stats_port);
+    let proxy_args =
+        super::proxy::ProxyArgs::for_local(dir.manifest.addrs(), proxy_listen, Some(stats_listen));
     if args.detach {
         if !args.no_proxy {
             if let Err(err) = start_proxy_daemon(&dir, &proxy_args) {
@@ -83,6 +88,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
                 "Proxy: redis-cli -p {} (any client, no cluster support needed)",
                 args.proxy_port
             );
+            println!("Proxy stats: http://{stats_listen}/stats");
         }
         println!("Detached. Stop it with: redkeep down --dir {}", dir.root.display());
         return Ok(ExitCode::SUCCESS);
@@ -91,8 +97,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         let proxy = if args.no_proxy {
             None
         } else {
-            let handle =
-                proxy::start(proxy_args.config()).await.context("the proxy did not start")?;
+            let handle = proxy_args.start().await?;
             println!(
                 "Proxy: redis-cli -p {} (any client, no cluster support needed)",
                 args.proxy_port
