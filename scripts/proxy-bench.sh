@@ -56,7 +56,7 @@ bench() { # args: target-args... -- P d test n
   local args=() ; while [ "$1" != "--" ]; do args+=("$1"); shift; done; shift
   local p=$1 d=$2 t=$3 n=$4
   redis-benchmark "${args[@]}" -c 50 -P "$p" -d "$d" -r 100000 -n "$n" -t "$t" --csv 2>/dev/null \
-    | awk -F'","' 'NR==2 { print $2, $5, $7 }'
+    | awk -F'","' '/^"[A-Z]+",/ { print $2, $5, $7 }'
 }
 
 echo "| -P | -d | test | direct ops/s | proxy ops/s | proxy/direct | direct p50/p99 ms | proxy p50/p99 ms | proxy CPU s per 1M req |"

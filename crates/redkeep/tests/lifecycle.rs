@@ -16,6 +16,10 @@ struct DirGuard(PathBuf);
 impl Drop for DirGuard {
     fn drop(&mut self) {
         if let Ok(dir) = deploy::local::open(&self.0) {
+            if let Some(pid) = dir.proxy_pid() {
+                deploy::process::signal(pid, libc::SIGKILL);
+                deploy::process::wait_gone(pid, Duration::from_secs(5));
+            }
             for &port in &dir.manifest.ports {
                 if let Some(pid) = dir.running_pid(port) {
                     deploy::process::signal(pid, libc::SIGKILL);
@@ -81,6 +85,8 @@ fn pid_of(dir: &Path, port: u16) -> u32 {
 #[test]
 fn up_check_failover_rejoin_down() {
     let base_port = deploy::ports::free_block(6).expect("free ports");
+    let proxy_port = deploy::ports::free_port().to_string();
+    let stats_port = deploy::ports::free_port().to_string();
     let dir = std::env::temp_dir().join(format!("redkeep-lifecycle-{}", std::process::id()));
     let _guard = DirGuard(dir.clone());
     let dir_arg = dir.to_str().unwrap();
@@ -95,9 +101,20 @@ fn up_check_failover_rejoin_down() {
         &base_port.to_string(),
         "--node-timeout",
         "2s",
+        "--proxy-port",
+        &proxy_port,
+        "--stats-port",
+        &stats_port,
     ];
     let up = redkeep(&up_args);
     assert!(up.status.success(), "up failed: {}", describe(&up));
+    // The detached proxy serves the cluster on its port.
+    let local = deploy::local::open(&dir).unwrap();
+    assert!(local.proxy_pid().is_some(), "up --detach started the proxy: {}", describe(&up));
+    assert!(
+        deploy::local::ping("127.0.0.1", proxy_port.parse().unwrap()),
+        "the proxy answers PING"
+    );
 
     let check = redkeep(&["check", &seed]);
     assert!(check.status.success(), "check of a fresh cluster failed: {}", describe(&check));
@@ -148,6 +165,7 @@ fn up_check_failover_rejoin_down() {
     let down = redkeep(&["down", "--dir", dir_arg]);
     assert!(down.status.success(), "down failed: {}", describe(&down));
     let local = deploy::local::open(&dir).unwrap();
+    assert_eq!(local.proxy_pid(), None, "down stopped the proxy");
     for &port in &local.manifest.ports {
         assert_eq!(local.running_pid(port), None, "node {port} still runs after down");
     }
@@ -166,6 +184,7 @@ fn up_refuses_a_port_in_use_and_leaves_nothing_running() {
         dir.to_str().unwrap(),
         "--base-port",
         &base_port.to_string(),
+        "--no-proxy",
     ]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);

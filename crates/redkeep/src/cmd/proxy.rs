@@ -1,6 +1,7 @@
 //! `redkeep proxy`: the cluster-aware proxy, one address for any Redis client.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -14,48 +15,85 @@ use proxy::{ProxyConfig, ReadFrom};
 /// the cluster from the first seed that answers and keeps its slot map current on its own.
 /// SIGTERM or Ctrl-C stops accepting, lets clients get the replies to what they sent, then
 /// exits.
-#[derive(clap::Args)]
+///
+/// Settings can also come from a TOML file (`--config`), with the options' names as keys
+/// (`seeds = ["10.0.0.1:6379"]`, `listen`, `stats`, `threads`, `read-from`, `max-clients`,
+/// `max-pending`, `max-bulk`, `idle-timeout`, `retry-budget`, `refresh-interval`, and
+/// `flush = false` / `config-set = false`); options given on the command line win.
+#[derive(clap::Args, Default)]
 pub struct ProxyArgs {
+    /// TOML file with settings; command-line options override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// A node of the cluster, HOST:PORT; repeat for more. Any one that answers is enough.
-    #[arg(long = "seed", default_value = "127.0.0.1:7001")]
+    /// [default: 127.0.0.1:7001]
+    #[arg(long = "seed")]
     seeds: Vec<String>,
-    /// Address clients connect to.
-    #[arg(long, default_value = "127.0.0.1:7010")]
-    listen: SocketAddr,
+    /// Address clients connect to. [default: 127.0.0.1:7010]
+    #[arg(long)]
+    listen: Option<SocketAddr>,
     /// Address of the stats page (`/stats`), Prometheus metrics (`/metrics`) and the JSON API
-    /// (`/api/v1/stats`); `off` serves none.
-    #[arg(long, default_value = "127.0.0.1:7020", value_parser = parse_stats)]
-    stats: StatsListen,
-    /// Worker threads (default: one per core).
+    /// (`/api/v1/stats`); `off` serves none. [default: 127.0.0.1:7020]
+    #[arg(long, value_parser = parse_stats)]
+    stats: Option<StatsListen>,
+    /// Worker threads. [default: one per core]
     #[arg(long)]
     threads: Option<usize>,
     /// Where reads go: `master`, or `replica` (READONLY replicas; reads may be slightly old).
-    #[arg(long, default_value = "master", value_parser = parse_read_from)]
-    read_from: ReadFrom,
-    /// Most clients at once; more are refused with an error.
-    #[arg(long, default_value_t = 10_000)]
-    max_clients: usize,
+    /// [default: master]
+    #[arg(long, value_parser = parse_read_from)]
+    read_from: Option<ReadFrom>,
+    /// Most clients at once; more are refused with an error. [default: 10000]
+    #[arg(long)]
+    max_clients: Option<usize>,
     /// Requests one client may have in flight before the proxy stops reading from it.
-    #[arg(long, default_value_t = 1024)]
-    max_pending: usize,
-    /// Largest bulk argument a client may send (Redis' proto-max-bulk-len).
-    #[arg(long, default_value = "512MiB", value_parser = parse_size)]
-    max_bulk: usize,
-    /// Close clients idle this long (0: never, like Redis' `timeout 0`).
-    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
-    idle_timeout: Duration,
+    /// [default: 1024]
+    #[arg(long)]
+    max_pending: Option<usize>,
+    /// Largest bulk argument a client may send (Redis' proto-max-bulk-len). [default: 512MiB]
+    #[arg(long, value_parser = parse_size)]
+    max_bulk: Option<usize>,
+    /// Close clients idle this long (0s: never, like Redis' `timeout 0`). [default: 0s]
+    #[arg(long, value_parser = humantime::parse_duration)]
+    idle_timeout: Option<Duration>,
     /// How long a command keeps being retried through a failover or a slot move.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    retry_budget: Duration,
-    /// How often the slot map is re-read even when nothing says it changed.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-    refresh_interval: Duration,
+    /// [default: 10s]
+    #[arg(long, value_parser = humantime::parse_duration)]
+    retry_budget: Option<Duration>,
+    /// How often the slot map is re-read even when nothing says it changed. [default: 2s]
+    #[arg(long, value_parser = humantime::parse_duration)]
+    refresh_interval: Option<Duration>,
     /// Refuse FLUSHALL and FLUSHDB (otherwise they empty every master).
     #[arg(long)]
     no_flush: bool,
     /// Refuse CONFIG SET (otherwise it reaches every node).
     #[arg(long)]
     no_config_set: bool,
+}
+
+/// The `--config` file: the same settings, written as on the command line.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ProxyFile {
+    seeds: Option<Vec<String>>,
+    listen: Option<String>,
+    stats: Option<String>,
+    threads: Option<usize>,
+    read_from: Option<String>,
+    max_clients: Option<usize>,
+    max_pending: Option<usize>,
+    max_bulk: Option<String>,
+    idle_timeout: Option<String>,
+    retry_budget: Option<String>,
+    refresh_interval: Option<String>,
+    flush: Option<bool>,
+    config_set: Option<bool>,
+}
+
+/// Everything the proxy runs with, once flags, file and defaults are combined.
+pub struct ProxySettings {
+    pub config: ProxyConfig,
+    pub stats: Option<SocketAddr>,
 }
 
 fn parse_read_from(text: &str) -> Result<ReadFrom, String> {
@@ -84,6 +122,28 @@ fn parse_size(text: &str) -> Result<usize, String> {
     usize::try_from(size.as_u64()).map_err(|_| "too large".to_string())
 }
 
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// `flag`, else the file's `value` parsed with `parse`, else `default`; a bad file value is an
+/// error naming its key.
+fn pick<T>(
+    flag: Option<T>,
+    value: Option<&str>,
+    key: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+    default: T,
+) -> anyhow::Result<T> {
+    match (flag, value) {
+        (Some(v), _) => Ok(v),
+        (None, Some(text)) => {
+            parse(text).map_err(|e| anyhow::anyhow!("`{key}` in the config file: {e}"))
+        }
+        (None, None) => Ok(default),
+    }
+}
+
 impl ProxyArgs {
     /// The proxy settings for a local cluster brought up by `redkeep up`.
     pub fn for_local(
@@ -91,21 +151,16 @@ impl ProxyArgs {
         listen: SocketAddr,
         stats: Option<SocketAddr>,
     ) -> ProxyArgs {
-        use clap::Parser;
-        #[derive(clap::Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            args: ProxyArgs,
+        // The nodes share this machine with the proxy: half the cores, so that the proxy's
+        // threads do not take the CPU the nodes need (measured in docs/benchmarks.md).
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ProxyArgs {
+            seeds,
+            listen: Some(listen),
+            stats: Some(StatsListen(stats)),
+            threads: Some((cores / 2).max(1)),
+            ..ProxyArgs::default()
         }
-        let mut args = Wrapper::parse_from(["proxy"]).args;
-        args.seeds = seeds;
-        args.listen = listen;
-        args.stats = StatsListen(stats);
-        args
-    }
-
-    pub fn listen(&self) -> SocketAddr {
-        self.listen
     }
 
     /// The arguments of `redkeep proxy` that reproduce these settings (for a detached proxy).
@@ -114,28 +169,86 @@ impl ProxyArgs {
         for seed in &self.seeds {
             line.extend(["--seed".to_string(), seed.clone()]);
         }
-        line.extend(["--listen".to_string(), self.listen.to_string()]);
-        let stats = self.stats.0.map_or_else(|| "off".to_string(), |s| s.to_string());
-        line.extend(["--stats".to_string(), stats]);
+        if let Some(listen) = self.listen {
+            line.extend(["--listen".to_string(), listen.to_string()]);
+        }
+        if let Some(StatsListen(stats)) = self.stats {
+            line.extend([
+                "--stats".to_string(),
+                stats.map_or_else(|| "off".to_string(), |s| s.to_string()),
+            ]);
+        }
+        if let Some(threads) = self.threads {
+            line.extend(["--threads".to_string(), threads.to_string()]);
+        }
         line
     }
 
-    pub fn config(&self) -> ProxyConfig {
-        let mut config = ProxyConfig::new(self.seeds.clone());
-        config.listen = self.listen;
-        if let Some(threads) = self.threads {
-            config.threads = threads.max(1);
-        }
-        config.read_from = self.read_from;
-        config.max_clients = self.max_clients;
-        config.max_pending_per_client = self.max_pending.max(1);
-        config.limits.max_bulk_len = self.max_bulk;
-        config.client_idle_timeout = (!self.idle_timeout.is_zero()).then_some(self.idle_timeout);
-        config.retry_budget = self.retry_budget;
-        config.refresh_interval = self.refresh_interval;
-        config.allow_flush = !self.no_flush;
-        config.allow_config_set = !self.no_config_set;
-        config
+    /// Flags, then the `--config` file, then the defaults.
+    pub fn settings(&self) -> anyhow::Result<ProxySettings> {
+        let file = match &self.config {
+            None => ProxyFile::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the config file {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("the config file {} is not valid", path.display()))?
+            }
+        };
+        let seeds = match (self.seeds.is_empty(), file.seeds) {
+            (false, _) => self.seeds.clone(),
+            (true, Some(seeds)) if !seeds.is_empty() => seeds,
+            _ => vec!["127.0.0.1:7001".to_string()],
+        };
+        let mut config = ProxyConfig::new(seeds);
+        let parse_addr = |t: &str| t.parse::<SocketAddr>().map_err(|e| e.to_string());
+        config.listen =
+            pick(self.listen, file.listen.as_deref(), "listen", parse_addr, config.listen)?;
+        let default_stats = StatsListen(Some("127.0.0.1:7020".parse().expect("a valid address")));
+        let stats = pick(self.stats, file.stats.as_deref(), "stats", parse_stats, default_stats)?.0;
+        config.threads = self.threads.or(file.threads).unwrap_or(config.threads).max(1);
+        config.read_from = pick(
+            self.read_from,
+            file.read_from.as_deref(),
+            "read-from",
+            parse_read_from,
+            config.read_from,
+        )?;
+        config.max_clients = self.max_clients.or(file.max_clients).unwrap_or(config.max_clients);
+        config.max_pending_per_client =
+            self.max_pending.or(file.max_pending).unwrap_or(config.max_pending_per_client).max(1);
+        config.limits.max_bulk_len = pick(
+            self.max_bulk,
+            file.max_bulk.as_deref(),
+            "max-bulk",
+            parse_size,
+            config.limits.max_bulk_len,
+        )?;
+        let idle = pick(
+            self.idle_timeout,
+            file.idle_timeout.as_deref(),
+            "idle-timeout",
+            parse_duration,
+            Duration::ZERO,
+        )?;
+        config.client_idle_timeout = (!idle.is_zero()).then_some(idle);
+        config.retry_budget = pick(
+            self.retry_budget,
+            file.retry_budget.as_deref(),
+            "retry-budget",
+            parse_duration,
+            config.retry_budget,
+        )?;
+        config.refresh_interval = pick(
+            self.refresh_interval,
+            file.refresh_interval.as_deref(),
+            "refresh-interval",
+            parse_duration,
+            config.refresh_interval,
+        )?;
+        config.allow_flush = !self.no_flush && file.flush.unwrap_or(true);
+        config.allow_config_set = !self.no_config_set && file.config_set.unwrap_or(true);
+        Ok(ProxySettings { config, stats })
     }
 }
 
@@ -152,13 +265,11 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
 impl ProxyArgs {
     /// Starts the proxy and its stats server on the current runtime, saying where they are.
     pub async fn start(&self) -> anyhow::Result<proxy::ProxyHandle> {
-        let handle = proxy::start(self.config()).await.context("the proxy did not start")?;
-        println!(
-            "Proxy listening on {} (cluster seeds: {})",
-            handle.local_addr,
-            self.seeds.join(", ")
-        );
-        if let Some(stats) = self.stats.0 {
+        let settings = self.settings()?;
+        let seeds = settings.config.seeds.join(", ");
+        let handle = proxy::start(settings.config).await.context("the proxy did not start")?;
+        println!("Proxy listening on {} (cluster seeds: {seeds})", handle.local_addr);
+        if let Some(stats) = settings.stats {
             match web::serve(handle.shared.clone(), handle.local_addr.to_string(), stats).await {
                 Ok(server) => println!("Proxy stats: http://{}/stats", server.local_addr),
                 Err(e) => {
@@ -170,5 +281,56 @@ impl ProxyArgs {
             }
         }
         Ok(handle)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings_with(file: &str, flags: &[&str]) -> anyhow::Result<ProxySettings> {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: ProxyArgs,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("proxy.toml");
+        std::fs::write(&path, file).unwrap();
+        let mut argv = vec!["proxy", "--config", path.to_str().unwrap()];
+        argv.extend(flags);
+        Wrapper::parse_from(argv).args.settings()
+    }
+
+    #[test]
+    fn the_config_file_sets_what_flags_do_not_and_flags_win() {
+        let file = r#"
+            seeds = ["10.0.0.1:6379", "10.0.0.2:6379"]
+            listen = "0.0.0.0:6380"
+            stats = "off"
+            retry-budget = "15s"
+            max-bulk = "1MiB"
+            flush = false
+        "#;
+        let s = settings_with(file, &["--listen", "127.0.0.1:7777"]).unwrap();
+        assert_eq!(s.config.seeds, ["10.0.0.1:6379", "10.0.0.2:6379"]);
+        assert_eq!(s.config.listen.to_string(), "127.0.0.1:7777", "the flag wins");
+        assert_eq!(s.stats, None);
+        assert_eq!(s.config.retry_budget, Duration::from_secs(15));
+        assert_eq!(s.config.limits.max_bulk_len, 1024 * 1024);
+        assert!(!s.config.allow_flush && s.config.allow_config_set);
+    }
+
+    #[test]
+    fn defaults_apply_without_file_or_flags_and_bad_files_are_named() {
+        let s = settings_with("", &[]).unwrap();
+        assert_eq!(s.config.seeds, ["127.0.0.1:7001"]);
+        assert_eq!(s.config.listen.to_string(), "127.0.0.1:7010");
+        assert_eq!(s.stats.map(|a| a.to_string()).as_deref(), Some("127.0.0.1:7020"));
+        let err = settings_with("retry-budget = \"soon\"", &[]).err().unwrap();
+        assert!(format!("{err:#}").contains("`retry-budget` in the config file"), "{err:#}");
+        let err = settings_with("listne = \"x\"", &[]).err().unwrap();
+        assert!(format!("{err:#}").contains("unknown field `listne`"), "{err:#}");
     }
 }

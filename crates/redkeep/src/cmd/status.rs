@@ -33,8 +33,9 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         let proxy = proxy
             .as_ref()
             .map(|fields| fields.iter().cloned().collect::<std::collections::BTreeMap<_, _>>());
-        let json =
-            serde_json::json!({ "cluster": report, "proxy": proxy, "proxy_addr": args.proxy });
+        // The cluster report's fields at the top, the proxy's INFO beside them.
+        let mut json = serde_json::to_value(&report)?;
+        json["proxy"] = serde_json::json!({ "addr": args.proxy, "info": proxy });
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         print!("{}", report.render());

@@ -149,7 +149,7 @@ fn start_proxy_daemon(dir: &LocalDir, args: &super::proxy::ProxyArgs) -> anyhow:
     let exe = std::env::current_exe().context("cannot find the redkeep binary to run the proxy")?;
     let pid = dir.start_proxy(&exe, &args.to_command_line())?;
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let listen = args.listen();
+    let listen = args.settings()?.config.listen;
     while std::time::Instant::now() < deadline {
         if deploy::local::ping(&listen.ip().to_string(), listen.port()) {
             return Ok(());
