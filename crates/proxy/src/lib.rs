@@ -45,8 +45,8 @@ pub enum StartError {
         "no seed node answered CLUSTER NODES ({tried}): start the cluster (`redkeep up`) or give --seed HOST:PORT of a running node"
     )]
     NoSeed { tried: String },
-    #[error("cannot listen on {addr}: {source} (is another proxy or Redis using that port?)")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen on {addr}: {error} (is another proxy or Redis using that port?)")]
+    Bind { addr: SocketAddr, error: std::io::Error },
     #[error("cannot start a worker thread: {0}")]
     Thread(std::io::Error),
 }
@@ -65,9 +65,9 @@ pub async fn start(config: ProxyConfig) -> Result<ProxyHandle, StartError> {
     let (map, table) = learn(&config.seeds).await?;
     let listener = TcpListener::bind(config.listen)
         .await
-        .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        .map_err(|error| StartError::Bind { addr: config.listen, error })?;
     let local_addr =
-        listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        listener.local_addr().map_err(|error| StartError::Bind { addr: config.listen, error })?;
     let threads = config.threads.max(1);
     let shared = Shared::new(config, table, map);
     let mut senders = Vec::new();

@@ -234,3 +234,50 @@ async fn redis_cli_and_redis_benchmark_work_through_the_proxy_without_cluster_mo
     assert_eq!(proxy.shared.stats.errors.load(std::sync::atomic::Ordering::Relaxed), 0);
     proxy.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_limits_refuse_extra_clients_and_close_idle_ones() {
+    let (_cluster, proxy) = start_with(|c| {
+        c.max_clients = 2;
+        c.client_idle_timeout = Some(std::time::Duration::from_millis(300));
+    })
+    .await;
+    let mut first = Conn::connect(proxy.local_addr).await;
+    let mut second = Conn::connect(proxy.local_addr).await;
+    assert_eq!(first.call(&["PING"]).await, Value::Simple(b"PONG".to_vec()));
+    assert_eq!(second.call(&["PING"]).await, Value::Simple(b"PONG".to_vec()));
+    let mut third = Conn::connect(proxy.local_addr).await;
+    let reply = third.reply().await;
+    assert_eq!(error_text(&reply), "ERR max number of clients reached");
+    assert_eq!(third.reply_or_eof().await, None);
+    // Left idle past the timeout, a client is closed; its slot frees for a new one.
+    assert_eq!(first.reply_or_eof().await, None, "idle client closed");
+    let mut fourth = Conn::connect(proxy.local_addr).await;
+    assert_eq!(fourth.call(&["PING"]).await, Value::Simple(b"PONG".to_vec()));
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_go_to_replicas_when_asked_and_writes_to_masters() {
+    let (_cluster, proxy) = start_with(|c| c.read_from = proxy::ReadFrom::Replica).await;
+    let mut conn = Conn::connect(proxy.local_addr).await;
+    let keys = keys_on_every_master(3, 5);
+    for key in &keys {
+        assert_eq!(conn.call(&["SET", key, "v"]).await, ok());
+    }
+    // Replication is asynchronous: wait until each key is readable, then read again.
+    for key in &keys {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while conn.call(&["GET", key]).await != bulk("v") {
+            assert!(std::time::Instant::now() < deadline, "{key} never reached its replica");
+        }
+    }
+    let snapshot = proxy.shared.snapshot("test");
+    let replica_replies: u64 =
+        snapshot.nodes.iter().filter(|n| n.role == "replica").map(|n| n.replies).sum();
+    let master_replies: u64 =
+        snapshot.nodes.iter().filter(|n| n.role == "master").map(|n| n.replies).sum();
+    assert!(replica_replies >= keys.len() as u64, "GETs answered by replicas: {replica_replies}");
+    assert!(master_replies >= keys.len() as u64, "SETs answered by masters: {master_replies}");
+    proxy.shutdown().await;
+}

@@ -31,6 +31,7 @@ enum Command {
     Failover(cmd::failover::FailoverArgs),
     Call(cmd::call::CallArgs),
     Proxy(cmd::proxy::ProxyArgs),
+    Bench(cmd::bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,7 +43,7 @@ fn main() -> std::process::ExitCode {
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", describe(&err));
             std::process::ExitCode::FAILURE
         }
     }
@@ -60,5 +61,23 @@ fn dispatch(command: Command) -> anyhow::Result<std::process::ExitCode> {
         Command::Failover(args) => cmd::failover::run(args),
         Command::Call(args) => cmd::call::run(args),
         Command::Proxy(args) => cmd::proxy::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
     }
+}
+
+/// The error and its causes, joined with `: `, leaving out a cause whose text an outer message
+/// already quotes (our errors often include their source's text, as `{source}`).
+fn describe(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }

@@ -30,9 +30,9 @@ use proxy::snapshot::Snapshot;
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
     #[error(
-        "cannot serve the stats page on {addr}: {source} (if the address is in use, stop whatever listens there or pick another address for the stats page)"
+        "cannot serve the stats page on {addr}: {error} (if the address is in use, stop whatever listens there or pick another address for the stats page)"
     )]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind { addr: SocketAddr, error: std::io::Error },
 }
 
 /// A running stats server; it stops by itself when the proxy shuts down.
@@ -63,8 +63,8 @@ pub async fn serve(
 ) -> Result<StatsServer, WebError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|source| WebError::Bind { addr, source })?;
-    let local_addr = listener.local_addr().map_err(|source| WebError::Bind { addr, source })?;
+        .map_err(|error| WebError::Bind { addr, error })?;
+    let local_addr = listener.local_addr().map_err(|error| WebError::Bind { addr, error })?;
     let shutdown = shared.shutdown.clone().cancelled_owned();
     let app = router(Arc::new(AppState { shared, proxy_listen }));
     tokio::spawn(async move {

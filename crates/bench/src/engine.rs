@@ -1,0 +1,393 @@
+//! The workload: for each value size a SET phase then a GET phase over exactly the keys the
+//! SET phase wrote (or one mixed phase with `--ratio`), on `connections` pipelined
+//! connections. Latency goes into HDR histograms (1 µs to 60 s, 3 significant digits), and
+//! every batch of 1,000 operations is recorded as the old client's raw files did.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use rand::SeedableRng;
+
+use crate::conn::{Client, Op, Outcome, SlotTable};
+use crate::results::{Batch, Latency, Phase};
+
+/// How operations pick their keys when `--keyspace` bounds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPattern {
+    Sequential,
+    Random,
+    /// Normal around the middle of the keyspace (standard deviation: a sixth of it).
+    Gaussian,
+}
+
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub target: String,
+    /// Direct to the cluster's nodes with the client's own slot routing.
+    pub cluster: bool,
+    pub client_id: u32,
+    pub sizes: Vec<usize>,
+    /// Each phase runs this long, or until `requests` operations.
+    pub duration: Option<Duration>,
+    pub requests: Option<u64>,
+    pub connections: usize,
+    pub pipeline: usize,
+    /// `Some((set, get))`: one mixed phase per size with this ratio.
+    pub ratio: Option<(u32, u32)>,
+    pub keyspace: Option<u64>,
+    pub key_pattern: KeyPattern,
+    /// Open loop: this many requests per second in all, latency measured from when each
+    /// request should have been sent (no coordinated omission).
+    pub rate: Option<u64>,
+}
+
+/// Live progress of a phase, for the progress bar.
+#[derive(Default)]
+pub struct Progress {
+    pub done: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+/// Shared by the connections of one phase.
+struct PhaseState {
+    next: AtomicU64,
+    stop: AtomicBool,
+    deadline: Option<Instant>,
+    limit: Option<u64>,
+    started: Instant,
+    progress: Arc<Progress>,
+}
+
+impl PhaseState {
+    /// Claims the next `n` operation numbers; fewer (or none) near the end.
+    fn claim(&self, n: u64) -> Option<std::ops::Range<u64>> {
+        if self.stop.load(Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
+        }
+        let first = self.next.fetch_add(n, Relaxed);
+        let end = match self.limit {
+            Some(limit) if first >= limit => return None,
+            Some(limit) => (first + n).min(limit),
+            None => first + n,
+        };
+        Some(first..end)
+    }
+}
+
+/// What one connection measured in a phase.
+struct Tally {
+    histogram: Histogram<u64>,
+    errors: u64,
+    missing: u64,
+    wrong: u64,
+    /// Batch number → (operations, errors, first start, last end) in seconds since the start.
+    batches: BTreeMap<u64, (u64, u64, f64, f64)>,
+    failed_sets: Vec<u64>,
+    first_error: Option<String>,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            histogram: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid HDR bounds"),
+            errors: 0,
+            missing: 0,
+            wrong: 0,
+            batches: BTreeMap::new(),
+            failed_sets: Vec::new(),
+            first_error: None,
+        }
+    }
+}
+
+/// Where the operations of a phase go and what they do.
+#[derive(Clone)]
+enum Kind {
+    Set,
+    /// Reads keys `0..written` that the SET phase wrote, skipping those whose SET failed.
+    Get {
+        written: u64,
+        failed: Arc<HashSet<u64>>,
+    },
+    Mixed {
+        set: u32,
+        get: u32,
+    },
+}
+
+/// Runs the whole workload; `on_phase` hears of each phase as it starts (op, size) with its
+/// live progress, and of its result when done.
+pub async fn run(
+    workload: &Workload,
+    mut on_phase: impl FnMut(&str, usize, Option<&Phase>, &Arc<Progress>),
+) -> Result<Vec<Phase>, String> {
+    let table = if workload.cluster {
+        Some(Arc::new(RwLock::new(SlotTable::load(&workload.target).await?)))
+    } else {
+        None
+    };
+    let mut phases = Vec::new();
+    for &size in &workload.sizes {
+        let kinds: Vec<(&str, Kind)> = match workload.ratio {
+            Some((set, get)) => vec![("MIXED", Kind::Mixed { set, get })],
+            None => vec![("SET", Kind::Set)],
+        };
+        for (name, kind) in kinds {
+            let progress = Arc::new(Progress::default());
+            on_phase(name, size, None, &progress);
+            let (phase, failed) = run_phase(workload, &table, name, kind, size, &progress).await?;
+            on_phase(name, size, Some(&phase), &progress);
+            let written = phase.requests;
+            phases.push(phase);
+            if workload.ratio.is_none() {
+                let progress = Arc::new(Progress::default());
+                on_phase("GET", size, None, &progress);
+                let kind = Kind::Get { written, failed: Arc::new(failed) };
+                let (phase, _) = run_phase(workload, &table, "GET", kind, size, &progress).await?;
+                on_phase("GET", size, Some(&phase), &progress);
+                phases.push(phase);
+            }
+        }
+    }
+    Ok(phases)
+}
+
+async fn run_phase(
+    workload: &Workload,
+    table: &Option<Arc<RwLock<SlotTable>>>,
+    name: &str,
+    kind: Kind,
+    size: usize,
+    progress: &Arc<Progress>,
+) -> Result<(Phase, HashSet<u64>), String> {
+    if let Kind::Get { written: 0, .. } = kind {
+        return Err(format!("the SET phase of {size} B wrote nothing to read back"));
+    }
+    let started = Instant::now();
+    let state = Arc::new(PhaseState {
+        next: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        deadline: workload.duration.map(|d| started + d),
+        limit: workload.requests,
+        started,
+        progress: progress.clone(),
+    });
+    let mut tasks = Vec::new();
+    for c in 0..workload.connections.max(1) {
+        let client = match table {
+            Some(table) => Client::cluster(table.clone()),
+            None => Client::plain(&workload.target),
+        };
+        let (state, kind, workload) = (state.clone(), kind.clone(), workload.clone());
+        tasks.push(tokio::spawn(async move {
+            connection(client, &workload, &state, &kind, size, c).await
+        }));
+    }
+    let mut tallies = Vec::new();
+    for task in tasks {
+        tallies.push(task.await.map_err(|e| format!("a benchmark connection panicked: {e}"))?);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(summarize(name, size, seconds, tallies))
+}
+
+/// One connection's loop: claim operations, run them as one pipeline, tally the outcomes.
+async fn connection(
+    mut client: Client,
+    workload: &Workload,
+    state: &PhaseState,
+    kind: &Kind,
+    size: usize,
+    index: usize,
+) -> Tally {
+    let mut tally = Tally::new();
+    let pipeline = if workload.rate.is_some() { 1 } else { workload.pipeline.max(1) } as u64;
+    let interval = workload
+        .rate
+        .map(|r| Duration::from_secs_f64(workload.connections.max(1) as f64 / r.max(1) as f64));
+    // Open loop: each connection's requests are due at fixed times, staggered by connection.
+    let mut due = state.started
+        + interval.map_or(Duration::ZERO, |i| {
+            i.mul_f64(index as f64 / workload.connections.max(1) as f64)
+        });
+    let mut ops: Vec<Op> = Vec::with_capacity(pipeline as usize);
+    let mut numbers: Vec<u64> = Vec::with_capacity(pipeline as usize);
+    let mut outcomes = Vec::new();
+    let mut rng = rand::rngs::SmallRng::from_rng(&mut rand::rng());
+    while let Some(range) = state.claim(pipeline) {
+        ops.clear();
+        numbers.clear();
+        for n in range {
+            numbers.push(n);
+            ops.push(make_op(workload, kind, size, n, &mut rng));
+        }
+        let sent = match interval {
+            Some(interval) => {
+                tokio::time::sleep_until(due.into()).await;
+                let intended = due;
+                due += interval;
+                intended
+            }
+            None => Instant::now(),
+        };
+        client.run(&ops, &mut outcomes).await;
+        let end = Instant::now();
+        let latency = end.saturating_duration_since(sent).as_micros().max(1) as u64;
+        let (start_s, end_s) = (
+            sent.saturating_duration_since(state.started).as_secs_f64(),
+            end.saturating_duration_since(state.started).as_secs_f64(),
+        );
+        let mut errors = 0;
+        for (i, outcome) in outcomes.iter().enumerate() {
+            let _ = tally.histogram.record(latency.min(60_000_000));
+            let failed = match outcome {
+                Outcome::Ok | Outcome::Match => false,
+                Outcome::Missing => {
+                    tally.missing += 1;
+                    true
+                }
+                Outcome::Wrong => {
+                    tally.wrong += 1;
+                    true
+                }
+                Outcome::Error(text) => {
+                    tally.first_error.get_or_insert_with(|| text.clone());
+                    if ops[i].set {
+                        tally.failed_sets.push(numbers[i]);
+                    }
+                    true
+                }
+            };
+            if failed {
+                errors += 1;
+            }
+            let batch = tally.batches.entry(numbers[i] / 1000).or_insert((0, 0, start_s, end_s));
+            batch.0 += 1;
+            batch.1 += u64::from(failed);
+            batch.2 = batch.2.min(start_s);
+            batch.3 = batch.3.max(end_s);
+        }
+        tally.errors += errors;
+        state.progress.done.fetch_add(outcomes.len() as u64, Relaxed);
+        state.progress.errors.fetch_add(errors, Relaxed);
+    }
+    tally
+}
+
+fn make_op(workload: &Workload, kind: &Kind, size: usize, n: u64, rng: &mut impl rand::Rng) -> Op {
+    let id = workload.client_id;
+    match kind {
+        Kind::Set => {
+            Op { set: true, key: crate::values::key(id, size, pick_key(workload, n, rng)), size }
+        }
+        Kind::Get { written, failed } => {
+            let mut k = n % written;
+            // A key whose SET failed was never written: read the next one instead.
+            let mut tries = 0;
+            while failed.contains(&k) && tries < *written {
+                k = (k + 1) % written;
+                tries += 1;
+            }
+            let k = if workload.keyspace.is_some() { pick_key(workload, k, rng) } else { k };
+            Op { set: false, key: crate::values::key(id, size, k), size }
+        }
+        Kind::Mixed { set, get } => {
+            let is_set = n % u64::from(set + get) < u64::from(*set);
+            Op { set: is_set, key: crate::values::key(id, size, pick_key(workload, n, rng)), size }
+        }
+    }
+}
+
+/// The key number of operation `n`: `n` itself, or within `--keyspace` by the key pattern.
+fn pick_key(workload: &Workload, n: u64, rng: &mut impl rand::Rng) -> u64 {
+    let Some(space) = workload.keyspace.filter(|&s| s > 0) else { return n };
+    match workload.key_pattern {
+        KeyPattern::Sequential => n % space,
+        KeyPattern::Random => rng.random_range(0..space),
+        KeyPattern::Gaussian => {
+            // Box-Muller: one normal sample from two uniform ones.
+            let (u1, u2): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
+            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+            let k = space as f64 / 2.0 + z * space as f64 / 6.0;
+            (k.max(0.0) as u64).min(space - 1)
+        }
+    }
+}
+
+fn summarize(name: &str, size: usize, seconds: f64, tallies: Vec<Tally>) -> (Phase, HashSet<u64>) {
+    let mut histogram =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid HDR bounds");
+    let mut batches: BTreeMap<u64, (u64, u64, f64, f64)> = BTreeMap::new();
+    let (mut errors, mut missing, mut wrong) = (0, 0, 0);
+    let mut failed = HashSet::new();
+    for tally in tallies {
+        let _ = histogram.add(&tally.histogram);
+        errors += tally.errors;
+        missing += tally.missing;
+        wrong += tally.wrong;
+        failed.extend(tally.failed_sets);
+        if let Some(error) = &tally.first_error {
+            tracing::warn!(phase = name, size, %error, "errors in this phase");
+        }
+        for (number, b) in tally.batches {
+            let entry = batches.entry(number).or_insert((0, 0, b.2, b.3));
+            entry.0 += b.0;
+            entry.1 += b.1;
+            entry.2 = entry.2.min(b.2);
+            entry.3 = entry.3.max(b.3);
+        }
+    }
+    let batches = batches
+        .into_iter()
+        .map(|(number, (ops, errors, start, end))| Batch {
+            first_op: number * 1000,
+            last_op: number * 1000 + ops.saturating_sub(1),
+            errors,
+            start,
+            end,
+        })
+        .collect();
+    let phase = Phase {
+        op: name.to_string(),
+        size,
+        requests: histogram.len(),
+        errors,
+        missing,
+        wrong,
+        seconds,
+        latency: latency_of(&histogram),
+        batches,
+    };
+    (phase, failed)
+}
+
+pub fn latency_of(histogram: &Histogram<u64>) -> Latency {
+    if histogram.is_empty() {
+        return Latency::default();
+    }
+    Latency {
+        mean: histogram.mean(),
+        p50: histogram.value_at_quantile(0.5),
+        p90: histogram.value_at_quantile(0.9),
+        p99: histogram.value_at_quantile(0.99),
+        p999: histogram.value_at_quantile(0.999),
+        max: histogram.max(),
+        histogram: histogram
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect(),
+    }
+}
+
+/// A histogram back from its recorded values (for merging runs).
+pub fn histogram_of(latency: &Latency) -> Histogram<u64> {
+    let mut histogram =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid HDR bounds");
+    for &(value, count) in &latency.histogram {
+        let _ = histogram.record_n(value.clamp(1, 60_000_000), count);
+    }
+    histogram
+}

@@ -1,0 +1,154 @@
+//! Short benchmarks against a real 3+1 cluster, through the proxy and directly with slot
+//! routing: every file is written and reads back, the raw batches add up to the totals, a
+//! healthy cluster gives no error, and a value changed behind the benchmark's back is caught.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use bench::engine::{KeyPattern, Workload};
+use bench::results::{RunMeta, RunResults};
+use deploy::testing::TestCluster;
+
+fn workload(target: &str, cluster: bool) -> Workload {
+    Workload {
+        target: target.to_string(),
+        cluster,
+        client_id: 7,
+        sizes: vec![16, 4096, 64 * 1024],
+        duration: None,
+        requests: Some(3_000),
+        connections: 8,
+        pipeline: 4,
+        ratio: None,
+        keyspace: None,
+        key_pattern: KeyPattern::Sequential,
+        rate: None,
+    }
+}
+
+fn meta(w: &Workload) -> RunMeta {
+    RunMeta {
+        client_ids: vec![w.client_id],
+        target: w.target.clone(),
+        mode: if w.cluster { "cluster".into() } else { "proxy".into() },
+        topology: Vec::new(),
+        redis_version: "test".into(),
+        redkeep_version: "test".into(),
+        command_line: "test".into(),
+        started_at: "now".into(),
+        connections: w.connections,
+        pipeline: w.pipeline,
+        workload: "set-then-get".into(),
+        key_pattern: "a new key per SET".into(),
+        rate: None,
+    }
+}
+
+async fn start_proxy(cluster: &TestCluster) -> proxy::ProxyHandle {
+    let mut config = proxy::ProxyConfig::new(cluster.addrs());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.threads = 2;
+    proxy::start(config).await.expect("proxy starts")
+}
+
+/// Runs the workload and checks what every healthy run must show.
+async fn run_and_check_files(w: &Workload) {
+    let phases = bench::engine::run(w, |_, _, _, _| {}).await.expect("the benchmark runs");
+    let results = RunResults { meta: meta(w), phases };
+    assert_eq!(results.phases.len(), 2 * w.sizes.len(), "a SET and a GET phase per size");
+    for phase in &results.phases {
+        assert_eq!(phase.requests, 3_000, "{} {}", phase.op, phase.size);
+        assert_eq!(
+            phase.errors, 0,
+            "a healthy cluster gives no error: {} {}",
+            phase.op, phase.size
+        );
+        let in_batches: u64 = phase.batches.iter().map(|b| b.last_op - b.first_op + 1).sum();
+        assert_eq!(in_batches, phase.requests, "the raw batches add up to the total");
+        assert!(phase.batches.iter().all(|b| b.end >= b.start));
+        assert!(phase.latency.p50 > 0 && phase.latency.p50 <= phase.latency.p99);
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let written = bench::files::write_all(&results, dir.path()).unwrap();
+    for name in [
+        "results-set-client7.txt",
+        "results-get-client7.txt",
+        "results-raw-set-client7.txt",
+        "results-raw-get-client7.txt",
+        "results-client7.json",
+        "results-client7.csv",
+    ] {
+        assert!(written.contains(&dir.path().join(name)), "{name} written: {written:?}");
+    }
+    let json = std::fs::read_to_string(dir.path().join("results-client7.json")).unwrap();
+    let back: RunResults = serde_json::from_str(&json).unwrap();
+    // Floats may differ in their last digit after JSON; everything counted must be equal.
+    assert_eq!(back.meta, results.meta);
+    for (b, r) in back.phases.iter().zip(&results.phases) {
+        assert_eq!((&b.op, b.size, b.requests, b.errors), (&r.op, r.size, r.requests, r.errors));
+        assert_eq!(
+            (b.latency.p50, b.latency.p99, &b.latency.histogram),
+            (r.latency.p50, r.latency.p99, &r.latency.histogram)
+        );
+        assert_eq!(b.batches.len(), r.batches.len());
+        assert!((b.seconds - r.seconds).abs() < 1e-9);
+    }
+    let table = std::fs::read_to_string(dir.path().join("results-get-client7.txt")).unwrap();
+    assert_eq!(table.lines().filter(|l| !l.starts_with('#')).count(), 1 + w.sizes.len(), "{table}");
+    let raw = std::fs::read_to_string(dir.path().join("results-raw-set-client7.txt")).unwrap();
+    let ops: u64 = raw
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("size"))
+        .map(|l| {
+            let f: Vec<u64> = l.split(' ').take(3).map(|x| x.parse().unwrap()).collect();
+            f[2] - f[1] + 1
+        })
+        .sum();
+    assert_eq!(ops, 3_000 * w.sizes.len() as u64, "raw SET batches add up");
+    let csv = std::fs::read_to_string(dir.path().join("results-client7.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + results.phases.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_runs_through_the_proxy_and_directly_write_every_file() {
+    let cluster = TestCluster::start(3, 1).await;
+    let proxy = start_proxy(&cluster).await;
+    run_and_check_files(&workload(&proxy.local_addr.to_string(), false)).await;
+    run_and_check_files(&workload(&cluster.addrs()[0], true)).await;
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_changed_behind_the_benchmarks_back_is_an_error() {
+    let cluster = TestCluster::start(3, 1).await;
+    let proxy = start_proxy(&cluster).await;
+    let mut w = workload(&proxy.local_addr.to_string(), false);
+    w.sizes = vec![64];
+    w.requests = Some(2_000);
+    let addr = proxy.local_addr;
+    let tampered = 5u64;
+    let phases = bench::engine::run(&w, |op, size, done, _| {
+        if op == "GET" && done.is_none() {
+            // Before any GET: overwrite the last keys the SET phase wrote.
+            let mut conn = std::net::TcpStream::connect(addr).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            for n in 2_000 - tampered..2_000 {
+                let key = bench::values::key(7, size, n);
+                let mut out = Vec::new();
+                resp::write::command(&mut out, &[b"SET".as_slice(), key.as_bytes(), b"tampered"]);
+                conn.write_all(&out).unwrap();
+                let mut reply = [0u8; 5];
+                conn.read_exact(&mut reply).unwrap();
+                assert_eq!(&reply, b"+OK\r\n");
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let get = phases.iter().find(|p| p.op == "GET").unwrap();
+    assert_eq!(get.wrong, tampered, "each tampered key read once is a wrong value");
+    assert_eq!(get.errors, tampered);
+    assert_eq!(phases.iter().find(|p| p.op == "SET").unwrap().errors, 0);
+    proxy.shutdown().await;
+}
