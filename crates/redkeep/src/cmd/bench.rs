@@ -112,15 +112,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn read(path: &PathBuf) -> anyhow::Result<RunResults> {
+fn read(path: &std::path::Path) -> anyhow::Result<RunResults> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text)
         .with_context(|| format!("{} is not a redkeep bench JSON file", path.display()))
 }
 
-fn merge(files: &[PathBuf], out: &PathBuf) -> anyhow::Result<ExitCode> {
-    let runs = files.iter().map(read).collect::<anyhow::Result<Vec<_>>>()?;
+fn merge(files: &[PathBuf], out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let runs = files.iter().map(|f| read(f)).collect::<anyhow::Result<Vec<_>>>()?;
     let merged = bench::merge::merge(&runs).map_err(anyhow::Error::msg)?;
     for path in bench::files::write_all(&merged, out)
         .with_context(|| format!("cannot write to {}", out.display()))?
