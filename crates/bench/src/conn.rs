@@ -24,9 +24,18 @@ pub enum Outcome {
     Error(String),
 }
 
+/// What an operation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    Set,
+    Get,
+    /// UNLINK, to clean up after a size (not measured).
+    Del,
+}
+
 /// One operation of a pipeline.
 pub struct Op {
-    pub set: bool,
+    pub kind: OpKind,
     pub key: String,
     pub size: usize,
 }
@@ -165,14 +174,19 @@ impl Client {
             if asking {
                 conn.write.extend_from_slice(b"*1\r\n$6\r\nASKING\r\n");
             }
-            if op.set {
-                crate::values::fill_value(op.key.as_bytes(), op.size, &mut self.value);
-                resp::write::command(
+            match op.kind {
+                OpKind::Set => {
+                    crate::values::fill_value(op.key.as_bytes(), op.size, &mut self.value);
+                    let args = [b"SET".as_slice(), op.key.as_bytes(), &self.value];
+                    resp::write::command(&mut conn.write, &args);
+                }
+                OpKind::Get => {
+                    resp::write::command(&mut conn.write, &[b"GET".as_slice(), op.key.as_bytes()])
+                }
+                OpKind::Del => resp::write::command(
                     &mut conn.write,
-                    &[b"SET".as_slice(), op.key.as_bytes(), &self.value],
-                );
-            } else {
-                resp::write::command(&mut conn.write, &[b"GET".as_slice(), op.key.as_bytes()]);
+                    &[b"UNLINK".as_slice(), op.key.as_bytes()],
+                ),
             }
         }
         conn.stream.write_all(&conn.write).await.map_err(|e| e.to_string())?;
@@ -210,8 +224,9 @@ fn classify(frame: &[u8], op: &Op) -> Outcome {
         Some(b'-') => {
             Outcome::Error(String::from_utf8_lossy(&frame[1..frame.len() - 2]).into_owned())
         }
-        Some(b'+') if op.set => Outcome::Ok,
-        Some(b'$') if !op.set => {
+        Some(b'+') if op.kind == OpKind::Set => Outcome::Ok,
+        Some(b':') if op.kind == OpKind::Del => Outcome::Ok,
+        Some(b'$') if op.kind == OpKind::Get => {
             if frame.starts_with(b"$-1") {
                 return Outcome::Missing;
             }
@@ -223,7 +238,7 @@ fn classify(frame: &[u8], op: &Op) -> Outcome {
                 Outcome::Wrong
             }
         }
-        Some(b'_') if !op.set => Outcome::Missing,
+        Some(b'_') if op.kind == OpKind::Get => Outcome::Missing,
         _ => Outcome::Error(format!(
             "unexpected reply: {}",
             String::from_utf8_lossy(&frame[..frame.len().min(40)])

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use rand::SeedableRng;
 
-use crate::conn::{Client, Op, Outcome, SlotTable};
+use crate::conn::{Client, Op, OpKind, Outcome, SlotTable};
 use crate::results::{Batch, Latency, Phase};
 
 /// How operations pick their keys when `--keyspace` bounds them.
@@ -39,6 +39,11 @@ pub struct Workload {
     pub ratio: Option<(u32, u32)>,
     pub keyspace: Option<u64>,
     pub key_pattern: KeyPattern,
+    /// Without `keyspace`: the most value bytes one size may hold in the cluster; SETs past it
+    /// overwrite earlier keys, so a long phase of large values cannot fill the memory.
+    pub max_data: u64,
+    /// Leave each size's keys in place instead of unlinking them after its phases.
+    pub keep_keys: bool,
     /// Open loop: this many requests per second in all, latency measured from when each
     /// request should have been sent (no coordinated omission).
     pub rate: Option<u64>,
@@ -145,10 +150,14 @@ pub async fn run(
             if workload.ratio.is_none() {
                 let progress = Arc::new(Progress::default());
                 on_phase("GET", size, None, &progress);
+                let written = written.min(key_space(workload, size));
                 let kind = Kind::Get { written, failed: Arc::new(failed) };
                 let (phase, _) = run_phase(workload, &table, "GET", kind, size, &progress).await?;
                 on_phase("GET", size, Some(&phase), &progress);
                 phases.push(phase);
+            }
+            if !workload.keep_keys {
+                clean_up(workload, &table, size, written).await;
             }
         }
     }
@@ -247,7 +256,8 @@ async fn connection(
                 Outcome::Ok | Outcome::Match => false,
                 Outcome::Missing => {
                     tally.missing += 1;
-                    true
+                    // In a mixed workload a GET may come before any SET of its key.
+                    !matches!(kind, Kind::Mixed { .. })
                 }
                 Outcome::Wrong => {
                     tally.wrong += 1;
@@ -255,8 +265,8 @@ async fn connection(
                 }
                 Outcome::Error(text) => {
                     tally.first_error.get_or_insert_with(|| text.clone());
-                    if ops[i].set {
-                        tally.failed_sets.push(numbers[i]);
+                    if ops[i].kind == OpKind::Set {
+                        tally.failed_sets.push(numbers[i] % key_space(workload, size));
                     }
                     true
                 }
@@ -281,7 +291,8 @@ fn make_op(workload: &Workload, kind: &Kind, size: usize, n: u64, rng: &mut impl
     let id = workload.client_id;
     match kind {
         Kind::Set => {
-            Op { set: true, key: crate::values::key(id, size, pick_key(workload, n, rng)), size }
+            let key = crate::values::key(id, size, pick_key(workload, size, n, rng));
+            Op { kind: OpKind::Set, key, size }
         }
         Kind::Get { written, failed } => {
             let mut k = n % written;
@@ -291,19 +302,27 @@ fn make_op(workload: &Workload, kind: &Kind, size: usize, n: u64, rng: &mut impl
                 k = (k + 1) % written;
                 tries += 1;
             }
-            let k = if workload.keyspace.is_some() { pick_key(workload, k, rng) } else { k };
-            Op { set: false, key: crate::values::key(id, size, k), size }
+            Op { kind: OpKind::Get, key: crate::values::key(id, size, k), size }
         }
         Kind::Mixed { set, get } => {
-            let is_set = n % u64::from(set + get) < u64::from(*set);
-            Op { set: is_set, key: crate::values::key(id, size, pick_key(workload, n, rng)), size }
+            let kind =
+                if n % u64::from(set + get) < u64::from(*set) { OpKind::Set } else { OpKind::Get };
+            Op { kind, key: crate::values::key(id, size, pick_key(workload, size, n, rng)), size }
         }
     }
 }
 
-/// The key number of operation `n`: `n` itself, or within `--keyspace` by the key pattern.
-fn pick_key(workload: &Workload, n: u64, rng: &mut impl rand::Rng) -> u64 {
-    let Some(space) = workload.keyspace.filter(|&s| s > 0) else { return n };
+/// Key numbers one size uses: `--keyspace`, else as many as `max_data` bytes hold.
+pub fn key_space(workload: &Workload, size: usize) -> u64 {
+    workload
+        .keyspace
+        .filter(|&s| s > 0)
+        .unwrap_or_else(|| (workload.max_data / size.max(1) as u64).max(1))
+}
+
+/// The key number of operation `n`, within the size's key space by the key pattern.
+fn pick_key(workload: &Workload, size: usize, n: u64, rng: &mut impl rand::Rng) -> u64 {
+    let space = key_space(workload, size);
     match workload.key_pattern {
         KeyPattern::Sequential => n % space,
         KeyPattern::Random => rng.random_range(0..space),
@@ -314,6 +333,35 @@ fn pick_key(workload: &Workload, n: u64, rng: &mut impl rand::Rng) -> u64 {
             let k = space as f64 / 2.0 + z * space as f64 / 6.0;
             (k.max(0.0) as u64).min(space - 1)
         }
+    }
+}
+
+/// Unlinks the keys a size used (not measured), so that the next size starts from an empty
+/// cluster and memory stays bounded.
+async fn clean_up(
+    workload: &Workload,
+    table: &Option<Arc<RwLock<SlotTable>>>,
+    size: usize,
+    used: u64,
+) {
+    let mut client = match table {
+        Some(table) => Client::cluster(table.clone()),
+        None => Client::plain(&workload.target),
+    };
+    let used = used.min(key_space(workload, size));
+    let mut outcomes = Vec::new();
+    let mut first = 0;
+    while first < used {
+        let last = (first + 1000).min(used);
+        let ops: Vec<Op> = (first..last)
+            .map(|k| Op {
+                kind: OpKind::Del,
+                key: crate::values::key(workload.client_id, size, k),
+                size,
+            })
+            .collect();
+        client.run(&ops, &mut outcomes).await;
+        first = last;
     }
 }
 

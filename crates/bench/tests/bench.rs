@@ -22,6 +22,8 @@ fn workload(target: &str, cluster: bool) -> Workload {
         ratio: None,
         keyspace: None,
         key_pattern: KeyPattern::Sequential,
+        max_data: 256 << 20,
+        keep_keys: false,
         rate: None,
     }
 }
@@ -150,5 +152,32 @@ async fn a_value_changed_behind_the_benchmarks_back_is_an_error() {
     assert_eq!(get.wrong, tampered, "each tampered key read once is a wrong value");
     assert_eq!(get.errors, tampered);
     assert_eq!(phases.iter().find(|p| p.op == "SET").unwrap().errors, 0);
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stays_bounded_and_keys_are_cleaned_up() {
+    let cluster = TestCluster::start(3, 1).await;
+    let proxy = start_proxy(&cluster).await;
+    let target = proxy.local_addr.to_string();
+    let dbsize = |addr: String| async move {
+        let mut conn =
+            cluster::admin::AdminConn::connect(&addr, Duration::from_secs(2)).await.unwrap();
+        conn.query_int(&["DBSIZE"]).await.unwrap()
+    };
+    // 100 values' worth of data for 64 B values: 2,000 SETs overwrite 100 keys.
+    let mut w = workload(&target, false);
+    w.sizes = vec![64];
+    w.requests = Some(2_000);
+    w.max_data = 64 * 100;
+    w.keep_keys = true;
+    let phases = bench::engine::run(&w, |_, _, _, _| {}).await.unwrap();
+    assert!(phases.iter().all(|p| p.errors == 0), "GET read back only the 100 keys written");
+    assert_eq!(dbsize(target.clone()).await, 100, "no more keys than --max-data allows");
+    // By default the keys of each size are unlinked after its phases.
+    w.keep_keys = false;
+    w.client_id = 8;
+    bench::engine::run(&w, |_, _, _, _| {}).await.unwrap();
+    assert_eq!(dbsize(target.clone()).await, 100, "only the kept run's keys remain");
     proxy.shutdown().await;
 }

@@ -89,9 +89,17 @@ struct RunArgs {
     /// Keys per size to draw from (default: a new key per SET).
     #[arg(long)]
     keyspace: Option<u64>,
-    /// How keys are drawn from --keyspace: sequential, random or gaussian.
+    /// How keys are drawn from --keyspace: sequential, random or gaussian (the last two only
+    /// with --ratio: a GET must know its key was written).
     #[arg(long, default_value = "sequential")]
     key_pattern: String,
+    /// Without --keyspace: the most value bytes one size keeps in the cluster (SETs past it
+    /// overwrite earlier keys), so that a long phase of 512 KiB values cannot fill the memory.
+    #[arg(long, default_value = "256MiB")]
+    max_data: String,
+    /// Leave each size's keys in the cluster (by default they are unlinked after the size).
+    #[arg(long)]
+    keep_keys: bool,
     /// Open loop at this many requests per second in all; latency counts from when each
     /// request was due (corrected for coordinated omission).
     #[arg(long)]
@@ -163,6 +171,17 @@ fn workload(args: &RunArgs) -> anyhow::Result<Workload> {
     if args.keyspace.is_none() && args.key_pattern != "sequential" {
         anyhow::bail!("--key-pattern needs --keyspace N (the keys to draw from)");
     }
+    if ratio.is_none() && key_pattern != KeyPattern::Sequential {
+        anyhow::bail!(
+            "--key-pattern {} needs --ratio: the SET-then-GET workload reads back exactly the keys it wrote",
+            args.key_pattern
+        );
+    }
+    let max_data = args
+        .max_data
+        .parse::<bytesize::ByteSize>()
+        .map_err(|e| anyhow::anyhow!("--max-data `{}`: {e}", args.max_data))?
+        .as_u64();
     anyhow::ensure!(args.connections > 0, "--connections must be at least 1");
     Ok(Workload {
         target: args.target.clone(),
@@ -176,6 +195,8 @@ fn workload(args: &RunArgs) -> anyhow::Result<Workload> {
         ratio,
         keyspace: args.keyspace,
         key_pattern,
+        max_data,
+        keep_keys: args.keep_keys,
         rate: args.rate,
     })
 }
