@@ -251,21 +251,9 @@ pub fn ago(now_ms: u64, then_ms: u64) -> String {
     format!("{} s ago", now_ms.saturating_sub(then_ms) / 1000)
 }
 
-/// Text for HTML content and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
-    out
-}
+/// Text for HTML content and quoted attribute values: the bench report's escaper, one for
+/// every page redkeep writes.
+pub use bench::report::escape;
 
 #[cfg(test)]
 mod tests {
