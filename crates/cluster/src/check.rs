@@ -173,7 +173,7 @@ pub fn check(views: &[NodeView], expected_replicas: usize) -> Report {
 }
 
 /// A node's slot configuration: every master's id with the slots it serves, sorted.
-fn signature(topology: &Topology) -> String {
+pub(crate) fn signature(topology: &Topology) -> String {
     let mut parts: Vec<String> = topology
         .masters()
         .filter(|m| !m.slots.is_empty())

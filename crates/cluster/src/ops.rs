@@ -113,8 +113,31 @@ async fn health_problem(addr: &str, expected_nodes: u64) -> Option<String> {
     None
 }
 
-/// Waits until every node reports `cluster_state:ok`, knows all `addrs.len()` nodes, and every
-/// replica's link to its master is up.
+/// Why the nodes do not agree on which master serves which slots yet (gossip still spreading
+/// a change), if they do not.
+async fn disagreement_problem(addrs: &[String]) -> Option<String> {
+    let mut first: Option<(String, &str)> = None;
+    for addr in addrs {
+        let topology = match topology_of(addr).await {
+            Ok(topology) => topology,
+            Err(e) => return Some(e.to_string()),
+        };
+        let signature = crate::check::signature(&topology);
+        match &first {
+            None => first = Some((signature, addr)),
+            Some((reference, reference_addr)) if *reference != signature => {
+                return Some(format!(
+                    "{addr} does not agree with {reference_addr} on the slot configuration yet"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    None
+}
+
+/// Waits until every node reports `cluster_state:ok`, knows all `addrs.len()` nodes, every
+/// replica's link to its master is up, and all nodes agree on the slot configuration.
 pub async fn wait_healthy(addrs: &[String], timeout: Duration) -> Result<(), OpsError> {
     let deadline = Instant::now() + timeout;
     loop {
@@ -124,6 +147,9 @@ pub async fn wait_healthy(addrs: &[String], timeout: Duration) -> Result<(), Ops
                 last_problem = Some(problem);
                 break;
             }
+        }
+        if last_problem.is_none() {
+            last_problem = disagreement_problem(addrs).await;
         }
         let Some(last_problem) = last_problem else { return Ok(()) };
         if Instant::now() > deadline {
