@@ -34,7 +34,7 @@ for t in set get; do
   echo "| redis-benchmark | ${t^^} | ${out%.*} | $(cpu_per_million "$N") |"
 done
 redis-cli -p "$PORT" flushall >/dev/null
-timed ./target/release/redkeep bench --target "127.0.0.1:$PORT" --sizes "${D}B" --requests "$N" \
+timed ./target/release/redkeep bench --target "127.0.0.1:$PORT" --sizes "${D}B" --requests "$N" --keyspace 100000 \
   --connections 50 --pipeline "$P" --quiet --out "$DIR/results" >/dev/null
 # redkeep bench ran SET and GET (2 x N requests); share its CPU by their wall times.
 awk -F, -v cpu="$(awk '{print $1 + $2}' "$DIR/cpu")" 'NR > 1 { ops[NR] = $8; secs[NR] = $7; total += $7; op[NR] = $1; n[NR] = $3 }

@@ -99,6 +99,8 @@ pub struct Client {
     conns: HashMap<String, NodeConn>,
     scanner: Scanner,
     value: Vec<u8>,
+    /// Reused list of a pipeline's operation indexes.
+    indexes: Vec<usize>,
 }
 
 impl Client {
@@ -117,6 +119,7 @@ impl Client {
             conns: HashMap::new(),
             scanner: Scanner::new(Limits::default()),
             value: Vec::new(),
+            indexes: Vec::new(),
         }
     }
 
@@ -135,6 +138,21 @@ impl Client {
     pub async fn run(&mut self, ops: &[Op], outcomes: &mut Vec<Outcome>) {
         outcomes.clear();
         outcomes.resize(ops.len(), Outcome::Ok);
+        if let Some(addr) = self.single.clone() {
+            // One node: the whole pipeline goes there, no grouping (the common, hot case).
+            self.indexes.clear();
+            self.indexes.extend(0..ops.len());
+            let indexes = std::mem::take(&mut self.indexes);
+            if let Err(e) = self.run_on(&addr, ops, &indexes, outcomes, false).await {
+                self.conns.remove(&addr);
+                outcomes
+                    .iter_mut()
+                    .filter(|o| **o == Outcome::Ok)
+                    .for_each(|o| *o = Outcome::Error(e.clone()));
+            }
+            self.indexes = indexes;
+            return;
+        }
         let mut by_node: Vec<(String, Vec<usize>)> = Vec::new();
         for (i, op) in ops.iter().enumerate() {
             let node = self.node_of(&op.key);

@@ -227,11 +227,15 @@ async fn connection(
     let mut outcomes = Vec::new();
     let mut rng = rand::rngs::SmallRng::from_rng(&mut rand::rng());
     while let Some(range) = state.claim(pipeline) {
-        ops.clear();
         numbers.clear();
-        for n in range {
-            numbers.push(n);
-            ops.push(make_op(workload, kind, size, n, &mut rng));
+        numbers.extend(range);
+        // Reuse the operations (and their key strings) of the last pipeline.
+        ops.truncate(numbers.len());
+        while ops.len() < numbers.len() {
+            ops.push(Op { kind: OpKind::Get, key: String::new(), size });
+        }
+        for (op, &n) in ops.iter_mut().zip(&numbers) {
+            make_op(workload, kind, size, n, &mut rng, op);
         }
         let sent = match interval {
             Some(interval) => {
@@ -287,13 +291,17 @@ async fn connection(
     tally
 }
 
-fn make_op(workload: &Workload, kind: &Kind, size: usize, n: u64, rng: &mut impl rand::Rng) -> Op {
-    let id = workload.client_id;
-    match kind {
-        Kind::Set => {
-            let key = crate::values::key(id, size, pick_key(workload, size, n, rng));
-            Op { kind: OpKind::Set, key, size }
-        }
+/// Sets `op` to operation `n` of the phase, writing its key into the op's own string.
+fn make_op(
+    workload: &Workload,
+    kind: &Kind,
+    size: usize,
+    n: u64,
+    rng: &mut impl rand::Rng,
+    op: &mut Op,
+) {
+    let (op_kind, k) = match kind {
+        Kind::Set => (OpKind::Set, pick_key(workload, size, n, rng)),
         Kind::Get { written, failed } => {
             let mut k = n % written;
             // A key whose SET failed was never written: read the next one instead.
@@ -302,14 +310,16 @@ fn make_op(workload: &Workload, kind: &Kind, size: usize, n: u64, rng: &mut impl
                 k = (k + 1) % written;
                 tries += 1;
             }
-            Op { kind: OpKind::Get, key: crate::values::key(id, size, k), size }
+            (OpKind::Get, k)
         }
         Kind::Mixed { set, get } => {
-            let kind =
-                if n % u64::from(set + get) < u64::from(*set) { OpKind::Set } else { OpKind::Get };
-            Op { kind, key: crate::values::key(id, size, pick_key(workload, size, n, rng)), size }
+            let is_set = n % u64::from(set + get) < u64::from(*set);
+            (if is_set { OpKind::Set } else { OpKind::Get }, pick_key(workload, size, n, rng))
         }
-    }
+    };
+    op.kind = op_kind;
+    op.size = size;
+    crate::values::write_key(&mut op.key, workload.client_id, size, k);
 }
 
 /// Key numbers one size uses: `--keyspace`, else as many as `max_data` bytes hold.

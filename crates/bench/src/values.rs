@@ -7,7 +7,16 @@
 /// The key of operation `n` of a client at a value size: several clients (`--client-id`) and
 /// sizes never collide.
 pub fn key(client: u32, size: usize, n: u64) -> String {
-    format!("rkbench:{client}:{size}:{n}")
+    let mut key = String::new();
+    write_key(&mut key, client, size, n);
+    key
+}
+
+/// [`key`] written into `out` (cleared first), reusing its allocation.
+pub fn write_key(out: &mut String, client: u32, size: usize, n: u64) {
+    use std::fmt::Write as _;
+    out.clear();
+    let _ = write!(out, "rkbench:{client}:{size}:{n}");
 }
 
 /// Writes the value of `key` at `size` bytes into `out` (cleared first).
