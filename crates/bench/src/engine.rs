@@ -44,6 +44,9 @@ pub struct Workload {
     pub max_data: u64,
     /// Leave each size's keys in place instead of unlinking them after its phases.
     pub keep_keys: bool,
+    /// Set (by Ctrl-C) to end the run after the operations in flight: the phase under way ends
+    /// early and counts what it did, the rest do not run.
+    pub stop: Arc<AtomicBool>,
     /// Open loop: this many requests per second in all, latency measured from when each
     /// request should have been sent (no coordinated omission).
     pub rate: Option<u64>,
@@ -59,7 +62,8 @@ pub struct Progress {
 /// Shared by the connections of one phase.
 struct PhaseState {
     next: AtomicU64,
-    stop: AtomicBool,
+    /// The run's stop flag (Ctrl-C).
+    stop: Arc<AtomicBool>,
     deadline: Option<Instant>,
     limit: Option<u64>,
     started: Instant,
@@ -147,7 +151,8 @@ pub async fn run(
             on_phase(name, size, Some(&phase), &progress);
             let written = phase.requests;
             phases.push(phase);
-            if workload.ratio.is_none() {
+            let stopped = workload.stop.load(Relaxed);
+            if workload.ratio.is_none() && !stopped && written > 0 {
                 let progress = Arc::new(Progress::default());
                 on_phase("GET", size, None, &progress);
                 let written = written.min(key_space(workload, size));
@@ -159,6 +164,9 @@ pub async fn run(
             if !workload.keep_keys {
                 clean_up(workload, &table, size, written).await;
             }
+        }
+        if workload.stop.load(Relaxed) {
+            break;
         }
     }
     Ok(phases)
@@ -178,7 +186,7 @@ async fn run_phase(
     let started = Instant::now();
     let state = Arc::new(PhaseState {
         next: AtomicU64::new(0),
-        stop: AtomicBool::new(false),
+        stop: workload.stop.clone(),
         deadline: workload.duration.map(|d| started + d),
         limit: workload.requests,
         started,

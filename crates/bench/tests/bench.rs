@@ -24,6 +24,7 @@ fn workload(target: &str, cluster: bool) -> Workload {
         key_pattern: KeyPattern::Sequential,
         max_data: 256 << 20,
         keep_keys: false,
+        stop: Default::default(),
         rate: None,
     }
 }
@@ -179,5 +180,57 @@ async fn memory_stays_bounded_and_keys_are_cleaned_up() {
     w.client_id = 8;
     bench::engine::run(&w, |_, _, _, _| {}).await.unwrap();
     assert_eq!(dbsize(target.clone()).await, 100, "only the kept run's keys remain");
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_open_loop_and_stopped_runs_count_what_they_did() {
+    let cluster = TestCluster::start(3, 1).await;
+    let proxy = start_proxy(&cluster).await;
+    let target = proxy.local_addr.to_string();
+
+    // Mixed 1:3 over a small keyspace: GETs of keys not written yet are missing, not errors.
+    let mut w = workload(&target, false);
+    w.sizes = vec![128];
+    w.ratio = Some((1, 3));
+    w.keyspace = Some(500);
+    w.key_pattern = KeyPattern::Random;
+    let phases = bench::engine::run(&w, |_, _, _, _| {}).await.unwrap();
+    assert_eq!(phases.len(), 1);
+    assert_eq!((phases[0].op.as_str(), phases[0].requests, phases[0].errors), ("MIXED", 3_000, 0));
+
+    // Open loop at a fixed rate: every request is made and measured.
+    let mut w = workload(&target, false);
+    w.sizes = vec![16];
+    w.requests = Some(600);
+    w.rate = Some(3_000);
+    let phases = bench::engine::run(&w, |_, _, _, _| {}).await.unwrap();
+    assert!(phases.iter().all(|p| p.requests == 600 && p.errors == 0 && p.latency.p50 > 0));
+
+    // Stopped (as by Ctrl-C) when the first GET phase starts: no further size runs.
+    let mut w = workload(&target, false);
+    let stop = w.stop.clone();
+    let phases = bench::engine::run(&w, |op, _, done, _| {
+        if op == "GET" && done.is_none() {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    })
+    .await
+    .unwrap();
+    w.stop.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(phases.len(), 2, "the first size's SET and its (stopped) GET only");
+    assert_eq!(phases[1].errors, 0);
+
+    // Two clients' results merge into totals; compare prints a row per phase.
+    let a = bench::results::RunResults { meta: meta(&w), phases: phases.clone() };
+    let mut b = a.clone();
+    b.meta.client_ids = vec![8];
+    let merged = bench::merge::merge(&[a.clone(), b.clone()]).unwrap();
+    assert_eq!(merged.meta.client_ids, [7, 8]);
+    assert_eq!(merged.phases[0].requests, 2 * a.phases[0].requests);
+    assert_eq!(merged.phases[0].latency.p99, a.phases[0].latency.p99, "same histograms added");
+    let table = bench::merge::compare(&a, &b);
+    assert_eq!(table.lines().count(), 1 + a.phases.len(), "{table}");
+    assert!(table.lines().nth(1).unwrap().contains("1.00"), "{table}");
     proxy.shutdown().await;
 }

@@ -197,6 +197,7 @@ fn workload(args: &RunArgs) -> anyhow::Result<Workload> {
         key_pattern,
         max_data,
         keep_keys: args.keep_keys,
+        stop: Default::default(),
         rate: args.rate,
     })
 }
@@ -209,6 +210,14 @@ fn run_workload(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let runtime = runtime.enable_all().build().context("cannot start the benchmark's runtime")?;
     let results = runtime.block_on(async {
+        // Ctrl-C ends the run after the operations in flight; what was measured is written.
+        let stop = workload.stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\nStopping: finishing the operations in flight, then writing the results so far");
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
         let seed = args.seed.as_deref().or(workload.cluster.then_some(workload.target.as_str()));
         let (mode, redis_version, topology) = bench::describe_target(&workload.target, seed).await;
         let meta = RunMeta {
