@@ -208,7 +208,7 @@ async fn mixed_open_loop_and_stopped_runs_count_what_they_did() {
     assert!(phases.iter().all(|p| p.requests == 600 && p.errors == 0 && p.latency.p50 > 0));
 
     // Stopped (as by Ctrl-C) when the first GET phase starts: no further size runs.
-    let mut w = workload(&target, false);
+    let w = workload(&target, false);
     let stop = w.stop.clone();
     let phases = bench::engine::run(&w, |op, _, done, _| {
         if op == "GET" && done.is_none() {
