@@ -32,6 +32,8 @@ enum Command {
     Call(cmd::call::CallArgs),
     Proxy(cmd::proxy::ProxyArgs),
     Bench(cmd::bench::BenchArgs),
+    Health(cmd::health::HealthArgs),
+    Keepalived(cmd::keepalived::KeepalivedArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -62,6 +64,8 @@ fn dispatch(command: Command) -> anyhow::Result<std::process::ExitCode> {
         Command::Call(args) => cmd::call::run(args),
         Command::Proxy(args) => cmd::proxy::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Health(args) => cmd::health::run(args),
+        Command::Keepalived(args) => cmd::keepalived::run(args),
     }
 }
 

@@ -7,6 +7,8 @@ pub mod create;
 pub mod down;
 pub mod failover;
 pub mod fix;
+pub mod health;
+pub mod keepalived;
 pub mod proxy;
 pub mod status;
 pub mod up;
