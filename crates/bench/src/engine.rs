@@ -286,11 +286,11 @@ async fn connection(
             if failed {
                 errors += 1;
             }
-            let batch = tally.batches.entry(numbers[i] / 1000).or_insert((0, 0, start_s, end_s));
-            batch.0 += 1;
-            batch.1 += u64::from(failed);
-            batch.2 = batch.2.min(start_s);
-            batch.3 = batch.3.max(end_s);
+            add_to_batch(
+                &mut tally.batches,
+                numbers[i] / 1000,
+                (1, u64::from(failed), start_s, end_s),
+            );
         }
         tally.errors += errors;
         state.progress.done.fetch_add(outcomes.len() as u64, Relaxed);
@@ -383,6 +383,19 @@ async fn clean_up(
     }
 }
 
+/// Counts (operations, errors, start, end) into batch `number`: counts add up, the span widens.
+fn add_to_batch(
+    batches: &mut BTreeMap<u64, (u64, u64, f64, f64)>,
+    number: u64,
+    part: (u64, u64, f64, f64),
+) {
+    let batch = batches.entry(number).or_insert((0, 0, part.2, part.3));
+    batch.0 += part.0;
+    batch.1 += part.1;
+    batch.2 = batch.2.min(part.2);
+    batch.3 = batch.3.max(part.3);
+}
+
 fn summarize(name: &str, size: usize, seconds: f64, tallies: Vec<Tally>) -> (Phase, HashSet<u64>) {
     let mut histogram =
         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid HDR bounds");
@@ -399,11 +412,7 @@ fn summarize(name: &str, size: usize, seconds: f64, tallies: Vec<Tally>) -> (Pha
             tracing::warn!(phase = name, size, %error, "errors in this phase");
         }
         for (number, b) in tally.batches {
-            let entry = batches.entry(number).or_insert((0, 0, b.2, b.3));
-            entry.0 += b.0;
-            entry.1 += b.1;
-            entry.2 = entry.2.min(b.2);
-            entry.3 = entry.3.max(b.3);
+            add_to_batch(&mut batches, number, b);
         }
     }
     let batches = batches

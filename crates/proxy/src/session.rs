@@ -266,7 +266,7 @@ impl Session {
             Route::Keyed => self.keyed(seq, info, &args, frame.clone()),
             Route::Split(split) => self.split(seq, info, split, &args, frame.clone()),
             Route::Blocking => self.blocking(seq, info, &args, frame.clone()),
-            Route::Local(local) => self.local(seq, local, &args),
+            Route::Local(local) => self.local(seq, info, local, &args, frame.clone()),
             Route::AllMasters(merge) => self.all_masters(seq, info, merge, frame.clone()),
             Route::AnyMaster => self.any_master(seq, info, frame.clone()),
             Route::Transaction => unreachable!("handled above"),
@@ -309,11 +309,25 @@ impl Session {
     }
 
     fn keyed(&mut self, seq: u64, info: &CommandInfo, args: &ReqArgs, frame: Bytes) {
-        let target = match self.slot_of_keys(args) {
-            Err(e) => return self.reply_error(seq, e),
-            Ok(Some(slot)) => Target::Slot(slot),
+        match self.slot_of_keys(args) {
+            Err(e) => self.reply_error(seq, e),
+            Ok(slot) => self.keyed_at(seq, info, args, frame, slot),
+        }
+    }
+
+    /// Sends a request whose keys are all in `slot` (`None`: it has no key).
+    fn keyed_at(
+        &mut self,
+        seq: u64,
+        info: &CommandInfo,
+        args: &ReqArgs,
+        frame: Bytes,
+        slot: Option<u16>,
+    ) {
+        let target = match slot {
+            Some(slot) => Target::Slot(slot),
             // EVAL with no keys and the like: any master runs it the same.
-            Ok(None) => match self.first_master() {
+            None => match self.first_master() {
                 Some(addr) => Target::Node(addr),
                 None => return self.reply_error(seq, "CLUSTERDOWN redkeep: no master known yet"),
             },
@@ -329,8 +343,8 @@ impl Session {
 
     /// MGET, MSET, DEL, UNLINK, EXISTS, TOUCH: one command per slot, replies merged.
     fn split(&mut self, seq: u64, info: &CommandInfo, split: Split, args: &ReqArgs, frame: Bytes) {
-        if self.slot_of_keys(args).is_ok() {
-            return self.keyed(seq, info, args, frame);
+        if let Ok(slot) = self.slot_of_keys(args) {
+            return self.keyed_at(seq, info, args, frame, slot);
         }
         // Key numbers (0-based, in request order) grouped by slot, in order of first sight.
         let mut groups: Vec<(u16, Vec<usize>)> = Vec::new();
@@ -496,20 +510,19 @@ impl Session {
     }
 
     /// CONFIG GET from one master; CONFIG SET and RESETSTAT on every node.
-    fn config(&mut self, seq: u64, args: &ReqArgs) {
+    fn config(&mut self, seq: u64, info: &CommandInfo, args: &ReqArgs, frame: Bytes) {
         let sub = args.arg(1).to_ascii_uppercase();
         if sub == b"GET" {
-            return self.any_master_raw(seq, args);
+            return self.any_master(seq, info, frame);
         }
         if sub == b"SET" && !self.ctx.shared.config.allow_config_set {
             return self.reply_error(seq, "ERR redkeep: CONFIG SET is disabled on this proxy");
         }
-        let mut bytes = Vec::new();
-        write::command(&mut bytes, &(0..args.count()).map(|i| args.arg(i)).collect::<Vec<_>>());
         let nodes = self.nodes(true);
-        self.fan_out(seq, nodes, bytes.into(), MergeKind::Merge(Merge::AllOk), false);
+        self.fan_out(seq, nodes, frame, MergeKind::Merge(Merge::AllOk), false);
     }
 
+    /// Sends the request as it is to one master (commands whose answer any node gives).
     fn any_master(&mut self, seq: u64, info: &CommandInfo, frame: Bytes) {
         let Some(addr) = self.first_master() else {
             return self.reply_error(seq, "CLUSTERDOWN redkeep: no master known yet");
@@ -623,7 +636,7 @@ impl Session {
         Some(backend)
     }
 
-    fn local(&mut self, seq: u64, local: Local, args: &ReqArgs) {
+    fn local(&mut self, seq: u64, info: &CommandInfo, local: Local, args: &ReqArgs, frame: Bytes) {
         let mut out = Vec::new();
         let argc = args.count();
         match local {
@@ -662,7 +675,7 @@ impl Session {
                 } else if args.arg(1).eq_ignore_ascii_case(b"COUNT") {
                     write::integer(&mut out, table.top_level_count() as i64);
                 } else {
-                    return self.any_master_raw(seq, args);
+                    return self.any_master(seq, info, frame);
                 }
             }
             Local::Time => {
@@ -682,20 +695,9 @@ impl Session {
             Local::Readonly => write::simple(&mut out, b"OK"),
             Local::Scan => return self.scan(seq, args),
             Local::Info => return self.info(seq),
-            Local::Config => return self.config(seq, args),
+            Local::Config => return self.config(seq, info, args, frame),
         }
         self.reply(seq, &out);
-    }
-
-    /// Sends the request as it is to one master (commands whose answer any node gives).
-    fn any_master_raw(&mut self, seq: u64, args: &ReqArgs) {
-        let mut bytes = Vec::new();
-        write::command(&mut bytes, &(0..args.count()).map(|i| args.arg(i)).collect::<Vec<_>>());
-        let Some(addr) = self.first_master() else {
-            return self.reply_error(seq, "CLUSTERDOWN redkeep: no master known yet");
-        };
-        let req = Request::new(bytes.into(), Target::Node(addr), false, false, self.ctx.now());
-        self.ctx.dispatch(req, self.sink(seq));
     }
 
     fn hello(&mut self, args: &ReqArgs, out: &mut Vec<u8>) -> Result<(), String> {

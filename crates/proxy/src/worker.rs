@@ -399,50 +399,18 @@ fn private_redirect_error(redirect: &Redirect) -> Vec<u8> {
 /// A healthy replica of `master`, spread by a cheap rotating choice.
 fn pick_replica(map: &SlotMap, master: u16) -> Option<u16> {
     thread_local!(static TURN: Cell<usize> = const { Cell::new(0) });
-    let replicas: smallvec_free::Few = map.replicas_of(master).collect();
-    if replicas.is_empty() {
+    let count = map.replicas_of(master).count();
+    if count == 0 {
         return None;
     }
     let turn = TURN.with(|t| {
         t.set(t.get().wrapping_add(1));
         t.get()
     });
-    Some(replicas.get(turn % replicas.len()))
+    map.replicas_of(master).nth(turn % count)
 }
 
 /// Pause before retry `attempt`: 10 ms doubling, at most 400 ms.
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(10u64 << attempt.min(5).saturating_sub(1)).min(Duration::from_millis(400))
-}
-
-mod smallvec_free {
-    /// Up to 8 replica indexes without allocating.
-    #[derive(Default)]
-    pub struct Few {
-        items: [u16; 8],
-        len: usize,
-    }
-
-    impl Few {
-        pub fn is_empty(&self) -> bool {
-            self.len == 0
-        }
-        pub fn len(&self) -> usize {
-            self.len
-        }
-        pub fn get(&self, i: usize) -> u16 {
-            self.items[i]
-        }
-    }
-
-    impl FromIterator<u16> for Few {
-        fn from_iter<I: IntoIterator<Item = u16>>(iter: I) -> Self {
-            let mut few = Few::default();
-            for item in iter.into_iter().take(8) {
-                few.items[few.len] = item;
-                few.len += 1;
-            }
-            few
-        }
-    }
 }
