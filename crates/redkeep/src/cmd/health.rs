@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use cluster::admin::{AdminConn, info_field};
+use cluster::admin::info_field;
 
 /// Exit 0 only when the proxy answers and holds a full slot map (every slot has a master): the
 /// check keepalived runs (see `redkeep keepalived render`). Otherwise exit 1 and say why.
@@ -36,11 +36,7 @@ pub fn run(args: HealthArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn verdict(proxy: &str, timeout: Duration) -> Result<String, String> {
-    let mut conn = AdminConn::connect(proxy, timeout).await.map_err(|e| e.to_string())?;
-    let info = conn.info("proxy").await.map_err(|e| e.to_string())?;
-    if info_field(&info, "redkeep_version").is_none() {
-        return Err(format!("{proxy} is not a redkeep proxy"));
-    }
+    let info = super::proxy_info(proxy, timeout).await?;
     let number = |field: &str| info_field(&info, field).and_then(|v| v.parse::<u64>().ok());
     match (number("cluster_masters"), number("cluster_slots_uncovered")) {
         (Some(masters), Some(0)) if masters > 0 => {

@@ -27,7 +27,8 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let candidates = super::seed_candidates(args.node.as_deref(), &args.dir);
     let (report, proxy) = super::block_on(async {
         let report = super::first_answer(&candidates, cluster::ops::gather_status).await?;
-        anyhow::Ok((report, proxy_info(&args.proxy).await))
+        let proxy = super::proxy_info(&args.proxy, std::time::Duration::from_millis(500)).await;
+        anyhow::Ok((report, proxy.ok()))
     })?;
     if args.json {
         let proxy = proxy
@@ -42,16 +43,6 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         println!("{}", render_proxy(&args.proxy, proxy.as_deref()));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The `# Proxy` section of the proxy's INFO, or `None` when no proxy answers there.
-async fn proxy_info(addr: &str) -> Option<Vec<(String, String)>> {
-    let mut conn = cluster::admin::AdminConn::connect(addr, std::time::Duration::from_millis(500))
-        .await
-        .ok()?;
-    let info = conn.info("proxy").await.ok()?;
-    cluster::admin::info_field(&info, "redkeep_version")?;
-    Some(info)
 }
 
 fn render_proxy(addr: &str, info: Option<&[(String, String)]>) -> String {
