@@ -1,9 +1,16 @@
 //! keepalived configuration for a floating IP over redkeep proxies: a VRRP instance whose
 //! health script is `redkeep health --proxy ...` (the VIP leaves a host whose proxy does not
 //! answer or has lost part of the slot map) and whose notify hook logs every transition.
-//! Pure: [`render`] returns the text; the caller writes it.
+//! [`render`] is pure (it returns the text; the caller writes it); [`Supervisor`] runs the real
+//! keepalived with such a config beside a proxy.
 
 use std::fmt::Write as _;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// What one load-balancer host's keepalived needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +111,176 @@ fn validate(spec: &VrrpSpec) -> Result<(), VrrpError> {
 /// `TYPE NAME STATE PRIORITY` (e.g. `INSTANCE redkeep_vip MASTER 150`).
 pub fn notify_line(unix_secs: u64, args: &[String]) -> String {
     format!("{unix_secs} {}", args.join(" "))
+}
+
+/// keepalived run by redkeep (`redkeep proxy --vip ...`): started in the foreground
+/// (`-n`), restarted when it dies, stopped with [`Supervisor::stop`].
+///
+/// keepalived gets SIGTERM when the supervising thread goes away (`PR_SET_PDEATHSIG`): if the
+/// proxy itself is killed, keepalived leaves too and, stopping cleanly, hands the VIP over at
+/// once with a priority-0 advert instead of holding it until its health script fails.
+pub struct Supervisor {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How long a dead keepalived waits before it is started again.
+const RESTART_PAUSE: Duration = Duration::from_secs(1);
+
+impl Supervisor {
+    /// Starts keepalived with `conf`, keeping its pid files and log (`keepalived.log`) in
+    /// `dir`. Fails when keepalived is not installed or exits at once (a bad config, no
+    /// privileges); the error carries the end of its log.
+    pub fn start(conf: &Path, dir: &Path) -> Result<Supervisor, SupervisorError> {
+        let files = Files::new(conf, dir)?;
+        let mut child = files.spawn()?;
+        // keepalived reads its config and checks the interface before it settles; one that
+        // cannot run exits within this pause.
+        std::thread::sleep(Duration::from_millis(300));
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(SupervisorError::Exited {
+                status: status.to_string(),
+                log: files.log_tail(),
+            });
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("keepalived".into())
+            .spawn(move || supervise(files, child, &stop_flag))
+            .map_err(|e| SupervisorError::Io("starting the supervising thread".into(), e))?;
+        Ok(Supervisor { stop, thread: Some(thread) })
+    }
+
+    /// Stops keepalived (SIGTERM: it releases the VIP) and waits for it.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("keepalived is not on PATH: install it with `apt-get install keepalived`")]
+    Missing,
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("keepalived exited at once ({status}); the end of its log:\n{log}")]
+    Exited { status: String, log: String },
+}
+
+/// The files of one supervised keepalived.
+struct Files {
+    binary: PathBuf,
+    conf: PathBuf,
+    dir: PathBuf,
+}
+
+impl Files {
+    fn new(conf: &Path, dir: &Path) -> Result<Files, SupervisorError> {
+        let binary = find_on_path("keepalived").ok_or(SupervisorError::Missing)?;
+        let absolute = |p: &Path| {
+            p.canonicalize()
+                .map_err(|e| SupervisorError::Io(format!("resolving {}", p.display()), e))
+        };
+        Ok(Files { binary, conf: absolute(conf)?, dir: absolute(dir)? })
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("keepalived.log")
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    /// `keepalived -n -l -D -f CONF -p PID -r VRRP_PID -c CHECK_PID` (the Debian build has no
+    /// `--log-file`: `-l` logs to the console, which is the log file here).
+    fn spawn(&self) -> Result<Child, SupervisorError> {
+        let pid_files = ["keepalived.pid", "vrrp.pid", "checkers.pid"].map(|f| self.dir.join(f));
+        for stale in &pid_files {
+            // keepalived refuses to start over the pid file of a dead earlier run.
+            let _ = std::fs::remove_file(stale);
+        }
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).map_err(
+                |e| SupervisorError::Io(format!("opening {}", self.log_path().display()), e),
+            )?;
+        let log_err =
+            log.try_clone().map_err(|e| SupervisorError::Io("the log handle".into(), e))?;
+        let mut command = Command::new(&self.binary);
+        command
+            .args(["-n", "-l", "-D", "-f"])
+            .arg(&self.conf)
+            .arg("-p")
+            .arg(&pid_files[0])
+            .arg("-r")
+            .arg(&pid_files[1])
+            .arg("-c")
+            .arg(&pid_files[2])
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err);
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        command
+            .spawn()
+            .map_err(|e| SupervisorError::Io(format!("starting {}", self.binary.display()), e))
+    }
+}
+
+/// Waits on keepalived, starting it again when it dies, until `stop` is set.
+fn supervise(files: Files, mut child: Child, stop: &AtomicBool) {
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            crate::process::terminate(child.id(), Duration::from_secs(5));
+            let _ = child.wait();
+            return;
+        }
+        match child.try_wait() {
+            Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+            Ok(Some(_)) | Err(_) => {
+                tracing::warn!(
+                    "keepalived exited; starting it again in {RESTART_PAUSE:?} (log: {})",
+                    files.log_path().display()
+                );
+                std::thread::sleep(RESTART_PAUSE);
+                match files.spawn() {
+                    Ok(next) => child = next,
+                    Err(e) => tracing::error!("keepalived did not start again: {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// `name` in a PATH directory.
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    // keepalived lives in /usr/sbin, which a non-login root shell may not have on PATH.
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
 }
 
 #[cfg(test)]

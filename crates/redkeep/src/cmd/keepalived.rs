@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use deploy::keepalived::{VrrpSpec, notify_line, render};
+use std::net::SocketAddr;
+use std::path::Path;
+
+use deploy::keepalived::{Supervisor, VrrpSpec, notify_line, render};
 
 /// keepalived for a floating IP (VIP) over two or more redkeep proxies: `render` writes the
 /// config of one load-balancer host, `notify` is the hook keepalived calls on each transition.
@@ -15,6 +18,67 @@ pub struct KeepalivedArgs {
     action: Action,
 }
 
+/// One load-balancer host's part of the VIP: the same --vip, --router-id and --auth-pass on
+/// every host, a different --priority on each.
+#[derive(clap::Args, Clone)]
+pub struct VrrpArgs {
+    /// The floating address with its prefix, e.g. 10.0.0.100/24.
+    #[arg(long)]
+    pub vip: String,
+    /// The interface the VIP lives on.
+    #[arg(long)]
+    pub interface: String,
+    /// VRRP priority: higher wins (e.g. 150 on the first LB, 100 on the second).
+    #[arg(long)]
+    pub priority: u8,
+    /// VRRP router id (1-255), the same on every LB host of this VIP.
+    #[arg(long, default_value_t = 51)]
+    pub router_id: u8,
+    /// VRRP PASS authentication (up to 8 characters), the same on every LB host.
+    #[arg(long)]
+    pub auth_pass: Option<String>,
+    /// Seconds between VRRP adverts.
+    #[arg(long, default_value_t = 1)]
+    pub advert_int: u32,
+}
+
+impl VrrpArgs {
+    /// The config of this host, whose health script checks `proxy` (HOST:PORT).
+    pub fn spec(&self, proxy: String, notify_log: String) -> anyhow::Result<VrrpSpec> {
+        let redkeep = std::env::current_exe().context("cannot find the redkeep binary")?;
+        Ok(VrrpSpec {
+            vip: self.vip.clone(),
+            interface: self.interface.clone(),
+            priority: self.priority,
+            virtual_router_id: self.router_id,
+            auth_pass: self.auth_pass.clone(),
+            advert_int: self.advert_int,
+            redkeep: redkeep.display().to_string(),
+            proxy,
+            notify_log,
+        })
+    }
+
+    /// Writes `dir/keepalived.conf` for a proxy listening on `proxy` and runs keepalived with
+    /// it (transitions logged to `dir/vrrp-transitions.log`, keepalived's own log to
+    /// `dir/keepalived.log`).
+    pub fn supervise(&self, dir: &Path, proxy: SocketAddr) -> anyhow::Result<Supervisor> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // The health script runs on this host: a proxy listening on every address is checked
+        // on loopback.
+        let check = match proxy.ip().is_unspecified() {
+            true => SocketAddr::from(([127, 0, 0, 1], proxy.port())),
+            false => proxy,
+        };
+        let notify_log = dir.join("vrrp-transitions.log");
+        let spec = self.spec(check.to_string(), notify_log.display().to_string())?;
+        let conf = dir.join("keepalived.conf");
+        std::fs::write(&conf, render(&spec)?)
+            .with_context(|| format!("cannot write {}", conf.display()))?;
+        Supervisor::start(&conf, dir).context("keepalived did not start")
+    }
+}
+
 #[derive(clap::Subcommand)]
 enum Action {
     /// Print (or write with --out) a keepalived.conf whose health script is
@@ -22,24 +86,8 @@ enum Action {
     /// lost part of the slot map. Run it on each LB host with the same --vip, --router-id and
     /// --auth-pass and a different --priority; check it with `keepalived --config-test -f FILE`.
     Render {
-        /// The floating address with its prefix, e.g. 10.0.0.100/24.
-        #[arg(long)]
-        vip: String,
-        /// The interface the VIP lives on.
-        #[arg(long)]
-        interface: String,
-        /// Higher wins (e.g. 150 on the first LB, 100 on the second).
-        #[arg(long)]
-        priority: u8,
-        /// VRRP router id (1-255), the same on every LB host of this VIP.
-        #[arg(long, default_value_t = 51)]
-        router_id: u8,
-        /// VRRP PASS authentication (up to 8 characters), the same on every LB host.
-        #[arg(long)]
-        auth_pass: Option<String>,
-        /// Seconds between VRRP adverts.
-        #[arg(long, default_value_t = 1)]
-        advert_int: u32,
+        #[command(flatten)]
+        vrrp: VrrpArgs,
         /// The proxy the health script checks.
         #[arg(long, default_value = "127.0.0.1:7010")]
         proxy: String,
@@ -63,30 +111,8 @@ enum Action {
 
 pub fn run(args: KeepalivedArgs) -> anyhow::Result<ExitCode> {
     match args.action {
-        Action::Render {
-            vip,
-            interface,
-            priority,
-            router_id,
-            auth_pass,
-            advert_int,
-            proxy,
-            notify_log,
-            out,
-        } => {
-            let redkeep = std::env::current_exe().context("cannot find the redkeep binary")?;
-            let spec = VrrpSpec {
-                vip,
-                interface,
-                priority,
-                virtual_router_id: router_id,
-                auth_pass,
-                advert_int,
-                redkeep: redkeep.display().to_string(),
-                proxy,
-                notify_log,
-            };
-            let text = render(&spec)?;
+        Action::Render { vrrp, proxy, notify_log, out } => {
+            let text = render(&vrrp.spec(proxy, notify_log)?)?;
             match out {
                 Some(path) => {
                     std::fs::write(&path, text)

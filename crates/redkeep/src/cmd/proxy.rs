@@ -69,6 +69,14 @@ pub struct ProxyArgs {
     /// Refuse CONFIG SET (otherwise it reaches every node).
     #[arg(long)]
     no_config_set: bool,
+    /// Hold a floating IP with keepalived while this proxy is healthy: with --vip, the proxy
+    /// writes a keepalived.conf into --vrrp-dir and runs keepalived (restarting it if it dies,
+    /// stopping it with the proxy, which hands the VIP to another LB at once).
+    #[command(flatten, next_help_heading = "Floating IP (keepalived, with --vip)")]
+    vrrp: Option<super::keepalived::VrrpArgs>,
+    /// Where keepalived's config, pid files and logs go. [default: ./vrrp]
+    #[arg(long, requires = "vip", help_heading = "Floating IP (keepalived, with --vip)")]
+    vrrp_dir: Option<PathBuf>,
 }
 
 /// The `--config` file: the same settings, written as on the command line.
@@ -255,7 +263,32 @@ impl ProxyArgs {
 pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     super::block_on(async {
         let handle = args.start().await?;
+        let keepalived = match &args.vrrp {
+            None => None,
+            Some(vrrp) => {
+                let dir = args.vrrp_dir.clone().unwrap_or_else(|| PathBuf::from("vrrp"));
+                match vrrp.supervise(&dir, handle.local_addr) {
+                    Ok(supervisor) => {
+                        println!(
+                            "keepalived runs for VIP {} (files in {})",
+                            vrrp.vip,
+                            dir.display()
+                        );
+                        Some(supervisor)
+                    }
+                    Err(e) => {
+                        handle.shutdown().await;
+                        return Err(e);
+                    }
+                }
+            }
+        };
         super::shutdown_signal().await;
+        if let Some(keepalived) = keepalived {
+            // First, so that the VIP moves before clients see this proxy refuse them.
+            keepalived.stop();
+            println!("keepalived stopped (the VIP went to another LB)");
+        }
         println!("Stopping the proxy (draining in-flight requests)...");
         handle.shutdown().await;
         Ok(ExitCode::SUCCESS)
