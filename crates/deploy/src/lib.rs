@@ -1,9 +1,12 @@
 //! Deployment: local `redis-server` supervision ([`local`]), free ports for tests ([`ports`]),
 //! process handling by verified pid ([`process`]), and a throw-away cluster for integration
-//! tests ([`testing`]), keepalived configuration for a floating IP ([`keepalived`]).
+//! tests ([`testing`]), keepalived configuration and supervision for a floating IP ([`keepalived`]), and the
+//! multi-host lab of network namespaces ([`lab`], [`netns`]).
 
 pub mod keepalived;
+pub mod lab;
 pub mod local;
+pub mod netns;
 pub mod ports;
 pub mod process;
 pub mod testing;

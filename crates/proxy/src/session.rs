@@ -475,9 +475,15 @@ impl Session {
         self.ctx.dispatch(req, sink);
     }
 
-    /// INFO: the proxy's own section, then the keyspace summed over the masters.
-    fn info(&mut self, seq: u64) {
+    /// INFO: the proxy's own section, then the keyspace summed over the masters. `INFO proxy`
+    /// is answered from the proxy alone, so health checks do not wait on a dead node.
+    fn info(&mut self, seq: u64, args: &ReqArgs) {
         let proxy_section = self.proxy_info().into_bytes();
+        if args.count() == 2 && args.arg(1).eq_ignore_ascii_case(b"proxy") {
+            let mut reply = Vec::new();
+            write::bulk(&mut reply, &proxy_section);
+            return self.reply(seq, &reply);
+        }
         let masters = self.nodes(false);
         let bytes = Bytes::from_static(b"*2\r\n$4\r\nINFO\r\n$8\r\nkeyspace\r\n");
         self.fan_out(seq, masters, bytes, MergeKind::Info { proxy_section }, true);
@@ -694,7 +700,7 @@ impl Session {
             }
             Local::Readonly => write::simple(&mut out, b"OK"),
             Local::Scan => return self.scan(seq, args),
-            Local::Info => return self.info(seq),
+            Local::Info => return self.info(seq, args),
             Local::Config => return self.config(seq, info, args, frame),
         }
         self.reply(seq, &out);

@@ -34,6 +34,7 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     Health(cmd::health::HealthArgs),
     Keepalived(cmd::keepalived::KeepalivedArgs),
+    Lab(cmd::lab::LabArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -66,6 +67,7 @@ fn dispatch(command: Command) -> anyhow::Result<std::process::ExitCode> {
         Command::Bench(args) => cmd::bench::run(args),
         Command::Health(args) => cmd::health::run(args),
         Command::Keepalived(args) => cmd::keepalived::run(args),
+        Command::Lab(args) => cmd::lab::run(args),
     }
 }
 

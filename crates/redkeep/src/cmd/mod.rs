@@ -9,6 +9,7 @@ pub mod failover;
 pub mod fix;
 pub mod health;
 pub mod keepalived;
+pub mod lab;
 pub mod proxy;
 pub mod status;
 pub mod up;

@@ -1,0 +1,782 @@
+//! The multi-host lab: hosts made of network namespaces on one machine, wired to a bridge that
+//! lives in a namespace of the lab's own (no lab packet reaches the machine's network, and no
+//! lab namespace has a default route), addressed in 198.18.0.0/24 (a range set aside for
+//! benchmark networks).
+//!
+//! ```text
+//!   <name>-sw   bridge br0 198.18.0.1 (the lab's switch; redkeep's control runs here)
+//!   <name>-r1   198.18.0.11   redis-server nodes (two per host with 3 hosts)
+//!   <name>-r2   198.18.0.12   ...
+//!   <name>-lb1  198.18.0.21   redkeep proxy :7010 + keepalived (VIP 198.18.0.100, priority 150)
+//!   <name>-lb2  198.18.0.22   redkeep proxy :7010 + keepalived (priority 100)
+//!   <name>-c1   198.18.0.31   the client host: drills send their load from here to the VIP
+//! ```
+//! Each host is joined to the bridge by a veth pair: `eth0` in the host, the host's name (`r1`)
+//! on the bridge. Cutting that bridge port is a partition. The nodes are placed by the create
+//! planner, so no master shares a host with its replica.
+//!
+//! Pure parts ([`plan`], [`Target::parse`]) are separate from the I/O ([`Lab`]). Everything the
+//! lab starts runs inside its namespaces, and [`Lab::down`] removes them and every process in
+//! them, also when an earlier run crashed and left only the namespaces behind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::netns::{self, NetnsError};
+use crate::{local, process};
+
+/// The first three octets of the lab's /24.
+const SUBNET: &str = "198.18.0";
+const PREFIX_LEN: u8 = 24;
+/// The port every proxy listens on (and the VIP serves).
+pub const PROXY_PORT: u16 = 7010;
+/// The stats page of every proxy.
+pub const STATS_PORT: u16 = 7020;
+const FIRST_PORT: u16 = 7001;
+/// 3 masters with one replica each, as the system we replace.
+const MASTERS: usize = 3;
+const REPLICAS: usize = 1;
+/// The name of the lab state file in the lab's dir.
+const STATE_FILE: &str = "lab.json";
+
+/// What `lab up` is asked for.
+#[derive(Debug, Clone)]
+pub struct LabSpec {
+    /// Prefix of every namespace (`<name>-r1`, ...); letters, digits and `-`, at most 12.
+    pub name: String,
+    pub redis_hosts: usize,
+    pub lbs: usize,
+    pub node_timeout: Duration,
+    /// Extra flags for every proxy (e.g. `--write-ack replica`).
+    pub proxy_flags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Redis,
+    Lb,
+    Client,
+}
+
+/// One host of the lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    /// `r1`, `lb1`, `c1`: also the name of its port on the bridge.
+    pub name: String,
+    pub role: Role,
+    pub ip: String,
+    /// Its redis-server nodes' ports.
+    pub ports: Vec<u16>,
+    /// Its keepalived priority (LB hosts).
+    pub priority: Option<u8>,
+}
+
+/// The whole lab, as data: written to `lab.json` before anything is made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabPlan {
+    pub name: String,
+    pub switch_ip: String,
+    pub vip: String,
+    pub prefix_len: u8,
+    pub hosts: Vec<Host>,
+    pub node_timeout_ms: u64,
+    /// The masters as planned, and each replica with its master (`ip:port`).
+    pub masters: Vec<String>,
+    pub replicas: Vec<(String, String)>,
+    pub proxy_flags: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("lab name `{0}` must be 1-12 letters, digits or `-`, starting with a letter")]
+    BadName(String),
+    #[error("the lab needs at least {min} {what} hosts (got {got}) and at most 9")]
+    HostCount { what: &'static str, min: usize, got: usize },
+    #[error(
+        "a lab named `{0}` exists (its namespaces or dir are there); use it, or remove it with \
+         `redkeep lab down --name {0}`"
+    )]
+    Exists(String),
+    #[error("no lab named `{0}` here (no {STATE_FILE} in {1}); start one with `redkeep lab up`")]
+    Missing(String, PathBuf),
+    #[error("no host, node or proxy `{0}` in this lab (hosts: {1})")]
+    UnknownTarget(String, String),
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error(transparent)]
+    Plan(#[from] cluster::plan::PlanError),
+    #[error(transparent)]
+    Cluster(#[from] cluster::ops::OpsError),
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LabError {
+    let what = what.into();
+    move |e| LabError::Io(what, e)
+}
+
+/// Lays the lab out: hosts, addresses, node placement.
+pub fn plan(spec: &LabSpec) -> Result<LabPlan, LabError> {
+    let name_ok = spec.name.len() <= 12
+        && spec.name.starts_with(|c: char| c.is_ascii_lowercase())
+        && spec.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !name_ok {
+        return Err(LabError::BadName(spec.name.clone()));
+    }
+    if !(3..=9).contains(&spec.redis_hosts) {
+        return Err(LabError::HostCount { what: "Redis", min: 3, got: spec.redis_hosts });
+    }
+    if !(1..=9).contains(&spec.lbs) {
+        return Err(LabError::HostCount { what: "load-balancer", min: 1, got: spec.lbs });
+    }
+    let node_count = MASTERS * (1 + REPLICAS);
+    let mut hosts: Vec<Host> = (0..spec.redis_hosts)
+        .map(|i| Host {
+            name: format!("r{}", i + 1),
+            role: Role::Redis,
+            ip: format!("{SUBNET}.{}", 11 + i),
+            ports: (0..node_count)
+                .filter(|n| n % spec.redis_hosts == i)
+                .map(|n| FIRST_PORT + n as u16)
+                .collect(),
+            priority: None,
+        })
+        .collect();
+    hosts.extend((0..spec.lbs).map(|i| Host {
+        name: format!("lb{}", i + 1),
+        role: Role::Lb,
+        ip: format!("{SUBNET}.{}", 21 + i),
+        ports: Vec::new(),
+        priority: Some(150u8.saturating_sub(50 * i as u8).max(10)),
+    }));
+    hosts.push(Host {
+        name: "c1".into(),
+        role: Role::Client,
+        ip: format!("{SUBNET}.31"),
+        ports: Vec::new(),
+        priority: None,
+    });
+    let addrs: Vec<String> =
+        hosts.iter().flat_map(|h| h.ports.iter().map(move |p| format!("{}:{p}", h.ip))).collect();
+    let formation = cluster::ops::Formation::plan(&addrs, REPLICAS)?;
+    Ok(LabPlan {
+        name: spec.name.clone(),
+        switch_ip: format!("{SUBNET}.1"),
+        vip: format!("{SUBNET}.100"),
+        prefix_len: PREFIX_LEN,
+        hosts,
+        node_timeout_ms: spec.node_timeout.as_millis() as u64,
+        masters: formation.masters.iter().map(|(addr, _)| addr.clone()).collect(),
+        replicas: formation.replicas,
+        proxy_flags: spec.proxy_flags.clone(),
+    })
+}
+
+impl LabPlan {
+    /// The namespace of host `host` (`<name>-<host>`).
+    pub fn ns(&self, host: &str) -> String {
+        format!("{}-{host}", self.name)
+    }
+
+    /// The namespace with the bridge, where redkeep's own control traffic comes from.
+    pub fn switch_ns(&self) -> String {
+        self.ns("sw")
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    pub fn hosts_with(&self, role: Role) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(move |h| h.role == role)
+    }
+
+    pub fn client(&self) -> &Host {
+        self.hosts_with(Role::Client).next().expect("a lab has a client host")
+    }
+
+    /// Every redis node, `ip:port`, in port order.
+    pub fn node_addrs(&self) -> Vec<String> {
+        let mut nodes: Vec<(u16, String)> = self
+            .hosts
+            .iter()
+            .flat_map(|h| h.ports.iter().map(move |&p| (p, format!("{}:{p}", h.ip))))
+            .collect();
+        nodes.sort();
+        nodes.into_iter().map(|(_, addr)| addr).collect()
+    }
+
+    /// The host of node `addr` (`ip:port`).
+    pub fn host_of(&self, addr: &str) -> Option<&Host> {
+        let (ip, port) = addr.rsplit_once(':')?;
+        let port: u16 = port.parse().ok()?;
+        self.hosts.iter().find(|h| h.ip == ip && h.ports.contains(&port))
+    }
+
+    /// Where clients connect: the VIP and the proxy port.
+    pub fn vip_addr(&self) -> String {
+        format!("{}:{PROXY_PORT}", self.vip)
+    }
+
+    /// Is `name` one of this lab's namespaces (also for a lab whose state file is lost)?
+    fn owns_namespace(name: &str, lab: &str) -> bool {
+        let Some(rest) = name.strip_prefix(lab).and_then(|r| r.strip_prefix('-')) else {
+            return false;
+        };
+        let numbered = |prefix: &str| {
+            rest.strip_prefix(prefix)
+                .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        };
+        rest == "sw" || numbered("r") || numbered("lb") || numbered("c")
+    }
+}
+
+/// What `lab kill` aims at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A redis-server node, by port.
+    Node(u16),
+    /// The proxy of an LB host (keepalived leaves with it).
+    Proxy(String),
+    /// Every process of a host, and its link: the machine is gone.
+    Host(String),
+}
+
+impl Target {
+    /// `7001` (a node), `lb1` or `proxy:lb1` (a proxy), `r1` or `host:r1` / `host:lb1` (a host).
+    pub fn parse(text: &str, plan: &LabPlan) -> Result<Target, LabError> {
+        let unknown = || {
+            let hosts: Vec<&str> = plan.hosts.iter().map(|h| h.name.as_str()).collect();
+            LabError::UnknownTarget(text.to_string(), hosts.join(", "))
+        };
+        let node = text.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+        if let Some(port) = node {
+            return match plan.hosts.iter().any(|h| h.ports.contains(&port)) {
+                true => Ok(Target::Node(port)),
+                false => Err(unknown()),
+            };
+        }
+        let (kind, name) = match text.split_once(':') {
+            Some((kind, name)) => (Some(kind), name),
+            None => (None, text),
+        };
+        let host = plan.host(name).ok_or_else(unknown)?;
+        match (kind, host.role) {
+            (Some("host"), _) | (None, Role::Redis | Role::Client) => {
+                Ok(Target::Host(host.name.clone()))
+            }
+            (Some("proxy") | None, Role::Lb) => Ok(Target::Proxy(host.name.clone())),
+            _ => Err(unknown()),
+        }
+    }
+}
+
+/// A lab that exists: its plan and its dir.
+pub struct Lab {
+    pub plan: LabPlan,
+    pub dir: PathBuf,
+    /// The redkeep binary the proxies run.
+    pub redkeep: PathBuf,
+}
+
+/// The dir of lab `name` under `root`.
+pub fn lab_dir(root: &Path, name: &str) -> PathBuf {
+    root.join(name)
+}
+
+impl Lab {
+    /// Builds the lab: namespaces, bridge, links, nodes, the cluster, proxies with keepalived.
+    /// When a step fails, everything made so far is removed before the error is returned.
+    pub fn up(
+        spec: &LabSpec,
+        root: &Path,
+        redkeep: &Path,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Lab, LabError> {
+        let plan = plan(spec)?;
+        let dir = lab_dir(root, &plan.name);
+        let leftovers = netns::list().iter().any(|ns| LabPlan::owns_namespace(ns, &plan.name));
+        if leftovers || dir.join(STATE_FILE).exists() {
+            return Err(LabError::Exists(plan.name));
+        }
+        std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        let dir = dir.canonicalize().map_err(io_err(format!("resolving {}", dir.display())))?;
+        let lab = Lab { plan, dir, redkeep: redkeep.to_path_buf() };
+        lab.save()?;
+        match lab.build(progress) {
+            Ok(()) => Ok(lab),
+            Err(e) => {
+                progress("Removing what was made");
+                let _ = down(root, &lab.plan.name);
+                Err(e)
+            }
+        }
+    }
+
+    fn build(&self, progress: &mut dyn FnMut(&str)) -> Result<(), LabError> {
+        progress("Creating the hosts (network namespaces) and the switch");
+        self.make_network()?;
+        progress("Starting the redis-server nodes");
+        for host in self.plan.hosts_with(Role::Redis) {
+            for &port in &host.ports {
+                self.start_node(host, port)?;
+            }
+        }
+        self.wait_nodes_answer()?;
+        progress("Forming the cluster (3 masters, 3 replicas, no master beside its replica)");
+        let formation = cluster::ops::Formation::plan(&self.plan.node_addrs(), REPLICAS)?;
+        self.control(|| async {
+            cluster::ops::create(&formation, &mut |_| {}, Duration::from_secs(60)).await
+        })??;
+        progress("Starting a proxy with keepalived on each load-balancer host");
+        for host in self.plan.hosts_with(Role::Lb) {
+            self.start_proxy(host)?;
+        }
+        progress("Waiting until the VIP answers from the client host");
+        self.wait_vip(Duration::from_secs(60))
+    }
+
+    /// Opens lab `name` under `root`.
+    pub fn open(root: &Path, name: &str) -> Result<Lab, LabError> {
+        let dir = lab_dir(root, name);
+        let path = dir.join(STATE_FILE);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|_| LabError::Missing(name.to_string(), dir.clone()))?;
+        let state: State = serde_json::from_str(&text)
+            .map_err(|e| LabError::Failed(format!("{} is damaged: {e}", path.display())))?;
+        Ok(Lab { plan: state.plan, dir, redkeep: state.redkeep })
+    }
+
+    fn save(&self) -> Result<(), LabError> {
+        let state = State { plan: self.plan.clone(), redkeep: self.redkeep.clone() };
+        let path = self.dir.join(STATE_FILE);
+        let text = serde_json::to_string_pretty(&state).expect("the lab state serializes");
+        std::fs::write(&path, text).map_err(io_err(format!("writing {}", path.display())))
+    }
+
+    fn make_network(&self) -> Result<(), LabError> {
+        let sw = self.plan.switch_ns();
+        netns::add(&sw)?;
+        let bridge_ip = format!("{}/{}", self.plan.switch_ip, self.plan.prefix_len);
+        netns::ip(&["-n", &sw, "link", "set", "lo", "up"])?;
+        netns::ip(&["-n", &sw, "link", "add", "br0", "type", "bridge"])?;
+        netns::ip(&["-n", &sw, "addr", "add", &bridge_ip, "dev", "br0"])?;
+        netns::ip(&["-n", &sw, "link", "set", "br0", "up"])?;
+        for host in &self.plan.hosts {
+            let ns = self.plan.ns(&host.name);
+            netns::add(&ns)?;
+            let host_ip = format!("{}/{}", host.ip, self.plan.prefix_len);
+            let port = host.name.as_str();
+            netns::ip(&[
+                "-n", &sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns",
+                &ns,
+            ])?;
+            netns::ip(&["-n", &sw, "link", "set", port, "master", "br0", "up"])?;
+            netns::ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+            netns::ip(&["-n", &ns, "addr", "add", &host_ip, "dev", "eth0"])?;
+            netns::ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+        }
+        Ok(())
+    }
+
+    /// Runs a future in the switch namespace (the lab's control point).
+    pub fn control<T: Send, F: Future<Output = T>>(
+        &self,
+        make: impl FnOnce() -> F + Send,
+    ) -> Result<T, LabError> {
+        Ok(netns::block_on_in(&self.plan.switch_ns(), make)?)
+    }
+
+    /// Runs a future in the client host's namespace.
+    pub fn on_client<T: Send, F: Future<Output = T>>(
+        &self,
+        make: impl FnOnce() -> F + Send,
+    ) -> Result<T, LabError> {
+        Ok(netns::block_on_in(&self.plan.ns(&self.plan.client().name), make)?)
+    }
+
+    fn node_dir(&self, host: &Host, port: u16) -> PathBuf {
+        self.dir.join(&host.name).join(format!("node-{port}"))
+    }
+
+    fn proxy_dir(&self, host: &Host) -> PathBuf {
+        self.dir.join(&host.name)
+    }
+
+    /// The pid of node `port`, verified to run in its node dir.
+    pub fn node_pid(&self, port: u16) -> Option<u32> {
+        let host = self.plan.hosts.iter().find(|h| h.ports.contains(&port))?;
+        let dir = self.node_dir(host, port);
+        let pid = process::read_pid_file(&dir.join("redis.pid"))?;
+        process::runs_in(pid, &dir).then_some(pid)
+    }
+
+    /// The pid of an LB host's proxy, verified to run in its dir.
+    pub fn proxy_pid(&self, host: &Host) -> Option<u32> {
+        let dir = self.proxy_dir(host);
+        let pid = process::read_pid_file(&dir.join("proxy.pid"))?;
+        process::runs_in(pid, &dir).then_some(pid)
+    }
+
+    fn start_node(&self, host: &Host, port: u16) -> Result<(), LabError> {
+        let dir = self.node_dir(host, port);
+        std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        let conf = dir.join("redis.conf");
+        // The lab's hosts reach the node over its lab address, which protected mode (no
+        // password, not loopback) would refuse; the lab's network reaches nothing outside.
+        let text = local::node_config(&host.ip, port, &dir, self.plan.node_timeout_ms)
+            + "protected-mode no\n";
+        std::fs::write(&conf, text).map_err(io_err(format!("writing {}", conf.display())))?;
+        let mut command = netns::command(
+            &self.plan.ns(&host.name),
+            local::redis_server_path().map_err(|e| LabError::Failed(e.to_string()))?,
+        );
+        command.arg(&conf).current_dir(&dir);
+        spawn_detached(command, None).map(drop)
+    }
+
+    fn start_proxy(&self, host: &Host) -> Result<(), LabError> {
+        let dir = self.proxy_dir(host);
+        std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        let mut command = netns::command(&self.plan.ns(&host.name), &self.redkeep);
+        command.args(self.proxy_args(host)).current_dir(&dir);
+        let child = spawn_detached(command, Some(&dir.join("proxy.log")))?;
+        let pid_path = dir.join("proxy.pid");
+        std::fs::write(&pid_path, format!("{}\n", child.id()))
+            .map_err(io_err(format!("writing {}", pid_path.display())))
+    }
+
+    /// `redkeep proxy ...` of an LB host: every node as a seed, listening on all its addresses,
+    /// keepalived for the VIP, a retry budget that outlasts a failover.
+    pub fn proxy_args(&self, host: &Host) -> Vec<String> {
+        let mut args: Vec<String> = vec!["proxy".into()];
+        for addr in self.plan.node_addrs() {
+            args.extend(["--seed".into(), addr]);
+        }
+        let budget = Duration::from_millis(self.plan.node_timeout_ms * 2 + 4000);
+        args.extend([
+            "--listen".into(),
+            format!("0.0.0.0:{PROXY_PORT}"),
+            "--stats".into(),
+            format!("0.0.0.0:{STATS_PORT}"),
+            "--threads".into(),
+            "1".into(),
+            "--retry-budget".into(),
+            humantime::format_duration(budget).to_string(),
+            "--vip".into(),
+            format!("{}/{}", self.plan.vip, self.plan.prefix_len),
+            "--interface".into(),
+            "eth0".into(),
+            "--priority".into(),
+            host.priority.unwrap_or(100).to_string(),
+            "--auth-pass".into(),
+            "redkeep".into(),
+            "--vrrp-dir".into(),
+            self.proxy_dir(host).join("vrrp").display().to_string(),
+        ]);
+        args.extend(self.plan.proxy_flags.iter().cloned());
+        args
+    }
+
+    fn wait_nodes_answer(&self) -> Result<(), LabError> {
+        let addrs = self.plan.node_addrs();
+        self.control(|| async {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            for addr in &addrs {
+                let (ip, port) = addr.rsplit_once(':').expect("ip:port");
+                let port: u16 = port.parse().expect("a port");
+                while !local::ping(ip, port) {
+                    if Instant::now() > deadline {
+                        return Err(LabError::Failed(format!("node {addr} did not answer PING")));
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            Ok(())
+        })?
+    }
+
+    /// Waits until a proxy answers PING on the VIP from the client host.
+    pub fn wait_vip(&self, timeout: Duration) -> Result<(), LabError> {
+        let vip = self.plan.vip.clone();
+        self.on_client(|| async move {
+            let deadline = Instant::now() + timeout;
+            while !local::ping(&vip, PROXY_PORT) {
+                if Instant::now() > deadline {
+                    return Err(LabError::Failed(format!(
+                        "the VIP {vip}:{PROXY_PORT} did not answer within {timeout:?}"
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(())
+        })?
+    }
+
+    /// The LB host whose eth0 holds the VIP now, if any.
+    pub fn vip_holder(&self) -> Option<String> {
+        self.plan.hosts_with(Role::Lb).find(|h| self.holds_vip(h)).map(|h| h.name.clone())
+    }
+
+    fn holds_vip(&self, host: &Host) -> bool {
+        let ns = self.plan.ns(&host.name);
+        let text = netns::ip_output(&["-n", &ns, "-4", "-o", "addr", "show", "dev", "eth0"])
+            .unwrap_or_default();
+        text.split_whitespace().any(|w| w.split('/').next() == Some(self.plan.vip.as_str()))
+    }
+
+    /// Is the host's bridge port up (not partitioned)?
+    pub fn link_up(&self, host: &Host) -> bool {
+        let text =
+            netns::ip_output(&["-n", &self.plan.switch_ns(), "-o", "link", "show", &host.name])
+                .unwrap_or_default();
+        // The administrative state is the `UP` flag in `<BROADCAST,MULTICAST,UP,LOWER_UP>`.
+        let flags = text.split_once('<').and_then(|(_, rest)| rest.split_once('>'));
+        flags.is_some_and(|(flags, _)| flags.split(',').any(|f| f == "UP"))
+    }
+
+    /// Kills `target` with SIGKILL (a host: every process in it, and its link goes down).
+    pub fn kill(&self, target: &Target) -> Result<String, LabError> {
+        match target {
+            Target::Node(port) => {
+                let pid = self
+                    .node_pid(*port)
+                    .ok_or_else(|| LabError::Failed(format!("node {port} is not running")))?;
+                process::signal(pid, libc::SIGKILL);
+                process::wait_gone(pid, Duration::from_secs(5));
+                Ok(format!("killed node {port} (pid {pid})"))
+            }
+            Target::Proxy(name) => {
+                let host = self.plan.host(name).expect("a parsed target's host exists");
+                let pid = self.proxy_pid(host).ok_or_else(|| {
+                    LabError::Failed(format!("the proxy on {name} is not running"))
+                })?;
+                process::signal(pid, libc::SIGKILL);
+                process::wait_gone(pid, Duration::from_secs(5));
+                Ok(format!("killed the proxy on {name} (pid {pid}; its keepalived stops with it)"))
+            }
+            Target::Host(name) => {
+                let host = self.plan.host(name).expect("a parsed target's host exists");
+                self.set_link(host, false)?;
+                let pids = kill_namespace(&self.plan.ns(name), Duration::ZERO);
+                Ok(format!("host {name} is gone: link down, {pids} process(es) killed"))
+            }
+        }
+    }
+
+    /// Cuts `host` off the switch.
+    pub fn partition(&self, host: &str) -> Result<String, LabError> {
+        let host = self.host_or_err(host)?;
+        self.set_link(host, false)?;
+        Ok(format!("{} is cut off", host.name))
+    }
+
+    fn host_or_err(&self, name: &str) -> Result<&Host, LabError> {
+        self.plan.host(name).ok_or_else(|| {
+            let hosts: Vec<&str> = self.plan.hosts.iter().map(|h| h.name.as_str()).collect();
+            LabError::UnknownTarget(name.to_string(), hosts.join(", "))
+        })
+    }
+
+    fn set_link(&self, host: &Host, up: bool) -> Result<(), LabError> {
+        let state = if up { "up" } else { "down" };
+        Ok(netns::ip(&["-n", &self.plan.switch_ns(), "link", "set", &host.name, state])?)
+    }
+
+    /// Reconnects every host and starts every node and proxy that is not running (a node
+    /// that comes back rejoins the cluster, as a replica if its slots moved meanwhile).
+    pub fn heal(&self) -> Result<Vec<String>, LabError> {
+        let mut done = Vec::new();
+        for host in &self.plan.hosts {
+            if !self.link_up(host) {
+                self.set_link(host, true)?;
+                done.push(format!("{} reconnected", host.name));
+            }
+        }
+        for host in self.plan.hosts_with(Role::Redis) {
+            for &port in &host.ports {
+                if self.node_pid(port).is_none() {
+                    self.start_node(host, port)?;
+                    done.push(format!("node {port} started on {}", host.name));
+                }
+            }
+        }
+        self.wait_nodes_answer()?;
+        for host in self.plan.hosts_with(Role::Lb) {
+            if self.proxy_pid(host).is_none() {
+                self.start_proxy(host)?;
+                done.push(format!("proxy started on {}", host.name));
+            }
+        }
+        Ok(done)
+    }
+
+    /// Restarts every proxy with `flags` added to its command line (e.g. `--write-ack
+    /// replica`), when they differ from the flags it runs with.
+    pub fn set_proxy_flags(&mut self, flags: Vec<String>) -> Result<bool, LabError> {
+        if self.plan.proxy_flags == flags {
+            return Ok(false);
+        }
+        self.plan.proxy_flags = flags;
+        self.save()?;
+        for host in self.plan.hosts_with(Role::Lb) {
+            if let Some(pid) = self.proxy_pid(host) {
+                process::terminate(pid, Duration::from_secs(10));
+            }
+            self.start_proxy(host)?;
+        }
+        Ok(true)
+    }
+}
+
+/// What `lab.json` holds.
+#[derive(Serialize, Deserialize)]
+struct State {
+    plan: LabPlan,
+    redkeep: PathBuf,
+}
+
+/// Starts `command` in a session of its own with its output to `log` (or nowhere).
+fn spawn_detached(mut command: Command, log: Option<&Path>) -> Result<Child, LabError> {
+    command.stdin(Stdio::null());
+    match log {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(io_err(format!("opening {}", path.display())))?;
+            let copy = file.try_clone().map_err(io_err("duplicating a log handle"))?;
+            command.stdout(file).stderr(copy);
+        }
+        None => {
+            command.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+    }
+    local::detach_from_terminal(&mut command);
+    command.spawn().map_err(io_err("starting a lab process (is iproute2 installed?)"))
+}
+
+/// Stops every process in namespace `ns` (SIGTERM, SIGKILL after `grace`); returns how many
+/// there were. They are ours: nothing else runs in a lab's namespace.
+fn kill_namespace(ns: &str, grace: Duration) -> usize {
+    let pids = netns::pids(ns);
+    let first_signal = if grace.is_zero() { libc::SIGKILL } else { libc::SIGTERM };
+    for &pid in &pids {
+        process::signal(pid, first_signal);
+    }
+    for &pid in &pids {
+        if !process::wait_gone(pid, grace) {
+            process::signal(pid, libc::SIGKILL);
+            process::wait_gone(pid, Duration::from_secs(5));
+        }
+    }
+    pids.len()
+}
+
+/// Removes lab `name`: every process in its namespaces, the namespaces (and with them every
+/// link), and its dir. Works from the namespaces alone when the dir is gone. Returns what it
+/// removed.
+pub fn down(root: &Path, name: &str) -> Result<Vec<String>, LabError> {
+    let mut removed = Vec::new();
+    let mut namespaces: Vec<String> =
+        netns::list().into_iter().filter(|ns| LabPlan::owns_namespace(ns, name)).collect();
+    // Proxies first (their keepalived hands the VIP over), then everything else.
+    namespaces.sort_by_key(|ns| !ns.contains("-lb"));
+    for ns in &namespaces {
+        let count = kill_namespace(ns, Duration::from_secs(5));
+        if count > 0 {
+            removed.push(format!("{count} process(es) in {ns}"));
+        }
+    }
+    for ns in &namespaces {
+        netns::delete(ns)?;
+        removed.push(format!("namespace {ns}"));
+    }
+    let dir = lab_dir(root, name);
+    if dir.join(STATE_FILE).exists() {
+        std::fs::remove_dir_all(&dir).map_err(io_err(format!("removing {}", dir.display())))?;
+        removed.push(format!("{}", dir.display()));
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> LabSpec {
+        LabSpec {
+            name: "rklab".into(),
+            redis_hosts: 3,
+            lbs: 2,
+            node_timeout: Duration::from_secs(2),
+            proxy_flags: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_plan_puts_no_master_beside_its_replica() {
+        let plan = plan(&spec()).unwrap();
+        assert_eq!(plan.node_addrs().len(), 6);
+        assert_eq!(plan.masters.len(), 3);
+        let master_hosts: std::collections::BTreeSet<&str> =
+            plan.masters.iter().map(|m| plan.host_of(m).unwrap().name.as_str()).collect();
+        assert_eq!(master_hosts.len(), 3, "one master per host: {master_hosts:?}");
+        for (replica, master) in &plan.replicas {
+            assert_ne!(plan.host_of(replica).unwrap().name, plan.host_of(master).unwrap().name);
+        }
+        for host in &plan.hosts {
+            assert!(host.ip.starts_with("198.18."), "{}", host.ip);
+        }
+        assert_eq!(plan.vip_addr(), "198.18.0.100:7010");
+        let lbs: Vec<Option<u8>> = plan.hosts_with(Role::Lb).map(|h| h.priority).collect();
+        assert_eq!(lbs, vec![Some(150), Some(100)]);
+    }
+
+    #[test]
+    fn bad_specs_are_refused() {
+        let with = |f: fn(&mut LabSpec)| {
+            let mut s = spec();
+            f(&mut s);
+            plan(&s)
+        };
+        assert!(matches!(with(|s| s.name = "Bad Name".into()), Err(LabError::BadName(_))));
+        assert!(matches!(with(|s| s.name = "a-very-long-name".into()), Err(LabError::BadName(_))));
+        assert!(matches!(with(|s| s.redis_hosts = 2), Err(LabError::HostCount { .. })));
+        assert!(matches!(with(|s| s.lbs = 0), Err(LabError::HostCount { .. })));
+    }
+
+    #[test]
+    fn only_the_lab_s_own_namespaces_are_claimed() {
+        assert!(LabPlan::owns_namespace("rklab-sw", "rklab"));
+        assert!(LabPlan::owns_namespace("rklab-r12", "rklab"));
+        assert!(LabPlan::owns_namespace("rklab-lb1", "rklab"));
+        assert!(LabPlan::owns_namespace("rklab-c1", "rklab"));
+        assert!(!LabPlan::owns_namespace("rklab-other", "rklab"));
+        assert!(!LabPlan::owns_namespace("rklab2-r1", "rklab"));
+        assert!(!LabPlan::owns_namespace("rk-ha-12", "rk"));
+        assert!(!LabPlan::owns_namespace("rklab-r", "rklab"));
+    }
+
+    #[test]
+    fn targets_name_nodes_proxies_and_hosts() {
+        let plan = plan(&spec()).unwrap();
+        assert_eq!(Target::parse("7001", &plan).unwrap(), Target::Node(7001));
+        assert_eq!(Target::parse("198.18.0.12:7002", &plan).unwrap(), Target::Node(7002));
+        assert_eq!(Target::parse("lb1", &plan).unwrap(), Target::Proxy("lb1".into()));
+        assert_eq!(Target::parse("proxy:lb2", &plan).unwrap(), Target::Proxy("lb2".into()));
+        assert_eq!(Target::parse("r2", &plan).unwrap(), Target::Host("r2".into()));
+        assert_eq!(Target::parse("host:lb1", &plan).unwrap(), Target::Host("lb1".into()));
+        assert!(Target::parse("7999", &plan).is_err());
+        assert!(Target::parse("proxy:r1", &plan).is_err());
+        assert!(Target::parse("db9", &plan).is_err());
+    }
+}

@@ -1,0 +1,226 @@
+//! `redkeep lab`: several hosts on one machine (network namespaces, as root), a real cluster,
+//! two proxies sharing a VIP through keepalived, faults, and drills that measure them.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use deploy::lab::{Lab, LabSpec, Role, Target};
+
+/// A multi-host lab on this machine (root): Redis hosts, load-balancer hosts running a redkeep
+/// proxy with keepalived, and a client host, each a network namespace on a bridge of the
+/// lab's own (198.18.0.0/24, no route out). Faults and drills show what clients see when a
+/// node, a proxy, a link or a whole host fails.
+#[derive(clap::Args)]
+pub struct LabArgs {
+    /// The lab's name: the prefix of its namespaces (`NAME-r1`, `NAME-lb1`, ...).
+    #[arg(long, global = true, env = "REDKEEP_LAB", default_value = "rklab")]
+    name: String,
+    /// Where labs keep their state, nodes' files and logs.
+    #[arg(long, global = true, default_value = "/run/redkeep-lab")]
+    root: PathBuf,
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(clap::Subcommand)]
+enum Action {
+    /// Build the lab: hosts, switch, six nodes placed with no master beside its replica, the
+    /// cluster, a proxy and keepalived on each LB host; returns once the VIP answers.
+    Up {
+        /// Redis hosts (the six nodes are spread over them).
+        #[arg(long, default_value_t = 3)]
+        hosts: usize,
+        /// Load-balancer hosts.
+        #[arg(long, default_value_t = 2)]
+        lbs: usize,
+        /// cluster-node-timeout of the nodes.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        node_timeout: Duration,
+        /// More flags for every proxy, e.g. `--proxy-flag=--write-ack --proxy-flag=replica`.
+        #[arg(long = "proxy-flag", allow_hyphen_values = true)]
+        proxy_flags: Vec<String>,
+    },
+    /// Hosts, addresses, links, processes, roles, and which LB holds the VIP.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command on a lab host: `redkeep lab exec c1 -- redis-cli -h 198.18.0.100 -p 7010`.
+    Exec {
+        host: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Remove the lab: every process in its namespaces, the namespaces and links, its files.
+    /// Also cleans up after a crashed run.
+    Down,
+    /// Kill (SIGKILL) a node (`7001`), a proxy (`lb1`, its keepalived leaves with it) or a
+    /// whole host (`r1`, `host:lb1`: every process, and its link goes down).
+    Kill { target: String },
+    /// Cut a host off the lab's switch.
+    Partition { host: String },
+    /// Reconnect every host and start every node and proxy that is not running.
+    Heal,
+}
+
+pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
+    let root = &args.root;
+    match args.action {
+        Action::Up { hosts, lbs, node_timeout, proxy_flags } => {
+            let spec =
+                LabSpec { name: args.name, redis_hosts: hosts, lbs, node_timeout, proxy_flags };
+            let redkeep = std::env::current_exe().context("cannot find the redkeep binary")?;
+            let lab = Lab::up(&spec, root, &redkeep, &mut |step| println!("{step}..."))?;
+            println!(
+                "Lab `{}` is up: clients use {} from host c1",
+                lab.plan.name,
+                lab.plan.vip_addr()
+            );
+            print_status(&lab);
+        }
+        Action::Status { json } => {
+            let lab = Lab::open(root, &args.name)?;
+            match json {
+                true => println!("{}", serde_json::to_string_pretty(&status_json(&lab))?),
+                false => print_status(&lab),
+            }
+        }
+        Action::Exec { host, command } => {
+            let lab = Lab::open(root, &args.name)?;
+            if lab.plan.host(&host).is_none() {
+                anyhow::bail!("no host `{host}` in lab `{}`", args.name);
+            }
+            let status = deploy::netns::command(&lab.plan.ns(&host), &command[0])
+                .args(&command[1..])
+                .status()
+                .context("cannot run `ip netns exec`")?;
+            return Ok(ExitCode::from(status.code().unwrap_or(1) as u8));
+        }
+        Action::Down => {
+            let removed = deploy::lab::down(root, &args.name)?;
+            if removed.is_empty() {
+                println!("Nothing of lab `{}` was left", args.name);
+            }
+            for item in removed {
+                println!("removed {item}");
+            }
+        }
+        Action::Kill { target } => {
+            let lab = Lab::open(root, &args.name)?;
+            println!("{}", lab.kill(&Target::parse(&target, &lab.plan)?)?);
+        }
+        Action::Partition { host } => {
+            println!("{}", Lab::open(root, &args.name)?.partition(&host)?)
+        }
+        Action::Heal => {
+            let done = Lab::open(root, &args.name)?.heal()?;
+            if done.is_empty() {
+                println!("Nothing to heal");
+            }
+            for item in done {
+                println!("{item}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What a host runs and how it is, for `status`.
+fn host_rows(lab: &Lab) -> Vec<serde_json::Value> {
+    let roles = lab.control(|| cluster_roles(lab.plan.node_addrs())).unwrap_or_default();
+    let vip_holder = lab.vip_holder();
+    lab.plan
+        .hosts
+        .iter()
+        .map(|host| {
+            let nodes: Vec<serde_json::Value> = host
+                .ports
+                .iter()
+                .map(|&port| {
+                    let addr = format!("{}:{port}", host.ip);
+                    serde_json::json!({
+                        "port": port,
+                        "pid": lab.node_pid(port),
+                        "role": roles.iter().find(|(a, _)| *a == addr).map(|(_, r)| r.clone()),
+                    })
+                })
+                .collect();
+            let proxy_pid = (host.role == Role::Lb).then(|| lab.proxy_pid(host)).flatten();
+            serde_json::json!({
+                "host": host.name,
+                "namespace": lab.plan.ns(&host.name),
+                "ip": host.ip,
+                "role": host.role,
+                "link_up": lab.link_up(host),
+                "nodes": nodes,
+                "proxy_pid": proxy_pid,
+                "holds_vip": vip_holder.as_deref() == Some(host.name.as_str()),
+            })
+        })
+        .collect()
+}
+
+fn status_json(lab: &Lab) -> serde_json::Value {
+    serde_json::json!({
+        "name": lab.plan.name,
+        "vip": lab.plan.vip_addr(),
+        "vip_holder": lab.vip_holder(),
+        "hosts": host_rows(lab),
+    })
+}
+
+fn print_status(lab: &Lab) {
+    println!("{:<5} {:<14} {:<7} {:<5} what runs there", "HOST", "ADDRESS", "ROLE", "LINK");
+    for row in host_rows(lab) {
+        let mut parts = Vec::new();
+        for node in row["nodes"].as_array().into_iter().flatten() {
+            let state = match (&node["pid"], node["role"].as_str()) {
+                (serde_json::Value::Null, _) => "down".to_string(),
+                (_, Some(role)) => role.to_string(),
+                (_, None) => "running".to_string(),
+            };
+            parts.push(format!("node {} {state}", node["port"]));
+        }
+        if row["role"] == "lb" {
+            let proxy = if row["proxy_pid"].is_null() { "down" } else { "running" };
+            parts.push(format!("proxy {proxy}"));
+        }
+        if row["holds_vip"] == true {
+            parts.push(format!("holds VIP {}", lab.plan.vip));
+        }
+        println!(
+            "{:<5} {:<14} {:<7} {:<5} {}",
+            row["host"].as_str().unwrap_or("?"),
+            row["ip"].as_str().unwrap_or("?"),
+            row["role"].as_str().unwrap_or("?"),
+            if row["link_up"] == true { "up" } else { "CUT" },
+            parts.join(", ")
+        );
+    }
+}
+
+/// Each node's role as the first node that answers sees it (`master`, `replica`, `fail`).
+async fn cluster_roles(addrs: Vec<String>) -> Vec<(String, String)> {
+    for addr in &addrs {
+        let Ok(Ok(topology)) =
+            tokio::time::timeout(Duration::from_secs(1), cluster::ops::topology_of(addr)).await
+        else {
+            continue;
+        };
+        return topology
+            .nodes
+            .iter()
+            .map(|n| {
+                let role = match (n.is_failing(), n.is_master()) {
+                    (true, _) => "fail",
+                    (false, true) => "master",
+                    (false, false) => "replica",
+                };
+                (n.addr(), role.to_string())
+            })
+            .collect();
+    }
+    Vec::new()
+}
