@@ -34,6 +34,8 @@ pub enum Mode {
 pub struct Backend {
     pub addr: String,
     pub mode: Mode,
+    /// A replica connection for reads (`READONLY` sent first).
+    pub readonly: bool,
     queue: RefCell<BytesMut>,
     pending: RefCell<VecDeque<Pending>>,
     wake: Notify,
@@ -55,6 +57,7 @@ impl Backend {
         let backend = Rc::new(Backend {
             addr: addr.to_string(),
             mode,
+            readonly,
             queue: RefCell::new(BytesMut::with_capacity(16 * 1024)),
             pending: RefCell::new(VecDeque::new()),
             wake: Notify::new(),

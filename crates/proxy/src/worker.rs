@@ -197,8 +197,36 @@ impl Ctx {
         if epoch != self.epoch.get() {
             *self.map.borrow_mut() = (*self.shared.map()).clone();
             self.epoch.set(epoch);
+            self.close_stale_backends();
         }
         self.map.borrow()
+    }
+
+    /// Ends the shared connections to nodes the new map no longer sends requests to. A node
+    /// that failed (a master failed over, possibly behind a partition where its connection
+    /// hangs instead of breaking) is closed at once: its requests in flight are handed back,
+    /// retried on the new owner when that is safe and answered "outcome unknown" otherwise,
+    /// instead of waiting on a node that will not reply. A healthy node that just lost its
+    /// slots (a resharding) is retired: it ends after its last reply.
+    fn close_stale_backends(&self) {
+        let map = self.map.borrow();
+        let serving: Vec<&str> = map.serving_masters().iter().map(|&m| map.addr(m)).collect();
+        for backend in self.backends.borrow().values() {
+            let node = map.index_of(&backend.addr).map(|i| &map.nodes[usize::from(i)]);
+            let failing = node.is_none_or(|n| n.failing);
+            let still_used = match backend.readonly {
+                false => serving.contains(&backend.addr.as_str()),
+                true => !failing,
+            };
+            match (still_used, failing) {
+                (true, _) => {}
+                (false, true) => {
+                    tracing::info!(node = %backend.addr, "closing the connection to a failed node");
+                    backend.close();
+                }
+                (false, false) => backend.retire(),
+            }
+        }
     }
 
     /// Sends a request to its node.
