@@ -3,6 +3,8 @@
 //! tests ([`testing`]), keepalived configuration and supervision for a floating IP ([`keepalived`]), and the
 //! multi-host lab of network namespaces ([`lab`], [`netns`]).
 
+pub mod drill;
+pub mod health;
 pub mod keepalived;
 pub mod lab;
 pub mod local;

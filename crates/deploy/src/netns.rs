@@ -70,21 +70,47 @@ pub fn command(name: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
 /// Runs `work` on a thread of its own that has joined namespace `name`; every socket it opens
 /// lives there.
 pub fn run_in<T: Send>(name: &str, work: impl FnOnce() -> T + Send) -> Result<T, NetnsError> {
-    let path = Path::new("/run/netns").join(name);
-    let enter_error = |source| NetnsError::Enter { name: name.to_string(), source };
-    let file = std::fs::File::open(&path).map_err(enter_error)?;
+    let file = open(name)?;
     std::thread::scope(|scope| {
-        let thread = scope.spawn(move || {
-            use std::os::fd::AsRawFd;
-            // SAFETY: setns on a namespace file we hold open; it changes only this thread.
-            let entered = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            if entered != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(work())
-        });
-        thread.join().expect("a thread in the namespace panicked").map_err(enter_error)
+        let thread = scope.spawn(move || enter(&file).map(|()| work()));
+        thread.join().expect("a thread in the namespace panicked")
     })
+    .map_err(|source| NetnsError::Enter { name: name.to_string(), source })
+}
+
+/// Like [`run_in`], in the background.
+pub fn spawn_in<T: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<std::thread::JoinHandle<Result<T, NetnsError>>, NetnsError> {
+    let file = open(name)?;
+    let name = name.to_string();
+    Ok(std::thread::spawn(move || {
+        enter(&file).map_err(|source| NetnsError::Enter { name, source })?;
+        Ok(work())
+    }))
+}
+
+fn open(name: &str) -> Result<std::fs::File, NetnsError> {
+    std::fs::File::open(Path::new("/run/netns").join(name))
+        .map_err(|source| NetnsError::Enter { name: name.to_string(), source })
+}
+
+/// Moves the calling thread into the namespace of `file`.
+fn enter(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setns on a namespace file we hold open; it changes only this thread.
+    match unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts")
 }
 
 /// Runs a future made by `make` to completion on a runtime of its own inside namespace `name`.
@@ -92,11 +118,13 @@ pub fn block_on_in<T: Send, F: Future<Output = T>>(
     name: &str,
     make: impl FnOnce() -> F + Send,
 ) -> Result<T, NetnsError> {
-    run_in(name, move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime starts")
-            .block_on(make())
-    })
+    run_in(name, move || current_thread_runtime().block_on(make()))
+}
+
+/// Like [`block_on_in`], in the background.
+pub fn spawn_block_on_in<T: Send + 'static, F: Future<Output = T>>(
+    name: &str,
+    make: impl FnOnce() -> F + Send + 'static,
+) -> Result<std::thread::JoinHandle<Result<T, NetnsError>>, NetnsError> {
+    spawn_in(name, move || current_thread_runtime().block_on(make()))
 }

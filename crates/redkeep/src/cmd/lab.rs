@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use deploy::drill::{Drill, DrillOptions, DrillReport};
 use deploy::lab::{Lab, LabSpec, Role, Target};
 
 /// A multi-host lab on this machine (root): Redis hosts, load-balancer hosts running a redkeep
@@ -63,6 +64,23 @@ enum Action {
     Partition { host: String },
     /// Reconnect every host and start every node and proxy that is not running.
     Heal,
+    /// Run a failure drill with a load through the VIP from c1, then put the lab back as
+    /// planned: `master-kill` (kill -9 a master), `proxy-kill` (the proxy holding the VIP),
+    /// `partition` (cut a master's host off, then heal), `host-loss` (a whole Redis host), or
+    /// `all`. Exit 1 when a check fails.
+    Drill {
+        /// master-kill, proxy-kill, partition, host-loss or all.
+        drill: String,
+        /// Run the proxies with `--write-ack replica` (restarted when needed).
+        #[arg(long)]
+        write_ack: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Client tasks (one connection each) of the load.
+        #[arg(long, default_value_t = 8)]
+        tasks: usize,
+    },
 }
 
 pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
@@ -123,8 +141,57 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
                 println!("{item}");
             }
         }
+        Action::Drill { drill: wanted, write_ack, json, tasks } => {
+            let mut lab = Lab::open(root, &args.name)?;
+            let drills = match wanted.as_str() {
+                "all" => Drill::ALL.to_vec(),
+                _ => vec![Drill::parse(&wanted).with_context(|| {
+                    format!(
+                        "no drill `{wanted}`: master-kill, proxy-kill, partition, host-loss or all"
+                    )
+                })?],
+            };
+            let mut options = DrillOptions { write_ack, ..DrillOptions::default() };
+            options.load.tasks = tasks.max(1);
+            let mut passed = true;
+            let mut reports = Vec::new();
+            for drill in drills {
+                if !json {
+                    println!("Drill {} ({})...", drill.name(), ack_mode(write_ack));
+                }
+                let report = deploy::drill::run(&mut lab, drill, &options)?;
+                passed &= report.passed;
+                if !json {
+                    print_report(&report);
+                }
+                reports.push(report);
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            }
+            if !passed {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn ack_mode(write_ack: bool) -> &'static str {
+    if write_ack { "--write-ack replica" } else { "asynchronous replication" }
+}
+
+fn print_report(report: &DrillReport) {
+    for (name, value) in &report.figures {
+        println!("  {name:<36} {value}");
+    }
+    for check in &report.checks {
+        let mark = if check.passed { "ok  " } else { "FAIL" };
+        println!("  [{mark}] {} ({})", check.name, check.detail);
+    }
+    for sample in &report.error_samples {
+        println!("  client error seen: {sample}");
+    }
 }
 
 /// What a host runs and how it is, for `status`.

@@ -60,18 +60,3 @@ pub async fn first_answer<T>(
     }
     Err(last_error.map_or_else(|| anyhow::anyhow!("no node to ask"), Into::into))
 }
-
-/// The `# Proxy` section of a redkeep proxy's INFO; an error saying why when there is none
-/// (nothing answers, or what answers is not a redkeep proxy).
-pub async fn proxy_info(
-    addr: &str,
-    timeout: std::time::Duration,
-) -> Result<Vec<(String, String)>, String> {
-    let mut conn =
-        cluster::admin::AdminConn::connect(addr, timeout).await.map_err(|e| e.to_string())?;
-    let info = conn.info("proxy").await.map_err(|e| e.to_string())?;
-    match cluster::admin::info_field(&info, "redkeep_version") {
-        Some(_) => Ok(info),
-        None => Err(format!("{addr} is not a redkeep proxy")),
-    }
-}

@@ -27,7 +27,8 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let candidates = super::seed_candidates(args.node.as_deref(), &args.dir);
     let (report, proxy) = super::block_on(async {
         let report = super::first_answer(&candidates, cluster::ops::gather_status).await?;
-        let proxy = super::proxy_info(&args.proxy, std::time::Duration::from_millis(500)).await;
+        let proxy =
+            deploy::health::proxy_info(&args.proxy, std::time::Duration::from_millis(500)).await;
         anyhow::Ok((report, proxy.ok()))
     })?;
     if args.json {

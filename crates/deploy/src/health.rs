@@ -1,0 +1,36 @@
+//! Is a redkeep proxy fit to serve (and to hold the VIP)? Asked by `redkeep health` (which
+//! keepalived runs), `redkeep status` and the lab's drills.
+
+use std::time::Duration;
+
+use cluster::admin::{AdminConn, info_field};
+
+/// The `# Proxy` section of a redkeep proxy's INFO; an error saying why when there is none
+/// (nothing answers, or what answers is not a redkeep proxy).
+pub async fn proxy_info(addr: &str, timeout: Duration) -> Result<Vec<(String, String)>, String> {
+    let mut conn = AdminConn::connect(addr, timeout).await.map_err(|e| e.to_string())?;
+    let info = conn.info("proxy").await.map_err(|e| e.to_string())?;
+    match info_field(&info, "redkeep_version") {
+        Some(_) => Ok(info),
+        None => Err(format!("{addr} is not a redkeep proxy")),
+    }
+}
+
+/// `Ok(summary)` when the proxy at `addr` answers within `timeout` and every slot of its map
+/// has a master; `Err(reason)` otherwise.
+pub async fn proxy_verdict(addr: &str, timeout: Duration) -> Result<String, String> {
+    let asking = proxy_info(addr, timeout);
+    let info = tokio::time::timeout(timeout, asking)
+        .await
+        .unwrap_or_else(|_| Err(format!("{addr} did not answer within {timeout:?}")))?;
+    let number = |field: &str| info_field(&info, field).and_then(|v| v.parse::<u64>().ok());
+    match (number("cluster_masters"), number("cluster_slots_uncovered")) {
+        (Some(masters), Some(0)) if masters > 0 => {
+            Ok(format!("healthy: {addr} serves all 16384 slots over {masters} masters"))
+        }
+        (_, Some(uncovered)) if uncovered > 0 => {
+            Err(format!("{addr} has {uncovered} slots without a master"))
+        }
+        _ => Err(format!("{addr} knows no master")),
+    }
+}
