@@ -1,0 +1,184 @@
+//! The multi-host lab and its drills, end to end (root, as CI runs): `redkeep lab up` builds
+//! hosts of network namespaces with a real cluster, two proxies and keepalived; every drill
+//! passes its checks; `redkeep lab down` leaves no namespace, process or file behind.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A lab of this test's own, removed on drop (also when the test fails).
+struct TestLab {
+    name: String,
+    root: tempfile::TempDir,
+}
+
+impl TestLab {
+    /// `tag` tells apart the labs of the tests running at once in this process.
+    fn new(tag: char) -> TestLab {
+        TestLab {
+            name: format!("rkt{}{tag}", std::process::id() % 100_000),
+            root: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let root = self.root.path().to_str().unwrap();
+        Command::cargo_bin("redkeep")
+            .unwrap()
+            .args(["lab", "--name", &self.name, "--root", root])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(output.status.success(), "redkeep lab {args:?}: {}", text(&output));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn namespaces(&self) -> Vec<String> {
+        let output = Command::new("ip").args(["netns", "list"]).output().unwrap();
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|ns| ns.starts_with(&format!("{}-", self.name)))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        let _ = self.run(&["down"]);
+    }
+}
+
+/// Processes whose working directory is under `dir` (the lab's nodes and proxies run there).
+fn processes_under(dir: &Path) -> Vec<u32> {
+    let dir = dir.canonicalize().unwrap_or(dir.to_path_buf());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&dir))
+        })
+        .collect()
+}
+
+fn reports(json: &str) -> Vec<serde_json::Value> {
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"))
+}
+
+fn assert_passed(report: &serde_json::Value) {
+    eprintln!("{}", serde_json::to_string_pretty(report).unwrap());
+    for check in report["checks"].as_array().unwrap() {
+        assert_eq!(check["passed"], true, "{}: {check}", report["drill"]);
+    }
+    assert_eq!(report["passed"], true);
+}
+
+#[test]
+fn every_drill_passes_in_a_lab_of_namespaces_and_down_leaves_nothing() {
+    let lab = TestLab::new('d');
+    let up = lab.ok(&["up"]);
+    assert!(up.contains("198.18.0.100:7010"), "{up}");
+
+    let status: serde_json::Value = serde_json::from_str(&lab.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["vip_holder"], "lb1", "{status}");
+    let hosts = status["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 6, "3 Redis hosts, 2 LBs, 1 client: {status}");
+    let nodes: Vec<&serde_json::Value> =
+        hosts.iter().flat_map(|h| h["nodes"].as_array().unwrap()).collect();
+    assert_eq!(nodes.len(), 6);
+    assert_eq!(nodes.iter().filter(|n| n["role"] == "master").count(), 3, "{status}");
+    for host in hosts.iter().filter(|h| h["role"] == "redis") {
+        let roles: Vec<&str> =
+            host["nodes"].as_array().unwrap().iter().filter_map(|n| n["role"].as_str()).collect();
+        assert_eq!(roles.iter().filter(|r| **r == "master").count(), 1, "{host}");
+    }
+
+    // Any client on the client host uses the one address.
+    let set = lab.ok(&[
+        "exec",
+        "c1",
+        "--",
+        "redis-cli",
+        "-h",
+        "198.18.0.100",
+        "-p",
+        "7010",
+        "SET",
+        "lab:key",
+        "v1",
+    ]);
+    assert_eq!(set.trim(), "OK");
+    let get = lab.ok(&[
+        "exec",
+        "c1",
+        "--",
+        "redis-cli",
+        "-h",
+        "198.18.0.100",
+        "-p",
+        "7010",
+        "GET",
+        "lab:key",
+    ]);
+    assert_eq!(get.trim(), "v1");
+
+    let all = reports(&lab.ok(&["drill", "all", "--json"]));
+    let names: Vec<&str> = all.iter().filter_map(|r| r["drill"].as_str()).collect();
+    assert_eq!(names, ["master-kill", "proxy-kill", "partition", "host-loss"]);
+    for report in &all {
+        assert_passed(report);
+        assert!(report["figures"]["acked_writes"].as_f64().unwrap() > 0.0, "{report}");
+    }
+    assert!(all[0]["figures"]["replica_promoted_s"].is_number());
+    assert!(all[1]["figures"]["vip_moved_s"].is_number());
+    assert!(all[2]["figures"]["isolated_master_refuses_writes_s"].is_number());
+    assert!(all[3]["figures"]["cluster_ok_again_s"].is_number());
+
+    let acked = reports(&lab.ok(&["drill", "master-kill", "--write-ack", "--json"]));
+    assert_passed(&acked[0]);
+    assert_eq!(acked[0]["write_ack"], true);
+    assert_eq!(acked[0]["figures"]["acked_writes_lost"], 0.0);
+
+    let down = lab.ok(&["down"]);
+    assert!(down.contains("namespace"), "{down}");
+    assert!(lab.namespaces().is_empty(), "left: {:?}", lab.namespaces());
+    assert!(processes_under(lab.root.path()).is_empty(), "processes left in the lab's dir");
+    assert!(!lab.root.path().join(&lab.name).exists());
+
+    // `down` also cleans up after a run that crashed and left only namespaces behind.
+    let leftover = format!("{}-r1", lab.name);
+    assert!(Command::new("ip").args(["netns", "add", &leftover]).status().unwrap().success());
+    let down = lab.ok(&["down"]);
+    assert!(down.contains(&leftover), "{down}");
+    assert!(lab.namespaces().is_empty());
+}
+
+#[test]
+fn a_bad_lab_request_is_refused_with_the_reason() {
+    let lab = TestLab::new('b');
+    let output = lab.run(&["up", "--hosts", "2"]);
+    assert!(!output.status.success());
+    assert!(text(&output).contains("at least 3 Redis hosts"), "{}", text(&output));
+    let output = lab.run(&["status"]);
+    assert!(
+        !output.status.success() && text(&output).contains("no lab named"),
+        "{}",
+        text(&output)
+    );
+    let output = lab.run(&["drill", "meteor-strike"]);
+    assert!(!output.status.success());
+}
