@@ -35,7 +35,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 pub use commands::CommandTable;
-pub use config::{ProxyConfig, ReadFrom};
+pub use config::{ProxyConfig, ReadFrom, WriteAck};
 pub use shared::{Shared, Stats};
 pub use slotmap::SlotMap;
 

@@ -70,6 +70,9 @@ struct Transaction {
     backend: Option<Rc<Backend>>,
     /// Commands queued after MULTI before any key said which node.
     held: Vec<(Bytes, u64)>,
+    /// A command queued after MULTI may write: with `--write-ack replica`, EXEC waits for a
+    /// replica (the commands inside are only queued; EXEC runs them).
+    writes: bool,
 }
 
 pub struct Session {
@@ -301,6 +304,7 @@ impl Session {
         let retry_safe = info.flags.readonly || is_idempotent(info, args);
         let mut req = Request::new(bytes, target, info.flags.readonly, retry_safe, self.ctx.now());
         req.command = Some(info.id);
+        req.ack = self.ctx.write_ack && info.writes;
         req
     }
 
@@ -420,7 +424,8 @@ impl Session {
                 .reply_error(seq, &format!("ERR redkeep: {name} is disabled on this proxy"));
         }
         let masters = self.nodes(false);
-        self.fan_out(seq, masters, frame, MergeKind::Merge(merge), info.flags.readonly);
+        let ack = self.ctx.write_ack && info.writes;
+        self.fan_out(seq, masters, frame, MergeKind::Merge(merge), info.flags.readonly, ack);
     }
 
     /// The serving masters (and with `replicas`, every replica too), in address order.
@@ -436,7 +441,8 @@ impl Session {
         nodes
     }
 
-    /// Sends `bytes` to each of `nodes`; the merged reply goes to the client.
+    /// Sends `bytes` to each of `nodes`; the merged reply goes to the client. With `ack`,
+    /// each part waits for a replica of its node (FLUSHALL with `--write-ack replica`).
     fn fan_out(
         &mut self,
         seq: u64,
@@ -444,14 +450,16 @@ impl Session {
         bytes: Bytes,
         kind: MergeKind,
         readonly: bool,
+        ack: bool,
     ) {
         if nodes.is_empty() {
             return self.reply_error(seq, "CLUSTERDOWN redkeep: no master known yet");
         }
         let fanout = Fanout::new(self.client.clone(), seq, kind, nodes.len());
         for (index, addr) in nodes.into_iter().enumerate() {
-            let req =
+            let mut req =
                 Request::new(bytes.clone(), Target::Node(addr), readonly, readonly, self.ctx.now());
+            req.ack = ack;
             self.ctx.dispatch(req, Sink::Part { fanout: fanout.clone(), index });
         }
     }
@@ -480,7 +488,7 @@ impl Session {
         let proxy_section = self.proxy_info().into_bytes();
         let masters = self.nodes(false);
         let bytes = Bytes::from_static(b"*2\r\n$4\r\nINFO\r\n$8\r\nkeyspace\r\n");
-        self.fan_out(seq, masters, bytes, MergeKind::Info { proxy_section }, true);
+        self.fan_out(seq, masters, bytes, MergeKind::Info { proxy_section }, true, false);
     }
 
     fn proxy_info(&self) -> String {
@@ -497,6 +505,9 @@ impl Session {
             ("moved_followed", stats.moved.load(Relaxed)),
             ("ask_followed", stats.ask.load(Relaxed)),
             ("retries", stats.retries.load(Relaxed)),
+            ("outcome_unknown", stats.outcome_unknown.load(Relaxed)),
+            ("write_acks_confirmed", stats.acks_confirmed.load(Relaxed)),
+            ("write_acks_missing", stats.acks_missing.load(Relaxed)),
             ("topology_refreshes", stats.topology_refreshes.load(Relaxed)),
             ("cluster_masters", map.serving_masters().len() as u64),
             ("cluster_slots_uncovered", map.uncovered() as u64),
@@ -519,7 +530,7 @@ impl Session {
             return self.reply_error(seq, "ERR redkeep: CONFIG SET is disabled on this proxy");
         }
         let nodes = self.nodes(true);
-        self.fan_out(seq, nodes, frame, MergeKind::Merge(Merge::AllOk), false);
+        self.fan_out(seq, nodes, frame, MergeKind::Merge(Merge::AllOk), false, false);
     }
 
     /// Sends the request as it is to one master (commands whose answer any node gives).
@@ -571,7 +582,8 @@ impl Session {
                 let Some(backend) = self.pin(&mut tx, None) else {
                     return self.reply_error(seq, "CLUSTERDOWN redkeep: no master known yet");
                 };
-                let req = self.request(info, args, frame, Target::Slot(0));
+                let mut req = self.request(info, args, frame, Target::Slot(0));
+                req.ack = self.ctx.write_ack && tx.writes && name == "exec";
                 backend.send(Pending { req, sink: self.sink(seq) });
                 backend.retire();
             }
@@ -594,12 +606,15 @@ impl Session {
             "watch" => self.reply_error(seq, "ERR WATCH inside MULTI is not allowed"),
             _ => {
                 let mut tx = self.tx.take().expect("inside a transaction");
+                tx.writes |= tx.multi && info.writes;
                 if tx.backend.is_none() && slot.is_none() {
                     tx.held.push((frame, seq));
                 } else {
                     match self.pin(&mut tx, slot) {
                         Some(backend) => {
-                            let req = self.request(info, args, frame, Target::Slot(0));
+                            let mut req = self.request(info, args, frame, Target::Slot(0));
+                            // Inside MULTI it is only queued: EXEC waits for the replica.
+                            req.ack &= !tx.multi;
                             backend.send(Pending { req, sink: self.sink(seq) });
                         }
                         None => self.reply_error(seq, "CLUSTERDOWN Hash slot not served"),

@@ -88,6 +88,11 @@ pub struct Stats {
     /// Commands whose connection broke after they were sent and that could not be retried.
     pub outcome_unknown: AtomicU64,
     pub protocol_errors: AtomicU64,
+    /// With `--write-ack replica`: writes a replica confirmed before their reply went out.
+    pub acks_confirmed: AtomicU64,
+    /// With `--write-ack replica`: writes that ran on the master but that no replica confirmed
+    /// in time (or whose connection broke before it could), answered with `NOREPLICAACK`.
+    pub acks_missing: AtomicU64,
     pub topology_refreshes: AtomicU64,
     pub backend_connects: AtomicU64,
     pub backend_failures: AtomicU64,

@@ -14,7 +14,7 @@ use resp::write;
 
 use crate::backend::{Backend, Mode};
 use crate::client::Client;
-use crate::config::ReadFrom;
+use crate::config::{ReadFrom, WriteAck};
 use crate::fanout::{MergeKind, merge};
 use crate::fasthash::FastMap;
 use crate::metrics::{CommandStats, NodeStats};
@@ -43,6 +43,9 @@ pub struct Request {
     pub received: Instant,
     /// For per-command statistics; `None` for the proxy's own requests and parts.
     pub command: Option<u16>,
+    /// With `--write-ack replica`: a write whose reply waits until a replica confirmed it
+    /// (see [`Backend::send`]).
+    pub ack: bool,
 }
 
 impl Request {
@@ -62,6 +65,7 @@ impl Request {
             attempts: 0,
             received,
             command: None,
+            ack: false,
         }
     }
 }
@@ -93,6 +97,10 @@ pub enum Sink {
     },
     /// ASKING's and READONLY's replies.
     Discard,
+    /// The reply to a `WAIT` the proxy sent after writes (`--write-ack replica`): it decides
+    /// the replies of the writes before it that wait on their connection (see
+    /// [`Ctx::on_wait_reply`]).
+    Wait,
 }
 
 pub struct Pending {
@@ -152,6 +160,10 @@ pub struct Ctx {
     /// This worker's statistics blocks.
     pub commands: Arc<CommandStats>,
     node_stats: RefCell<FastMap<String, Arc<NodeStats>>>,
+    /// `--write-ack replica`: writes are confirmed by a replica before they are answered.
+    pub write_ack: bool,
+    /// `WAIT 1 <timeout ms>`, as sent after writes when `write_ack`.
+    wait: Bytes,
 }
 
 impl Ctx {
@@ -160,13 +172,15 @@ impl Ctx {
         let epoch = shared.epoch();
         let commands = shared.registry.command_block(shared.table.len());
         Rc::new(Ctx {
-            shared,
             map: RefCell::new(map),
             epoch: Cell::new(epoch),
             backends: RefCell::new(FastMap::default()),
             now: Cell::new(Instant::now()),
             commands,
             node_stats: RefCell::new(FastMap::default()),
+            write_ack: shared.config.write_ack == WriteAck::Replica,
+            wait: wait_command(shared.config.write_ack_timeout),
+            shared,
         })
     }
 
@@ -232,7 +246,7 @@ impl Ctx {
         if let Some(backend) = self.backends.borrow().get(addr) {
             return backend.clone();
         }
-        let backend = Backend::new(addr, Mode::Shared, readonly);
+        let backend = Backend::new(addr, Mode::Shared, readonly, self.wait.clone());
         self.backends.borrow_mut().insert(addr.to_string(), backend.clone());
         tokio::task::spawn_local(backend.clone().run(self.clone()));
         backend
@@ -240,7 +254,7 @@ impl Ctx {
 
     /// A connection of one client's own to `addr`.
     pub fn private_backend(self: &Rc<Self>, addr: &str) -> Rc<Backend> {
-        let backend = Backend::new(addr, Mode::Private, false);
+        let backend = Backend::new(addr, Mode::Private, false, self.wait.clone());
         tokio::task::spawn_local(backend.clone().run(self.clone()));
         backend
     }
@@ -251,7 +265,7 @@ impl Ctx {
         addr: &str,
         subscriber: crate::pubsub::Subscriber,
     ) -> Rc<Backend> {
-        let backend = Backend::new(addr, Mode::PubSub, false);
+        let backend = Backend::new(addr, Mode::PubSub, false, Bytes::new());
         *backend.subscriber.borrow_mut() = Some(subscriber);
         tokio::task::spawn_local(backend.clone().run(self.clone()));
         backend
@@ -345,7 +359,7 @@ impl Ctx {
         maybe_sent: bool,
         reason: &str,
     ) {
-        if matches!(pending.sink, Sink::Discard) {
+        if matches!(pending.sink, Sink::Discard | Sink::Wait) {
             return;
         }
         self.shared.want_refresh();
@@ -369,6 +383,76 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// The reply of a `WAIT` sent after writes on `backend`: the writes in `held` (each with
+    /// its own successful reply) are answered with that reply when a replica confirmed them,
+    /// else with a `NOREPLICAACK` error. WAIT counts every earlier write of the connection, so
+    /// one WAIT covers all of them.
+    pub fn on_wait_reply(
+        self: &Rc<Self>,
+        backend: &Backend,
+        held: Vec<(Pending, Vec<u8>)>,
+        wait_reply: &[u8],
+    ) {
+        let stats = &self.shared.stats;
+        if crate::fanout::integer(wait_reply).is_some_and(|replicas| replicas >= 1) {
+            Stats::add(&stats.acks_confirmed, held.len() as u64);
+            for (pending, reply) in held {
+                self.on_reply(backend, pending, &reply);
+            }
+            return;
+        }
+        Stats::add(&stats.acks_missing, held.len() as u64);
+        let ms = self.shared.config.write_ack_timeout.as_millis().max(1);
+        let mut text = format!(
+            "NOREPLICAACK redkeep: the write ran on the master {} but no replica confirmed it \
+             within {ms} ms; it may be lost if the master fails now",
+            backend.addr
+        );
+        if wait_reply.first() == Some(&b'-') {
+            let said = String::from_utf8_lossy(&wait_reply[1..]);
+            text.push_str(&format!(" (WAIT answered: {})", said.trim_end()));
+        }
+        let mut error = Vec::new();
+        write::error(&mut error, text.as_bytes());
+        for (pending, _) in held {
+            self.on_reply(backend, pending, &error);
+        }
+    }
+
+    /// Writes that ran (their reply is in) but whose `WAIT` reply was lost with the
+    /// connection: whether a replica has them is unknown, so they are not answered as
+    /// successes, nor sent again (they ran once already).
+    pub fn on_wait_lost(&self, backend: &Backend, held: Vec<(Pending, Vec<u8>)>, reason: &str) {
+        if held.is_empty() {
+            return;
+        }
+        self.shared.want_refresh();
+        let stats = &self.shared.stats;
+        Stats::add(&stats.acks_missing, held.len() as u64);
+        Stats::add(&stats.outcome_unknown, held.len() as u64);
+        let text = format!(
+            "NOREPLICAACK redkeep: the write ran on the master {} but the connection broke \
+             before a replica confirmed it ({reason}); it may be lost if the master fails now",
+            backend.addr
+        );
+        let mut error = Vec::new();
+        write::error(&mut error, text.as_bytes());
+        for (pending, _) in held {
+            deliver(&self.shared, pending.sink, &error);
+        }
+    }
+}
+
+/// `WAIT 1 <timeout in ms>`; at least 1 ms, since `WAIT 1 0` waits forever.
+fn wait_command(timeout: Duration) -> Bytes {
+    let ms = timeout.as_millis().max(1).to_string();
+    let mut out = Vec::new();
+    let args: [&[u8]; 3] = [b"WAIT", b"1", ms.as_bytes()];
+    write::command(&mut out, &args);
+    out.into()
+}
+
 fn deliver(shared: &Shared, sink: Sink, frame: &[u8]) {
     if frame.first() == Some(&b'-') {
         Stats::add(&shared.stats.errors, 1);
@@ -379,7 +463,7 @@ fn deliver(shared: &Shared, sink: Sink, frame: &[u8]) {
         Sink::Scan { client, seq, index, masters } => {
             client.deliver(seq, &crate::fanout::scan_reply(frame, index, masters));
         }
-        Sink::Discard => {}
+        Sink::Discard | Sink::Wait => {}
     }
 }
 

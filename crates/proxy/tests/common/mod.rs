@@ -59,6 +59,11 @@ impl Conn {
             .expect("a reply before the connection closed")
     }
 
+    /// The next reply if one comes within `wait` (to check that none has come yet).
+    pub async fn reply_within(&mut self, wait: Duration) -> Option<Value> {
+        tokio::time::timeout(wait, self.reply_or_eof()).await.ok().flatten()
+    }
+
     /// The next reply, or `None` when the proxy closed the connection.
     pub async fn reply_or_eof(&mut self) -> Option<Value> {
         loop {
