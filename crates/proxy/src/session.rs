@@ -739,9 +739,10 @@ impl Session {
             }
         }
         self.resp3 = resp3;
+        let version = self.ctx.shared.redis_version();
         let fields: [(&str, HelloValue); 7] = [
             ("server", HelloValue::Text("redis")),
-            ("version", HelloValue::Text("7.0.15")),
+            ("version", HelloValue::Text(&version)),
             ("proto", HelloValue::Int(if resp3 { 3 } else { 2 })),
             ("id", HelloValue::Int(self.client.id as i64)),
             ("mode", HelloValue::Text("standalone")),
@@ -805,8 +806,8 @@ impl Session {
     }
 }
 
-enum HelloValue {
-    Text(&'static str),
+enum HelloValue<'a> {
+    Text(&'a str),
     Int(i64),
     Empty,
 }

@@ -29,7 +29,13 @@ pub struct Shared {
     pub health: std::sync::Mutex<std::collections::HashMap<String, crate::health::NodeHealth>>,
     pub started: Instant,
     next_client_id: AtomicU64,
+    /// The cluster's Redis version (`redis_version` of INFO), as HELLO reports it: the seed's
+    /// at start, then the lowest of the nodes the health checker reached in its last round.
+    redis_version: RwLock<Arc<str>>,
 }
+
+/// What HELLO says before any node told its version (the built-in command table's).
+pub const FALLBACK_REDIS_VERSION: &str = "7.0.15";
 
 impl Shared {
     pub fn new(config: ProxyConfig, table: CommandTable, map: SlotMap) -> Arc<Shared> {
@@ -45,7 +51,19 @@ impl Shared {
             health: std::sync::Mutex::new(std::collections::HashMap::new()),
             started: Instant::now(),
             next_client_id: AtomicU64::new(1),
+            redis_version: RwLock::new(FALLBACK_REDIS_VERSION.into()),
         })
+    }
+
+    pub fn redis_version(&self) -> Arc<str> {
+        self.redis_version.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_redis_version(&self, version: &str) {
+        let mut current = self.redis_version.write().unwrap_or_else(|e| e.into_inner());
+        if &**current != version {
+            *current = version.into();
+        }
     }
 
     pub fn epoch(&self) -> u64 {

@@ -212,7 +212,7 @@ async fn whole_cluster_commands_cover_every_master() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_commands_are_answered_by_the_proxy() {
-    let (_cluster, proxy) = cluster_and_proxy().await;
+    let (cluster, proxy) = cluster_and_proxy().await;
     let mut conn = Conn::connect(proxy.local_addr).await;
     assert_eq!(conn.call(&["PING"]).await, Value::Simple(b"PONG".to_vec()));
     assert_eq!(conn.call(&["PING", "hi"]).await, bulk("hi"));
@@ -231,6 +231,13 @@ async fn local_commands_are_answered_by_the_proxy() {
     assert!(count > 200, "{count}");
     let Value::Array(hello) = conn.call(&["HELLO", "2"]).await else { panic!() };
     assert!(hello.contains(&bulk("proto")) && hello.contains(&Value::Integer(2)));
+    // The version is the cluster's own, as a node reports it.
+    let mut node = Conn::connect(cluster.addrs()[0].as_str()).await;
+    let Value::Bulk(server) = node.call(&["INFO", "server"]).await else { panic!() };
+    let server = String::from_utf8(server).unwrap();
+    let version = server.lines().find_map(|l| l.strip_prefix("redis_version:")).unwrap();
+    let at = hello.iter().position(|v| *v == bulk("version")).unwrap();
+    assert_eq!(hello[at + 1], bulk(version), "HELLO's version is the nodes'");
     assert!(matches!(conn.call(&["HELLO", "3"]).await, Value::Map(_)), "RESP3 map after HELLO 3");
     assert_eq!(conn.call(&["QUIT"]).await, ok());
     assert_eq!(conn.reply_or_eof().await, None, "QUIT closes the connection");
