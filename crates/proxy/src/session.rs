@@ -3,6 +3,7 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -13,6 +14,7 @@ use tokio::net::TcpStream;
 
 use crate::backend::Backend;
 use crate::client::Client;
+use crate::clients::{ClientEntry, Filter};
 use crate::commands::{Args, CommandInfo, Local, Merge, Route, Split, key_positions};
 use crate::fanout::MergeKind;
 use crate::pubsub::Subscriber;
@@ -78,7 +80,6 @@ struct Transaction {
 pub struct Session {
     ctx: Rc<Ctx>,
     client: Rc<Client>,
-    peer: String,
     next_seq: u64,
     keys: Vec<usize>,
     resp3: bool,
@@ -92,7 +93,8 @@ pub struct Session {
     /// A SUBSCRIBE waits at the start of the input until every earlier reply is written, so
     /// that no reply of the normal mode lands among Pub/Sub frames.
     waiting_for_replies: bool,
-    created: Instant,
+    /// What CLIENT LIST shows of this client.
+    entry: Arc<ClientEntry>,
 }
 
 /// Serves one client until it leaves, breaks the protocol, or the proxy shuts down.
@@ -101,10 +103,13 @@ pub async fn serve(ctx: Rc<Ctx>, mut stream: TcpStream) {
     let shared = ctx.shared.clone();
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let client = Rc::new(Client::new(shared.next_client_id()));
+    let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+    let entry = Arc::new(ClientEntry::new(client.id, peer, laddr, fd));
+    let _listed = shared.clients.register(entry.clone());
     let mut session = Session {
         ctx,
         client: client.clone(),
-        peer,
         next_seq: 0,
         keys: Vec::with_capacity(16),
         resp3: false,
@@ -114,7 +119,7 @@ pub async fn serve(ctx: Rc<Ctx>, mut stream: TcpStream) {
         blocking: HashMap::new(),
         subscribed: None,
         waiting_for_replies: false,
-        created: Instant::now(),
+        entry,
     };
     let config = &shared.config;
     let mut input = BytesMut::with_capacity(16 * 1024);
@@ -157,6 +162,7 @@ pub async fn serve(ctx: Rc<Ctx>, mut stream: TcpStream) {
                     Ok(_) => {
                         last_activity = session.ctx.tick();
                         session.read_requests(&mut input, &mut parser);
+                        session.publish_state(last_activity);
                     }
                 }
             }
@@ -176,6 +182,24 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 impl Session {
+    /// What CLIENT LIST shows that changes with requests: once per read event.
+    fn publish_state(&self, at: Instant) {
+        let mut flags = 0;
+        if self.subscribed.is_some() {
+            flags |= crate::clients::SUBSCRIBED;
+        }
+        if self.tx.as_ref().is_some_and(|tx| tx.multi) {
+            flags |= crate::clients::IN_MULTI;
+        }
+        let ms = self.ctx.shared.clients.ms_since_start(at);
+        self.entry.set_state(ms, self.resp3, flags);
+    }
+
+    fn set_name(&mut self, name: Option<Vec<u8>>) {
+        self.entry.set_name(name.as_deref());
+        self.name = name;
+    }
+
     fn end(&mut self) {
         for backend in self.blocking.values() {
             backend.close();
@@ -250,6 +274,9 @@ impl Session {
         let shared = self.ctx.shared.clone();
         let args = ReqArgs { parser, frame: &frame };
         let info = shared.table.lookup(&args);
+        if let Some(info) = info {
+            self.entry.set_command(info.id);
+        }
         if self.subscribed.is_some() {
             return self.subscribed_request(info, &args, frame.clone());
         }
@@ -704,7 +731,7 @@ impl Session {
             Local::Reset => {
                 self.end();
                 self.resp3 = false;
-                self.name = None;
+                self.set_name(None);
                 write::simple(&mut out, b"RESET");
             }
             Local::Readonly => write::simple(&mut out, b"OK"),
@@ -729,7 +756,7 @@ impl Session {
         while i < args.count() {
             let option = args.arg(i);
             if option.eq_ignore_ascii_case(b"SETNAME") && i + 1 < args.count() {
-                self.name = Some(args.arg(i + 1).to_vec());
+                self.set_name(Some(args.arg(i + 1).to_vec()));
                 i += 2;
             } else if option.eq_ignore_ascii_case(b"AUTH") && i + 2 < args.count() {
                 return Err("ERR redkeep proxy: AUTH is not configured".into());
@@ -776,7 +803,7 @@ impl Session {
                             .into(),
                     );
                 }
-                self.name = (!name.is_empty()).then(|| name.to_vec());
+                self.set_name((!name.is_empty()).then(|| name.to_vec()));
                 write::simple(out, b"OK");
             }
             b"GETNAME" => match &self.name {
@@ -784,16 +811,18 @@ impl Session {
                 None => write::null_bulk(out),
             },
             b"ID" => write::integer(out, self.client.id as i64),
-            b"INFO" | b"LIST" => {
-                let line = format!(
-                    "id={} addr={} name={} age={} resp={}\n",
-                    self.client.id,
-                    self.peer,
-                    String::from_utf8_lossy(self.name.as_deref().unwrap_or_default()),
-                    self.created.elapsed().as_secs(),
-                    if self.resp3 { 3 } else { 2 },
-                );
+            b"INFO" => {
+                self.publish_state(self.ctx.now());
+                let mut line = String::new();
+                let now_ms = self.ctx.shared.clients.ms_since_start(Instant::now());
+                self.entry.line(now_ms, &self.ctx.shared.table, &mut line);
                 write::bulk(out, line.as_bytes());
+            }
+            b"LIST" => {
+                self.publish_state(self.ctx.now());
+                let filter = client_list_filter(args)?;
+                let shared = &self.ctx.shared;
+                write::bulk(out, shared.clients.list(&shared.table, &filter).as_bytes());
             }
             b"SETINFO" | b"NO-EVICT" | b"NO-TOUCH" => write::simple(out, b"OK"),
             b"REPLY" => return Err("ERR redkeep proxy does not support CLIENT REPLY".into()),
@@ -804,6 +833,40 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// `CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id [id ...]]`.
+fn client_list_filter(args: &ReqArgs) -> Result<Filter, String> {
+    let mut filter = Filter::default();
+    let mut i = 2;
+    while i < args.count() {
+        let option = args.arg(i);
+        if option.eq_ignore_ascii_case(b"TYPE") && i + 1 < args.count() {
+            match args.arg(i + 1).to_ascii_lowercase().as_slice() {
+                b"normal" => filter.subscribed = Some(false),
+                b"pubsub" => filter.subscribed = Some(true),
+                b"master" | b"replica" | b"slave" => filter.none = true,
+                other => {
+                    let shown = String::from_utf8_lossy(other);
+                    return Err(format!("ERR Unknown client type '{shown}'"));
+                }
+            }
+            i += 2;
+        } else if option.eq_ignore_ascii_case(b"ID") && i + 1 < args.count() {
+            i += 1;
+            while i < args.count() {
+                let id = std::str::from_utf8(args.arg(i)).ok().and_then(|t| t.parse().ok());
+                match id {
+                    Some(id) if id > 0 => filter.ids.push(id),
+                    _ => return Err("ERR Invalid client ID".into()),
+                }
+                i += 1;
+            }
+        } else {
+            return Err("ERR syntax error".into());
+        }
+    }
+    Ok(filter)
 }
 
 enum HelloValue<'a> {
@@ -933,7 +996,7 @@ impl Session {
                 }
                 self.end();
                 self.resp3 = false;
-                self.name = None;
+                self.set_name(None);
                 self.client.push(b"+RESET\r\n");
             }
             _ => {

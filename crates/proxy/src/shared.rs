@@ -29,6 +29,8 @@ pub struct Shared {
     pub health: std::sync::Mutex<std::collections::HashMap<String, crate::health::NodeHealth>>,
     pub started: Instant,
     next_client_id: AtomicU64,
+    /// Every client, for CLIENT LIST.
+    pub clients: Arc<crate::clients::ClientRegistry>,
     /// The cluster's Redis version (`redis_version` of INFO), as HELLO reports it: the seed's
     /// at start, then the lowest of the nodes the health checker reached in its last round.
     redis_version: RwLock<Arc<str>>,
@@ -51,6 +53,7 @@ impl Shared {
             health: std::sync::Mutex::new(std::collections::HashMap::new()),
             started: Instant::now(),
             next_client_id: AtomicU64::new(1),
+            clients: Arc::default(),
             redis_version: RwLock::new(FALLBACK_REDIS_VERSION.into()),
         })
     }

@@ -383,3 +383,84 @@ async fn pub_sub_hears_the_whole_cluster_and_shard_channels_their_shard() {
     assert_eq!(subscriber.call(&["GET", "before"]).await, bulk("1"));
     proxy.shutdown().await;
 }
+
+/// The `key=value` fields of a CLIENT LIST line.
+fn client_fields(line: &str) -> std::collections::HashMap<String, String> {
+    line.split(' ')
+        .filter_map(|f| f.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+async fn client_list(
+    conn: &mut Conn,
+    args: &[&str],
+) -> Vec<std::collections::HashMap<String, String>> {
+    let mut command = vec!["CLIENT", "LIST"];
+    command.extend(args);
+    match conn.call(&command).await {
+        Value::Bulk(text) => String::from_utf8(text).unwrap().lines().map(client_fields).collect(),
+        other => panic!("CLIENT LIST: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_list_shows_every_client_of_every_worker_thread() {
+    let (_cluster, proxy) = cluster_and_proxy().await;
+    // Clients go to the two worker threads in turn: a and c on one, b on the other.
+    let mut a = Conn::connect(proxy.local_addr).await;
+    let mut b = Conn::connect(proxy.local_addr).await;
+    let mut c = Conn::connect(proxy.local_addr).await;
+    let mut ids = Vec::new();
+    for conn in [&mut a, &mut b, &mut c] {
+        let Value::Integer(id) = conn.call(&["CLIENT", "ID"]).await else { panic!() };
+        ids.push(id.to_string());
+    }
+    assert_eq!(a.call(&["CLIENT", "SETNAME", "alpha"]).await, ok());
+    assert_eq!(a.call(&["GET", "some-key"]).await, Value::Null);
+    assert!(matches!(b.call(&["HELLO", "2", "SETNAME", "beta"]).await, Value::Array(_)));
+    b.send(&[b"SUBSCRIBE", b"news"]).await;
+    assert!(matches!(b.reply().await, Value::Array(_)), "subscribed");
+
+    let list = client_list(&mut c, &[]).await;
+    assert_eq!(list.len(), 3, "{list:?}");
+    let find = |id: &str| list.iter().find(|f| f["id"] == id).unwrap_or_else(|| panic!("{id}"));
+    let (fa, fb, fc) = (find(&ids[0]), find(&ids[1]), find(&ids[2]));
+    for (fields, conn) in [(fa, &a), (fb, &b), (fc, &c)] {
+        assert_eq!(fields["addr"], conn.local_addr().to_string());
+        assert_eq!(fields["laddr"], proxy.local_addr.to_string());
+        assert_eq!(fields["db"], "0");
+        for key in ["fd", "age", "idle"] {
+            assert!(fields[key].parse::<u64>().is_ok(), "{key} in {fields:?}");
+        }
+    }
+    assert_eq!(
+        (fa["name"].as_str(), fa["cmd"].as_str(), fa["flags"].as_str()),
+        ("alpha", "get", "N")
+    );
+    assert_eq!(
+        (fb["name"].as_str(), fb["cmd"].as_str(), fb["flags"].as_str()),
+        ("beta", "subscribe", "P")
+    );
+    assert_eq!((fc["name"].as_str(), fc["cmd"].as_str()), ("", "client|list"));
+
+    let pubsub = client_list(&mut c, &["TYPE", "pubsub"]).await;
+    assert_eq!(pubsub.iter().map(|f| f["id"].clone()).collect::<Vec<_>>(), [ids[1].clone()]);
+    let normal = client_list(&mut c, &["TYPE", "normal"]).await;
+    assert_eq!(normal.len(), 2);
+    let by_id = client_list(&mut c, &["ID", &ids[0], &ids[2]]).await;
+    assert_eq!(by_id.len(), 2);
+    let Value::Bulk(info) = c.call(&["CLIENT", "INFO"]).await else { panic!() };
+    let info = client_fields(String::from_utf8(info).unwrap().trim_end());
+    assert_eq!((info["id"].as_str(), info["cmd"].as_str()), (ids[2].as_str(), "client|info"));
+
+    // A client that left is no longer listed (once the proxy has seen it close).
+    drop(a);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while client_list(&mut c, &[]).await.iter().any(|f| f["id"] == ids[0]) {
+        assert!(std::time::Instant::now() < deadline, "a is still listed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(client_list(&mut c, &[]).await.len(), 2);
+    proxy.shutdown().await;
+}

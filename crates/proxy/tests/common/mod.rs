@@ -41,6 +41,11 @@ impl Conn {
         Conn { stream, buf: Vec::new() }
     }
 
+    /// This end's address: how the proxy sees the client.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.stream.local_addr().expect("a local address")
+    }
+
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.expect("writes");
     }
