@@ -41,6 +41,9 @@ pub enum Mode {
 pub struct Backend {
     pub addr: String,
     pub mode: Mode,
+    /// Speaks RESP3 (`HELLO 3` was sent first): replies are in the protocol of the clients
+    /// that said `HELLO 3`, as bytes to pass on.
+    pub resp3: bool,
     queue: RefCell<BytesMut>,
     pending: RefCell<VecDeque<Pending>>,
     wake: Notify,
@@ -63,12 +66,13 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// A connection to `addr`, connected by [`Backend::run`]. A replica used for reads gets
-    /// `READONLY` first.
-    pub fn new(addr: &str, mode: Mode, readonly: bool, wait: Bytes) -> Rc<Backend> {
+    /// A connection to `addr`, connected by [`Backend::run`]. A RESP3 one gets `HELLO 3`
+    /// first, a replica used for reads `READONLY` (their replies are dropped).
+    pub fn new(addr: &str, mode: Mode, readonly: bool, resp3: bool, wait: Bytes) -> Rc<Backend> {
         let backend = Rc::new(Backend {
             addr: addr.to_string(),
             mode,
+            resp3,
             queue: RefCell::new(BytesMut::with_capacity(16 * 1024)),
             pending: RefCell::new(VecDeque::new()),
             wake: Notify::new(),
@@ -81,6 +85,9 @@ impl Backend {
             wait_due: Cell::new(false),
             held: RefCell::new(Vec::new()),
         });
+        if resp3 {
+            backend.send_raw(b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n", Sink::Discard);
+        }
         if readonly {
             backend.send_raw(b"*1\r\n$8\r\nREADONLY\r\n", Sink::Discard);
         }

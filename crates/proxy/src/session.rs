@@ -201,7 +201,7 @@ impl Session {
     }
 
     fn end(&mut self) {
-        for backend in self.blocking.values() {
+        for (_, backend) in self.blocking.drain() {
             backend.close();
         }
         if let Some(subscriptions) = self.subscribed.take() {
@@ -332,6 +332,7 @@ impl Session {
         let mut req = Request::new(bytes, target, info.flags.readonly, retry_safe, self.ctx.now());
         req.command = Some(info.id);
         req.ack = self.ctx.write_ack && info.writes;
+        req.resp3 = self.resp3;
         req
     }
 
@@ -393,7 +394,7 @@ impl Session {
             },
             other => MergeKind::Split(other),
         };
-        let fanout = Fanout::new(self.client.clone(), seq, kind, groups.len());
+        let fanout = Fanout::new(self.client.clone(), seq, kind, groups.len(), self.resp3);
         let with_values = split == Split::Ok;
         for (index, (slot, key_numbers)) in groups.iter().enumerate() {
             let per_key = if with_values { 2 } else { 1 };
@@ -434,7 +435,7 @@ impl Session {
         let backend = match self.blocking.get(&addr) {
             Some(b) if !b.is_broken() => b.clone(),
             _ => {
-                let b = self.ctx.private_backend(&addr);
+                let b = self.ctx.private_backend(&addr, self.resp3);
                 self.blocking.insert(addr.clone(), b.clone());
                 b
             }
@@ -482,11 +483,12 @@ impl Session {
         if nodes.is_empty() {
             return self.reply_error(seq, "CLUSTERDOWN redkeep: no master known yet");
         }
-        let fanout = Fanout::new(self.client.clone(), seq, kind, nodes.len());
+        let fanout = Fanout::new(self.client.clone(), seq, kind, nodes.len(), self.resp3);
         for (index, addr) in nodes.into_iter().enumerate() {
             let mut req =
                 Request::new(bytes.clone(), Target::Node(addr), readonly, readonly, self.ctx.now());
             req.ack = ack;
+            req.resp3 = self.resp3;
             self.ctx.dispatch(req, Sink::Part { fanout: fanout.clone(), index });
         }
     }
@@ -505,7 +507,8 @@ impl Session {
         command.extend((2..args.count()).map(|i| args.arg(i)));
         let mut bytes = Vec::new();
         write::command(&mut bytes, &command);
-        let req = Request::new(bytes.into(), Target::Node(addr), true, true, self.ctx.now());
+        let mut req = Request::new(bytes.into(), Target::Node(addr), true, true, self.ctx.now());
+        req.resp3 = self.resp3;
         let sink = Sink::Scan { client: self.client.clone(), seq, index, masters: masters.len() };
         self.ctx.dispatch(req, sink);
     }
@@ -568,6 +571,7 @@ impl Session {
         let readonly = info.flags.readonly;
         let mut req = Request::new(frame, Target::Node(addr), readonly, readonly, self.ctx.now());
         req.command = Some(info.id);
+        req.resp3 = self.resp3;
         self.ctx.dispatch(req, self.sink(seq));
     }
 
@@ -666,7 +670,7 @@ impl Session {
             };
             map.addr(master).to_string()
         };
-        let backend = self.ctx.private_backend(&addr);
+        let backend = self.ctx.private_backend(&addr, self.resp3);
         if tx.multi {
             backend.send_raw(b"*1\r\n$5\r\nMULTI\r\n", Sink::Discard);
         }
@@ -712,7 +716,10 @@ impl Session {
             }
             Local::Command => {
                 let table = &self.ctx.shared.table;
-                if argc == 1 {
+                if argc == 1 && self.resp3 {
+                    // The node's own RESP3 reply (flags are sets, and so on).
+                    return self.any_master(seq, info, frame);
+                } else if argc == 1 {
                     out.extend_from_slice(&table.raw_reply);
                 } else if args.arg(1).eq_ignore_ascii_case(b"COUNT") {
                     write::integer(&mut out, table.top_level_count() as i64);
@@ -765,6 +772,10 @@ impl Session {
                 return Err(format!("ERR Syntax error in HELLO option '{shown}'"));
             }
         }
+        if resp3 != self.resp3 {
+            // Connections for blocking commands speak the old protocol: new ones as needed.
+            self.blocking.drain().for_each(|(_, backend)| backend.retire());
+        }
         self.resp3 = resp3;
         let version = self.ctx.shared.redis_version();
         let fields: [(&str, HelloValue); 7] = [
@@ -808,6 +819,7 @@ impl Session {
             }
             b"GETNAME" => match &self.name {
                 Some(name) => write::bulk(out, name),
+                None if self.resp3 => write::null(out),
                 None => write::null_bulk(out),
             },
             b"ID" => write::integer(out, self.client.id as i64),
@@ -816,13 +828,14 @@ impl Session {
                 let mut line = String::new();
                 let now_ms = self.ctx.shared.clients.ms_since_start(Instant::now());
                 self.entry.line(now_ms, &self.ctx.shared.table, &mut line);
-                write::bulk(out, line.as_bytes());
+                crate::fanout::write_text(out, line.as_bytes(), self.resp3);
             }
             b"LIST" => {
                 self.publish_state(self.ctx.now());
                 let filter = client_list_filter(args)?;
                 let shared = &self.ctx.shared;
-                write::bulk(out, shared.clients.list(&shared.table, &filter).as_bytes());
+                let list = shared.clients.list(&shared.table, &filter);
+                crate::fanout::write_text(out, list.as_bytes(), self.resp3);
             }
             b"SETINFO" | b"NO-EVICT" | b"NO-TOUCH" => write::simple(out, b"OK"),
             b"REPLY" => return Err("ERR redkeep proxy does not support CLIENT REPLY".into()),

@@ -46,6 +46,9 @@ pub struct Request {
     /// With `--write-ack replica`: a write whose reply waits until a replica confirmed it
     /// (see [`Backend::send`]).
     pub ack: bool,
+    /// The client speaks RESP3 (after `HELLO 3`): sent on a RESP3 connection, so that the
+    /// node's reply is already in the client's protocol.
+    pub resp3: bool,
 }
 
 impl Request {
@@ -66,6 +69,7 @@ impl Request {
             received,
             command: None,
             ack: false,
+            resp3: false,
         }
     }
 }
@@ -123,16 +127,25 @@ pub struct Fanout {
     client: Rc<Client>,
     seq: u64,
     kind: MergeKind,
+    /// The merged reply is built in RESP3.
+    resp3: bool,
     parts: Vec<Vec<u8>>,
     left: usize,
 }
 
 impl Fanout {
-    pub fn new(client: Rc<Client>, seq: u64, kind: MergeKind, parts: usize) -> Rc<RefCell<Fanout>> {
+    pub fn new(
+        client: Rc<Client>,
+        seq: u64,
+        kind: MergeKind,
+        parts: usize,
+        resp3: bool,
+    ) -> Rc<RefCell<Fanout>> {
         Rc::new(RefCell::new(Fanout {
             client,
             seq,
             kind,
+            resp3,
             parts: vec![Vec::new(); parts],
             left: parts,
         }))
@@ -143,7 +156,7 @@ impl Fanout {
         f.parts[index] = frame.to_vec();
         f.left -= 1;
         if f.left == 0 {
-            let reply = merge(&f.kind, &f.parts);
+            let reply = merge(&f.kind, &f.parts, f.resp3);
             f.client.deliver(f.seq, &reply);
         }
     }
@@ -154,7 +167,8 @@ pub struct Ctx {
     pub shared: Arc<Shared>,
     map: RefCell<SlotMap>,
     epoch: Cell<u64>,
-    backends: RefCell<FastMap<String, Rc<Backend>>>,
+    /// Shared connections by node: `[RESP2, RESP3]`.
+    backends: [RefCell<FastMap<String, Rc<Backend>>>; 2],
     /// The time of the current read event: one clock read per event, not per request.
     now: Cell<Instant>,
     /// This worker's statistics blocks.
@@ -174,7 +188,7 @@ impl Ctx {
         Rc::new(Ctx {
             map: RefCell::new(map),
             epoch: Cell::new(epoch),
-            backends: RefCell::new(FastMap::default()),
+            backends: Default::default(),
             now: Cell::new(Instant::now()),
             commands,
             node_stats: RefCell::new(FastMap::default()),
@@ -229,7 +243,7 @@ impl Ctx {
                     })
                 }
             };
-            node.map(|(addr, readonly)| self.backend(addr, readonly))
+            node.map(|(addr, readonly)| self.backend(addr, readonly, req.resp3))
         };
         match backend {
             Some(backend) => backend.send(Pending { req, sink }),
@@ -241,20 +255,22 @@ impl Ctx {
         }
     }
 
-    /// The shared connection to `addr`, made on first use and after it broke.
-    fn backend(self: &Rc<Self>, addr: &str, readonly: bool) -> Rc<Backend> {
-        if let Some(backend) = self.backends.borrow().get(addr) {
+    /// The shared connection to `addr` in the protocol of `resp3`, made on first use and
+    /// after it broke.
+    fn backend(self: &Rc<Self>, addr: &str, readonly: bool, resp3: bool) -> Rc<Backend> {
+        let backends = &self.backends[usize::from(resp3)];
+        if let Some(backend) = backends.borrow().get(addr) {
             return backend.clone();
         }
-        let backend = Backend::new(addr, Mode::Shared, readonly, self.wait.clone());
-        self.backends.borrow_mut().insert(addr.to_string(), backend.clone());
+        let backend = Backend::new(addr, Mode::Shared, readonly, resp3, self.wait.clone());
+        backends.borrow_mut().insert(addr.to_string(), backend.clone());
         tokio::task::spawn_local(backend.clone().run(self.clone()));
         backend
     }
 
-    /// A connection of one client's own to `addr`.
-    pub fn private_backend(self: &Rc<Self>, addr: &str) -> Rc<Backend> {
-        let backend = Backend::new(addr, Mode::Private, false, self.wait.clone());
+    /// A connection of one client's own to `addr`, in the client's protocol.
+    pub fn private_backend(self: &Rc<Self>, addr: &str, resp3: bool) -> Rc<Backend> {
+        let backend = Backend::new(addr, Mode::Private, false, resp3, self.wait.clone());
         tokio::task::spawn_local(backend.clone().run(self.clone()));
         backend
     }
@@ -265,14 +281,15 @@ impl Ctx {
         addr: &str,
         subscriber: crate::pubsub::Subscriber,
     ) -> Rc<Backend> {
-        let backend = Backend::new(addr, Mode::PubSub, false, Bytes::new());
+        // RESP2: the subscriber turns its frames into RESP3 pushes when the client wants them.
+        let backend = Backend::new(addr, Mode::PubSub, false, false, Bytes::new());
         *backend.subscriber.borrow_mut() = Some(subscriber);
         tokio::task::spawn_local(backend.clone().run(self.clone()));
         backend
     }
 
     pub fn forget_backend(&self, backend: &Backend) {
-        let mut backends = self.backends.borrow_mut();
+        let mut backends = self.backends[usize::from(backend.resp3)].borrow_mut();
         if backends.get(&backend.addr).is_some_and(|b| std::ptr::eq(b.as_ref(), backend)) {
             backends.remove(&backend.addr);
         }
@@ -326,7 +343,7 @@ impl Ctx {
             }
             Redirect::Ask { addr, .. } => {
                 Stats::add(&self.shared.stats.ask, 1);
-                let backend = self.backend(&addr, false);
+                let backend = self.backend(&addr, false, pending.req.resp3);
                 backend.send_raw(b"*1\r\n$6\r\nASKING\r\n", Sink::Discard);
                 backend.send(pending);
             }

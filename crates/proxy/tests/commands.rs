@@ -464,3 +464,74 @@ async fn client_list_shows_every_client_of_every_worker_thread() {
     assert_eq!(client_list(&mut c, &[]).await.len(), 2);
     proxy.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_hello_3_replies_are_resp3_as_redis_gives_them() {
+    let (cluster, proxy) = cluster_and_proxy().await;
+    let mut conn = Conn::connect(proxy.local_addr).await;
+    let mut node = Conn::connect(master_of(&cluster, "{r3}").await.as_str()).await;
+    for c in [&mut conn, &mut node] {
+        assert!(matches!(c.call(&["HELLO", "3"]).await, Value::Map(_)));
+    }
+    for setup in [
+        &["HSET", "{r3}h", "a", "1", "b", "2"][..],
+        &["ZADD", "{r3}z", "1.5", "m", "2", "n"],
+        &["SADD", "{r3}s", "x", "y"],
+    ] {
+        assert!(matches!(conn.call(setup).await, Value::Integer(2)), "{setup:?}");
+    }
+    // Through the proxy, byte for byte what the node itself says in RESP3.
+    let same: [&[&str]; 11] = [
+        &["HGETALL", "{r3}h"],
+        &["ZSCORE", "{r3}z", "m"],
+        &["ZRANGE", "{r3}z", "0", "-1", "WITHSCORES"],
+        &["SMEMBERS", "{r3}s"],
+        &["GET", "{r3}missing"],
+        &["BLPOP", "{r3}nolist", "0.01"],
+        &["CONFIG", "GET", "maxmemory-policy"],
+        &["COMMAND", "INFO", "get"],
+        &["MULTI"],
+        &["HGETALL", "{r3}h"],
+        &["EXEC"],
+    ];
+    for command in same {
+        let direct = node.call_bytes(command).await;
+        let proxied = conn.call_bytes(command).await;
+        assert_eq!(
+            String::from_utf8_lossy(&proxied),
+            String::from_utf8_lossy(&direct),
+            "{command:?}"
+        );
+    }
+    assert!(conn.call_bytes(&["HGETALL", "{r3}h"]).await.starts_with(b"%2\r\n"));
+    // The whole table (in each node's own order): the node's RESP3 reply, with flags as sets.
+    let table = conn.call_bytes(&["COMMAND"]).await;
+    assert!(table.starts_with(b"*") && table.windows(3).any(|w| w == b"\r\n~"), "COMMAND");
+    assert_eq!(conn.call_bytes(&["ZSCORE", "{r3}z", "m"]).await, b",1.5\r\n");
+
+    // Replies the proxy builds or merges are in RESP3 too.
+    let keys = keys_on_every_master(3, 1);
+    let mset: Vec<&str> = ["MSET", &keys[0], "v0", &keys[2], "v2"].to_vec();
+    assert_eq!(conn.call_bytes(&mset).await, b"+OK\r\n");
+    let mget = conn.call_bytes(&["MGET", &keys[0], &keys[1], &keys[2]]).await;
+    assert_eq!(mget, b"*3\r\n$2\r\nv0\r\n_\r\n$2\r\nv2\r\n", "nulls of RESP3 in a split MGET");
+    assert_eq!(conn.call_bytes(&["CLIENT", "GETNAME"]).await, b"_\r\n");
+    for text_reply in [&["INFO"][..], &["CLIENT", "INFO"], &["CLIENT", "LIST"]] {
+        let reply = conn.call_bytes(text_reply).await;
+        assert!(
+            reply.starts_with(b"=") && reply.windows(6).any(|w| w == b"\r\ntxt:"),
+            "{text_reply:?}"
+        );
+    }
+    assert!(matches!(conn.call(&["DBSIZE"]).await, Value::Integer(5)));
+
+    // HELLO 2 on the same connection: RESP2 again, as from the node.
+    for c in [&mut conn, &mut node] {
+        assert!(matches!(c.call(&["HELLO", "2"]).await, Value::Array(_)));
+    }
+    for command in [&["HGETALL", "{r3}h"][..], &["ZSCORE", "{r3}z", "m"], &["GET", "{r3}missing"]] {
+        assert_eq!(conn.call_bytes(command).await, node.call_bytes(command).await, "{command:?}");
+    }
+    assert_eq!(conn.call_bytes(&["MGET", &keys[1]]).await, b"*1\r\n$-1\r\n");
+    proxy.shutdown().await;
+}

@@ -282,13 +282,6 @@ async fn reads_go_to_replicas_when_asked_and_writes_to_masters() {
     proxy.shutdown().await;
 }
 
-/// The master serving `key`, as the cluster reports it.
-async fn master_of(cluster: &deploy::testing::TestCluster, key: &str) -> String {
-    let topology = cluster::ops::topology_of(&cluster.addrs()[0]).await.unwrap();
-    let slot = cluster::key_slot(key.as_bytes());
-    topology.masters().find(|m| m.slots.iter().any(|r| r.contains(slot))).unwrap().addr()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_answers_what_clients_sent_and_refuses_new_connections() {
     let cluster = deploy::testing::TestCluster::start(3, 1).await;

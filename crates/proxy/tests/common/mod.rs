@@ -69,6 +69,27 @@ impl Conn {
         tokio::time::timeout(wait, self.reply_or_eof()).await.ok().flatten()
     }
 
+    /// The next reply as the bytes that came (to compare protocols exactly).
+    pub async fn reply_bytes(&mut self) -> Vec<u8> {
+        let read = async {
+            loop {
+                if let Some(len) = resp::frame_len(&self.buf, &Limits::default()).expect("RESP") {
+                    return self.buf.drain(..len).collect();
+                }
+                self.buf.reserve(64 * 1024);
+                assert!(self.stream.read_buf(&mut self.buf).await.unwrap_or(0) > 0, "closed");
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), read).await.expect("a reply within 30 s")
+    }
+
+    /// The raw reply to `args`.
+    pub async fn call_bytes(&mut self, args: &[&str]) -> Vec<u8> {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.send(&args).await;
+        self.reply_bytes().await
+    }
+
     /// The next reply, or `None` when the proxy closed the connection.
     pub async fn reply_or_eof(&mut self) -> Option<Value> {
         loop {
@@ -91,6 +112,13 @@ impl Conn {
         self.send(&args).await;
         self.reply().await
     }
+}
+
+/// The master serving `key`, as the cluster reports it.
+pub async fn master_of(cluster: &TestCluster, key: &str) -> String {
+    let topology = cluster::ops::topology_of(&cluster.addrs()[0]).await.unwrap();
+    let slot = cluster::key_slot(key.as_bytes());
+    topology.masters().find(|m| m.slots.iter().any(|r| r.contains(slot))).unwrap().addr()
 }
 
 pub fn bulk(text: &str) -> Value {
