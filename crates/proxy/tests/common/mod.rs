@@ -37,7 +37,10 @@ pub struct Conn {
 
 impl Conn {
     pub async fn connect(addr: impl tokio::net::ToSocketAddrs) -> Conn {
-        let stream = TcpStream::connect(addr).await.expect("connects");
+        Conn::from_stream(TcpStream::connect(addr).await.expect("connects"))
+    }
+
+    pub fn from_stream(stream: TcpStream) -> Conn {
         Conn { stream, buf: Vec::new() }
     }
 
