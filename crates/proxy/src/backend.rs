@@ -4,12 +4,19 @@
 //! same step, so the n-th reply read belongs to the n-th pending entry. The writer sends the
 //! whole buffer at once (one write for everything queued during a read event); the reader
 //! scans reply frames and hands each, as the bytes the node sent, to its entry's sink.
+//!
+//! With `--write-ack replica`, a write's request is marked `ack`: a `WAIT 1 <timeout>` follows
+//! it on the same connection, and its successful reply is held until WAIT's reply says whether
+//! a replica has it. On a shared connection one WAIT closes each write buffer that holds a
+//! write (WAIT counts every earlier write of the connection, so it covers them all); on a
+//! private one it follows each write at once, so that it never lands inside the client's
+//! MULTI or behind its next blocking command.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use resp::Scanner;
 use std::sync::atomic::Ordering::Relaxed;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,6 +43,9 @@ pub struct Backend {
     pub mode: Mode,
     /// A replica connection for reads (`READONLY` sent first).
     pub readonly: bool,
+    /// Speaks RESP3 (`HELLO 3` was sent first): replies are in the protocol of the clients
+    /// that said `HELLO 3`, as bytes to pass on.
+    pub resp3: bool,
     queue: RefCell<BytesMut>,
     pending: RefCell<VecDeque<Pending>>,
     wake: Notify,
@@ -48,16 +58,24 @@ pub struct Backend {
     broken: Cell<bool>,
     /// For [`Mode::PubSub`]: who gets the frames, and what they say about subscriptions.
     pub subscriber: RefCell<Option<crate::pubsub::Subscriber>>,
+    /// `WAIT 1 <timeout>`, sent after writes marked `ack`.
+    wait: Bytes,
+    /// A write marked `ack` is queued and no WAIT follows it yet (shared connections: the
+    /// writer adds one before it sends the buffer).
+    wait_due: Cell<bool>,
+    /// Writes whose successful reply is in, waiting for the reply of the WAIT after them.
+    held: RefCell<Vec<(Pending, Vec<u8>)>>,
 }
 
 impl Backend {
-    /// A connection to `addr`, connected by [`Backend::run`]. A replica used for reads gets
-    /// `READONLY` first.
-    pub fn new(addr: &str, mode: Mode, readonly: bool) -> Rc<Backend> {
+    /// A connection to `addr`, connected by [`Backend::run`]. A RESP3 one gets `HELLO 3`
+    /// first, a replica used for reads `READONLY` (their replies are dropped).
+    pub fn new(addr: &str, mode: Mode, readonly: bool, resp3: bool, wait: Bytes) -> Rc<Backend> {
         let backend = Rc::new(Backend {
             addr: addr.to_string(),
             mode,
             readonly,
+            resp3,
             queue: RefCell::new(BytesMut::with_capacity(16 * 1024)),
             pending: RefCell::new(VecDeque::new()),
             wake: Notify::new(),
@@ -66,7 +84,13 @@ impl Backend {
             closed: Cell::new(false),
             broken: Cell::new(false),
             subscriber: RefCell::new(None),
+            wait,
+            wait_due: Cell::new(false),
+            held: RefCell::new(Vec::new()),
         });
+        if resp3 {
+            backend.send_raw(b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n", Sink::Discard);
+        }
         if readonly {
             backend.send_raw(b"*1\r\n$8\r\nREADONLY\r\n", Sink::Discard);
         }
@@ -77,10 +101,25 @@ impl Backend {
         self.broken.get()
     }
 
-    /// Queues a request; its reply goes to `pending.sink`.
+    /// Queues a request; its reply goes to `pending.sink` (for a request marked `ack`, once
+    /// the WAIT after it answered).
     pub fn send(&self, pending: Pending) {
+        let ack = pending.req.ack;
         self.queue_bytes(&pending.req.bytes);
         self.pending.borrow_mut().push_back(pending);
+        if ack {
+            match self.mode {
+                Mode::Shared => self.wait_due.set(true),
+                _ => self.push_wait(),
+            }
+        }
+    }
+
+    /// Appends `WAIT` to the queue (never empty here: a write was just queued before it, or
+    /// the writer is about to send the buffer, so no wake-up is needed).
+    fn push_wait(&self) {
+        self.queue.borrow_mut().extend_from_slice(&self.wait);
+        self.pending.borrow_mut().push_back(Pending::internal(Sink::Wait));
     }
 
     /// Queues bytes whose reply goes to `sink` and is not a client request (ASKING, READONLY).
@@ -141,6 +180,9 @@ impl Backend {
             loop {
                 self.wake.notified().await;
                 loop {
+                    if self.wait_due.replace(false) {
+                        self.push_wait();
+                    }
                     std::mem::swap(&mut *self.queue.borrow_mut(), &mut spare);
                     if spare.is_empty() {
                         break;
@@ -179,10 +221,27 @@ impl Backend {
                         stats.errors.fetch_add(1, Relaxed);
                     }
                     stats.latency.record(now.saturating_duration_since(pending.req.received));
+                    if matches!(pending.sink, Sink::Wait) {
+                        let held = std::mem::take(&mut *self.held.borrow_mut());
+                        if !held.is_empty() {
+                            ctx.on_wait_reply(&self, held, frame);
+                        }
+                        continue;
+                    }
+                    if pending.req.ack && frame.first() != Some(&b'-') {
+                        // Answered once the WAIT after it says a replica has it. An error
+                        // (a redirect, TRYAGAIN, ...) is handled at once; WAIT's reply then
+                        // has nothing to decide.
+                        self.held.borrow_mut().push((pending, frame.to_vec()));
+                        continue;
+                    }
                     ctx.on_reply(&self, pending, frame);
                 }
                 buf.advance(at);
-                if self.retiring.get() && self.pending.borrow().is_empty() {
+                if self.retiring.get()
+                    && self.pending.borrow().is_empty()
+                    && self.held.borrow().is_empty()
+                {
                     return Ok(());
                 }
                 if buf.capacity() - buf.len() < 4096 {
@@ -217,6 +276,10 @@ impl Backend {
             subscriber.lost(&self.addr, reason);
         }
         self.queue.borrow_mut().clear();
+        self.wait_due.set(false);
+        // Writes that ran but whose WAIT reply is lost come first: they were sent first.
+        let held = std::mem::take(&mut *self.held.borrow_mut());
+        ctx.on_wait_lost(self, held, reason);
         let pending: Vec<Pending> = self.pending.borrow_mut().drain(..).collect();
         for p in pending {
             ctx.on_lost(self, p, maybe_sent, reason);

@@ -115,6 +115,10 @@ pub struct CommandInfo {
     pub key_step: i32,
     pub flags: Flags,
     pub route: Route,
+    /// May change data, so `--write-ack replica` waits for a replica to confirm it: flagged
+    /// `write`, or a keyed command that is not `readonly` (EVAL, EVALSHA and FCALL carry
+    /// neither flag, and a script may write; EVAL_RO and FCALL_RO are read-only).
+    pub writes: bool,
 }
 
 /// The `COMMAND` flags the proxy acts on.
@@ -266,10 +270,15 @@ fn parse_entry(entry: &Value) -> Result<CommandInfo, TableError> {
         key_step: int(5)?,
         flags,
         route: Route::Keyed,
+        writes: false,
         id: 0,
         name,
     };
     info.route = route_of(&info);
+    info.writes = flags.write
+        || (!flags.readonly
+            && !flags.pubsub
+            && matches!(info.route, Route::Keyed | Route::Split(_) | Route::Blocking));
     Ok(info)
 }
 
@@ -545,5 +554,27 @@ mod tests {
         assert!(matches!(route("MIGRATE h 1 k 0 0"), Route::Unsupported(_)));
         assert!(matches!(route("LASTSAVE"), Route::Unsupported(_)));
         assert_eq!(route("MSETNX a 1 b 2"), Route::Keyed);
+    }
+
+    #[test]
+    fn writes_and_scripts_are_writes_and_reads_are_not() {
+        let table = CommandTable::builtin();
+        let writes = |line: &str| {
+            let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+            table.lookup(args.as_slice()).unwrap().writes
+        };
+        for line in ["SET k v", "MSET a 1", "DEL a", "UNLINK a", "INCR k", "BLMOVE a b LEFT LEFT 0"]
+        {
+            assert!(writes(line), "{line}");
+        }
+        for line in ["EVAL s 1 k", "EVALSHA s 0", "FCALL f 1 k", "FLUSHALL"] {
+            assert!(writes(line), "{line}");
+        }
+        for line in ["GET k", "MGET a", "EXISTS a", "EVAL_RO s 1 k", "FCALL_RO f 1 k"] {
+            assert!(!writes(line), "{line}");
+        }
+        for line in ["PUBLISH c m", "SPUBLISH c m", "WATCH k", "CONFIG SET a b", "PING", "EXEC"] {
+            assert!(!writes(line), "{line}");
+        }
     }
 }

@@ -16,6 +16,19 @@ pub enum ReadFrom {
     Replica,
 }
 
+/// When a write is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteAck {
+    /// As soon as the master ran it, as Redis does: a write acknowledged just before its
+    /// master fails may be lost (replication is asynchronous).
+    #[default]
+    Master,
+    /// Only once a replica of its master confirmed it (`WAIT 1 <timeout>` on the connection
+    /// that wrote). A write no replica confirmed in time gets a `NOREPLICAACK` error, though
+    /// it ran on the master. Costs a replica round trip per write batch.
+    Replica,
+}
+
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     /// Nodes to learn the cluster from; any one that answers is enough.
@@ -37,6 +50,10 @@ pub struct ProxyConfig {
     pub health_interval: Duration,
     pub connect_timeout: Duration,
     pub read_from: ReadFrom,
+    pub write_ack: WriteAck,
+    /// With [`WriteAck::Replica`], how long a write waits for a replica's confirmation
+    /// (`WAIT`'s timeout; at least 1 ms, as `WAIT 1 0` would wait forever).
+    pub write_ack_timeout: Duration,
     /// FLUSHALL/FLUSHDB reach every master; off makes them an error.
     pub allow_flush: bool,
     /// CONFIG SET reaches every node; off makes it an error.
@@ -61,6 +78,8 @@ impl ProxyConfig {
             health_interval: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             read_from: ReadFrom::Master,
+            write_ack: WriteAck::Master,
+            write_ack_timeout: Duration::from_secs(1),
             allow_flush: true,
             allow_config_set: true,
             drain_timeout: Duration::from_secs(5),

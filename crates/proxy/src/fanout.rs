@@ -21,15 +21,17 @@ pub enum MergeKind {
     },
 }
 
-/// The client's reply from every part's reply frame (`parts[i]` is one whole frame).
-pub fn merge(kind: &MergeKind, parts: &[Vec<u8>]) -> Vec<u8> {
+/// The client's reply from every part's reply frame (`parts[i]` is one whole frame), in the
+/// client's protocol (`resp3`: the parts came from RESP3 connections too).
+pub fn merge(kind: &MergeKind, parts: &[Vec<u8>], resp3: bool) -> Vec<u8> {
     if let Some(error) = parts.iter().find(|p| p.first() == Some(&b'-')) {
         return error.clone();
     }
     let mut out = Vec::new();
     match kind {
         MergeKind::Values { positions, total } => {
-            let mut values: Vec<&[u8]> = vec![b"$-1\r\n"; *total];
+            let null: &[u8] = if resp3 { b"_\r\n" } else { b"$-1\r\n" };
+            let mut values: Vec<&[u8]> = vec![null; *total];
             for (part, keys) in parts.iter().zip(positions) {
                 let Some(elements) = elements(part) else { return unexpected(part) };
                 if elements.len() != keys.len() {
@@ -96,10 +98,22 @@ pub fn merge(kind: &MergeKind, parts: &[Vec<u8>]) -> Vec<u8> {
         MergeKind::Info { proxy_section } => {
             let mut text = proxy_section.clone();
             text.extend_from_slice(&keyspace_summed(parts));
-            write::bulk(&mut out, &text);
+            write_text(&mut out, &text, resp3);
         }
     }
     out
+}
+
+/// Text as Redis sends INFO and CLIENT LIST: a bulk string in RESP2, a verbatim string
+/// (`txt`) in RESP3.
+pub fn write_text(out: &mut Vec<u8>, text: &[u8], resp3: bool) {
+    if resp3 {
+        out.extend_from_slice(format!("={}\r\ntxt:", text.len() + 4).as_bytes());
+        out.extend_from_slice(text);
+        out.extend_from_slice(b"\r\n");
+    } else {
+        write::bulk(out, text);
+    }
 }
 
 /// Bits of a proxy SCAN cursor that say which master is being scanned (up to 256 masters); the
@@ -217,26 +231,27 @@ mod tests {
     #[test]
     fn mget_parts_are_put_back_in_key_order() {
         let kind = MergeKind::Values { positions: vec![vec![0, 2], vec![1]], total: 3 };
-        let reply = merge(&kind, &parts(&["*2\r\n$1\r\na\r\n$-1\r\n", "*1\r\n$1\r\nb\r\n"]));
+        let reply = merge(&kind, &parts(&["*2\r\n$1\r\na\r\n$-1\r\n", "*1\r\n$1\r\nb\r\n"]), false);
         assert_eq!(reply, b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$-1\r\n");
     }
 
     #[test]
     fn counts_add_up_and_the_first_error_wins() {
         let count = MergeKind::Split(Split::Count);
-        assert_eq!(merge(&count, &parts(&[":1\r\n", ":2\r\n"])), b":3\r\n");
-        assert_eq!(merge(&count, &parts(&[":1\r\n", "-ERR x\r\n"])), b"-ERR x\r\n");
+        assert_eq!(merge(&count, &parts(&[":1\r\n", ":2\r\n"]), false), b":3\r\n");
+        assert_eq!(merge(&count, &parts(&[":1\r\n", "-ERR x\r\n"]), false), b"-ERR x\r\n");
         let ok = MergeKind::Split(Split::Ok);
-        assert_eq!(merge(&ok, &parts(&["+OK\r\n", "+OK\r\n"])), b"+OK\r\n");
+        assert_eq!(merge(&ok, &parts(&["+OK\r\n", "+OK\r\n"]), true), b"+OK\r\n");
     }
 
     #[test]
     fn arrays_concatenate_and_script_exists_needs_every_master() {
         let concat = MergeKind::Merge(Merge::Concat);
-        let reply = merge(&concat, &parts(&["*1\r\n$1\r\na\r\n", "*0\r\n", "*1\r\n$1\r\nb\r\n"]));
+        let reply =
+            merge(&concat, &parts(&["*1\r\n$1\r\na\r\n", "*0\r\n", "*1\r\n$1\r\nb\r\n"]), false);
         assert_eq!(reply, b"*2\r\n$1\r\na\r\n$1\r\nb\r\n");
         let all = MergeKind::Merge(Merge::AllTrue);
-        let reply = merge(&all, &parts(&["*2\r\n:1\r\n:1\r\n", "*2\r\n:1\r\n:0\r\n"]));
+        let reply = merge(&all, &parts(&["*2\r\n:1\r\n:1\r\n", "*2\r\n:1\r\n:0\r\n"]), false);
         assert_eq!(reply, b"*2\r\n:1\r\n:0\r\n");
     }
 
@@ -262,9 +277,26 @@ mod tests {
     fn info_sums_the_keyspace() {
         let kind = MergeKind::Info { proxy_section: b"# Proxy\r\nx:1\r\n\r\n".to_vec() };
         let node = |k| format!("$40\r\n# Keyspace\r\ndb0:keys={k},expires=1,avg_ttl=0\r\n\r\n");
-        let reply = merge(&kind, &parts(&[&node(2), &node(3)]));
+        let reply = merge(&kind, &parts(&[&node(2), &node(3)]), false);
         let text = String::from_utf8(reply).unwrap();
         assert!(text.contains("# Proxy\r\nx:1"), "{text}");
         assert!(text.contains("db0:keys=5,expires=2"), "{text}");
+        // RESP3: the nodes' verbatim strings in, a verbatim string out.
+        let node3 =
+            |k| format!("=44\r\ntxt:# Keyspace\r\ndb0:keys={k},expires=1,avg_ttl=0\r\n\r\n");
+        let reply = merge(&kind, &parts(&[&node3(2), &node3(3)]), true);
+        let text = String::from_utf8(reply).unwrap();
+        assert!(text.starts_with('=') && text.contains("\r\ntxt:# Proxy\r\n"), "{text}");
+        assert!(text.contains("db0:keys=5,expires=2"), "{text}");
+    }
+
+    #[test]
+    fn mget_fills_missing_values_with_the_clients_null() {
+        let kind = MergeKind::Values { positions: vec![vec![0], vec![2]], total: 3 };
+        // Key 1 is in no part (as if no node answered for it): it reads as a null.
+        let resp3 = parts(&["*1\r\n_\r\n", "*1\r\n$1\r\nc\r\n"]);
+        assert_eq!(merge(&kind, &resp3, true), b"*3\r\n_\r\n_\r\n$1\r\nc\r\n");
+        let resp2 = parts(&["*1\r\n$-1\r\n", "*1\r\n$1\r\nc\r\n"]);
+        assert_eq!(merge(&kind, &resp2, false), b"*3\r\n$-1\r\n$-1\r\n$1\r\nc\r\n");
     }
 }

@@ -36,14 +36,25 @@ pub async fn check_loop(shared: Arc<Shared>, interval: Duration) {
     let mut conns: HashMap<String, AdminConn> = HashMap::new();
     loop {
         let map = shared.map();
+        let mut lowest_version: Option<String> = None;
         for node in &map.nodes {
             let result =
                 tokio::time::timeout(CHECK_TIMEOUT * 3, check(&mut conns, &node.addr)).await;
             let result = result.unwrap_or_else(|_| Err("the check timed out".to_string()));
+            if let Ok(checked) = &result
+                && let Some(version) = info_field(&checked.info, "redis_version")
+                && lowest_version.as_deref().is_none_or(|v| version_key(version) < version_key(v))
+            {
+                lowest_version = Some(version.to_string());
+            }
             record(&shared, &node.addr, result);
             if shared.shutdown.is_cancelled() {
                 return;
             }
+        }
+        // During a rolling upgrade the nodes differ: clients should expect the oldest.
+        if let Some(version) = lowest_version {
+            shared.set_redis_version(&version);
         }
         conns.retain(|addr, _| map.index_of(addr).is_some());
         tokio::select! {
@@ -51,6 +62,11 @@ pub async fn check_loop(shared: Arc<Shared>, interval: Duration) {
             _ = shared.shutdown.cancelled() => return,
         }
     }
+}
+
+/// `7.0.15` as numbers, for comparing versions.
+fn version_key(version: &str) -> Vec<u64> {
+    version.split('.').map(|part| part.parse().unwrap_or(0)).collect()
 }
 
 struct Checked {
@@ -135,4 +151,16 @@ fn record(shared: &Shared, addr: &str, result: Result<Checked, String>) {
         }
     };
     health.insert(addr.to_string(), entry);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_key;
+
+    #[test]
+    fn versions_compare_as_numbers() {
+        assert!(version_key("7.0.15") < version_key("7.2.4"));
+        assert!(version_key("7.0.9") < version_key("7.0.15"));
+        assert!(version_key("6.2.14") < version_key("7.0.0"));
+    }
 }

@@ -10,6 +10,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod clients;
 pub mod commands;
 pub mod config;
 pub mod fanout;
@@ -35,7 +36,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 pub use commands::CommandTable;
-pub use config::{ProxyConfig, ReadFrom};
+pub use config::{ProxyConfig, ReadFrom, WriteAck};
 pub use shared::{Shared, Stats};
 pub use slotmap::SlotMap;
 
@@ -62,7 +63,7 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Learns the cluster from the seeds, listens, and starts serving.
 pub async fn start(config: ProxyConfig) -> Result<ProxyHandle, StartError> {
-    let (map, table) = learn(&config.seeds).await?;
+    let (map, table, version) = learn(&config.seeds).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|error| StartError::Bind { addr: config.listen, error })?;
@@ -70,6 +71,9 @@ pub async fn start(config: ProxyConfig) -> Result<ProxyHandle, StartError> {
         listener.local_addr().map_err(|error| StartError::Bind { addr: config.listen, error })?;
     let threads = config.threads.max(1);
     let shared = Shared::new(config, table, map);
+    if let Some(version) = version {
+        shared.set_redis_version(&version);
+    }
     let mut senders = Vec::new();
     let mut workers = Vec::new();
     for i in 0..threads {
@@ -104,19 +108,27 @@ impl ProxyHandle {
     }
 }
 
-/// The slot map and the command table, from the first seed that answers.
-async fn learn(seeds: &[String]) -> Result<(SlotMap, CommandTable), StartError> {
+/// The slot map, the command table and the Redis version, from the first seed that answers.
+async fn learn(seeds: &[String]) -> Result<(SlotMap, CommandTable, Option<String>), StartError> {
     let mut tried = Vec::new();
     for seed in seeds {
         match cluster::ops::topology_of(seed).await {
             Ok(topology) => {
                 let table = command_table(seed).await;
-                return Ok((SlotMap::from_topology(&topology), table));
+                let version = redis_version(seed).await;
+                return Ok((SlotMap::from_topology(&topology), table, version));
             }
             Err(e) => tried.push(format!("{seed}: {e}")),
         }
     }
     Err(StartError::NoSeed { tried: tried.join("; ") })
+}
+
+/// `redis_version` from the node's INFO server.
+async fn redis_version(addr: &str) -> Option<String> {
+    let mut conn = AdminConn::connect(addr, ADMIN_TIMEOUT).await.ok()?;
+    let info = tokio::time::timeout(ADMIN_TIMEOUT, conn.info("server")).await.ok()?.ok()?;
+    cluster::admin::info_field(&info, "redis_version").map(str::to_string)
 }
 
 /// The node's own command table, or the built-in one when it cannot be read.

@@ -3,6 +3,7 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -13,6 +14,7 @@ use tokio::net::TcpStream;
 
 use crate::backend::Backend;
 use crate::client::Client;
+use crate::clients::{ClientEntry, Filter};
 use crate::commands::{Args, CommandInfo, Local, Merge, Route, Split, key_positions};
 use crate::fanout::MergeKind;
 use crate::pubsub::Subscriber;
@@ -70,12 +72,14 @@ struct Transaction {
     backend: Option<Rc<Backend>>,
     /// Commands queued after MULTI before any key said which node.
     held: Vec<(Bytes, u64)>,
+    /// A command queued after MULTI may write: with `--write-ack replica`, EXEC waits for a
+    /// replica (the commands inside are only queued; EXEC runs them).
+    writes: bool,
 }
 
 pub struct Session {
     ctx: Rc<Ctx>,
     client: Rc<Client>,
-    peer: String,
     next_seq: u64,
     keys: Vec<usize>,
     resp3: bool,
@@ -89,7 +93,8 @@ pub struct Session {
     /// A SUBSCRIBE waits at the start of the input until every earlier reply is written, so
     /// that no reply of the normal mode lands among Pub/Sub frames.
     waiting_for_replies: bool,
-    created: Instant,
+    /// What CLIENT LIST shows of this client.
+    entry: Arc<ClientEntry>,
 }
 
 /// Serves one client until it leaves, breaks the protocol, or the proxy shuts down.
@@ -98,10 +103,13 @@ pub async fn serve(ctx: Rc<Ctx>, mut stream: TcpStream) {
     let shared = ctx.shared.clone();
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let client = Rc::new(Client::new(shared.next_client_id()));
+    let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+    let entry = Arc::new(ClientEntry::new(client.id, peer, laddr, fd));
+    let _listed = shared.clients.register(entry.clone());
     let mut session = Session {
         ctx,
         client: client.clone(),
-        peer,
         next_seq: 0,
         keys: Vec::with_capacity(16),
         resp3: false,
@@ -111,7 +119,7 @@ pub async fn serve(ctx: Rc<Ctx>, mut stream: TcpStream) {
         blocking: HashMap::new(),
         subscribed: None,
         waiting_for_replies: false,
-        created: Instant::now(),
+        entry,
     };
     let config = &shared.config;
     let mut input = BytesMut::with_capacity(16 * 1024);
@@ -154,6 +162,7 @@ pub async fn serve(ctx: Rc<Ctx>, mut stream: TcpStream) {
                     Ok(_) => {
                         last_activity = session.ctx.tick();
                         session.read_requests(&mut input, &mut parser);
+                        session.publish_state(last_activity);
                     }
                 }
             }
@@ -173,8 +182,26 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 impl Session {
+    /// What CLIENT LIST shows that changes with requests: once per read event.
+    fn publish_state(&self, at: Instant) {
+        let mut flags = 0;
+        if self.subscribed.is_some() {
+            flags |= crate::clients::SUBSCRIBED;
+        }
+        if self.tx.as_ref().is_some_and(|tx| tx.multi) {
+            flags |= crate::clients::IN_MULTI;
+        }
+        let ms = self.ctx.shared.clients.ms_since_start(at);
+        self.entry.set_state(ms, self.resp3, flags);
+    }
+
+    fn set_name(&mut self, name: Option<Vec<u8>>) {
+        self.entry.set_name(name.as_deref());
+        self.name = name;
+    }
+
     fn end(&mut self) {
-        for backend in self.blocking.values() {
+        for (_, backend) in self.blocking.drain() {
             backend.close();
         }
         if let Some(subscriptions) = self.subscribed.take() {
@@ -247,6 +274,9 @@ impl Session {
         let shared = self.ctx.shared.clone();
         let args = ReqArgs { parser, frame: &frame };
         let info = shared.table.lookup(&args);
+        if let Some(info) = info {
+            self.entry.set_command(info.id);
+        }
         if self.subscribed.is_some() {
             return self.subscribed_request(info, &args, frame.clone());
         }
@@ -301,6 +331,8 @@ impl Session {
         let retry_safe = info.flags.readonly || is_idempotent(info, args);
         let mut req = Request::new(bytes, target, info.flags.readonly, retry_safe, self.ctx.now());
         req.command = Some(info.id);
+        req.ack = self.ctx.write_ack && info.writes;
+        req.resp3 = self.resp3;
         req
     }
 
@@ -362,7 +394,7 @@ impl Session {
             },
             other => MergeKind::Split(other),
         };
-        let fanout = Fanout::new(self.client.clone(), seq, kind, groups.len());
+        let fanout = Fanout::new(self.client.clone(), seq, kind, groups.len(), self.resp3);
         let with_values = split == Split::Ok;
         for (index, (slot, key_numbers)) in groups.iter().enumerate() {
             let per_key = if with_values { 2 } else { 1 };
@@ -403,7 +435,7 @@ impl Session {
         let backend = match self.blocking.get(&addr) {
             Some(b) if !b.is_broken() => b.clone(),
             _ => {
-                let b = self.ctx.private_backend(&addr);
+                let b = self.ctx.private_backend(&addr, self.resp3);
                 self.blocking.insert(addr.clone(), b.clone());
                 b
             }
@@ -420,7 +452,8 @@ impl Session {
                 .reply_error(seq, &format!("ERR redkeep: {name} is disabled on this proxy"));
         }
         let masters = self.nodes(false);
-        self.fan_out(seq, masters, frame, MergeKind::Merge(merge), info.flags.readonly);
+        let ack = self.ctx.write_ack && info.writes;
+        self.fan_out(seq, masters, frame, MergeKind::Merge(merge), info.flags.readonly, ack);
     }
 
     /// The serving masters (and with `replicas`, every replica too), in address order.
@@ -436,7 +469,8 @@ impl Session {
         nodes
     }
 
-    /// Sends `bytes` to each of `nodes`; the merged reply goes to the client.
+    /// Sends `bytes` to each of `nodes`; the merged reply goes to the client. With `ack`,
+    /// each part waits for a replica of its node (FLUSHALL with `--write-ack replica`).
     fn fan_out(
         &mut self,
         seq: u64,
@@ -444,14 +478,17 @@ impl Session {
         bytes: Bytes,
         kind: MergeKind,
         readonly: bool,
+        ack: bool,
     ) {
         if nodes.is_empty() {
             return self.reply_error(seq, "CLUSTERDOWN redkeep: no master known yet");
         }
-        let fanout = Fanout::new(self.client.clone(), seq, kind, nodes.len());
+        let fanout = Fanout::new(self.client.clone(), seq, kind, nodes.len(), self.resp3);
         for (index, addr) in nodes.into_iter().enumerate() {
-            let req =
+            let mut req =
                 Request::new(bytes.clone(), Target::Node(addr), readonly, readonly, self.ctx.now());
+            req.ack = ack;
+            req.resp3 = self.resp3;
             self.ctx.dispatch(req, Sink::Part { fanout: fanout.clone(), index });
         }
     }
@@ -470,7 +507,8 @@ impl Session {
         command.extend((2..args.count()).map(|i| args.arg(i)));
         let mut bytes = Vec::new();
         write::command(&mut bytes, &command);
-        let req = Request::new(bytes.into(), Target::Node(addr), true, true, self.ctx.now());
+        let mut req = Request::new(bytes.into(), Target::Node(addr), true, true, self.ctx.now());
+        req.resp3 = self.resp3;
         let sink = Sink::Scan { client: self.client.clone(), seq, index, masters: masters.len() };
         self.ctx.dispatch(req, sink);
     }
@@ -486,7 +524,7 @@ impl Session {
         }
         let masters = self.nodes(false);
         let bytes = Bytes::from_static(b"*2\r\n$4\r\nINFO\r\n$8\r\nkeyspace\r\n");
-        self.fan_out(seq, masters, bytes, MergeKind::Info { proxy_section }, true);
+        self.fan_out(seq, masters, bytes, MergeKind::Info { proxy_section }, true, false);
     }
 
     fn proxy_info(&self) -> String {
@@ -503,6 +541,9 @@ impl Session {
             ("moved_followed", stats.moved.load(Relaxed)),
             ("ask_followed", stats.ask.load(Relaxed)),
             ("retries", stats.retries.load(Relaxed)),
+            ("outcome_unknown", stats.outcome_unknown.load(Relaxed)),
+            ("write_acks_confirmed", stats.acks_confirmed.load(Relaxed)),
+            ("write_acks_missing", stats.acks_missing.load(Relaxed)),
             ("topology_refreshes", stats.topology_refreshes.load(Relaxed)),
             ("cluster_masters", map.serving_masters().len() as u64),
             ("cluster_slots_uncovered", map.uncovered() as u64),
@@ -525,7 +566,7 @@ impl Session {
             return self.reply_error(seq, "ERR redkeep: CONFIG SET is disabled on this proxy");
         }
         let nodes = self.nodes(true);
-        self.fan_out(seq, nodes, frame, MergeKind::Merge(Merge::AllOk), false);
+        self.fan_out(seq, nodes, frame, MergeKind::Merge(Merge::AllOk), false, false);
     }
 
     /// Sends the request as it is to one master (commands whose answer any node gives).
@@ -536,6 +577,7 @@ impl Session {
         let readonly = info.flags.readonly;
         let mut req = Request::new(frame, Target::Node(addr), readonly, readonly, self.ctx.now());
         req.command = Some(info.id);
+        req.resp3 = self.resp3;
         self.ctx.dispatch(req, self.sink(seq));
     }
 
@@ -577,7 +619,8 @@ impl Session {
                 let Some(backend) = self.pin(&mut tx, None) else {
                     return self.reply_error(seq, "CLUSTERDOWN redkeep: no master known yet");
                 };
-                let req = self.request(info, args, frame, Target::Slot(0));
+                let mut req = self.request(info, args, frame, Target::Slot(0));
+                req.ack = self.ctx.write_ack && tx.writes && name == "exec";
                 backend.send(Pending { req, sink: self.sink(seq) });
                 backend.retire();
             }
@@ -600,12 +643,15 @@ impl Session {
             "watch" => self.reply_error(seq, "ERR WATCH inside MULTI is not allowed"),
             _ => {
                 let mut tx = self.tx.take().expect("inside a transaction");
+                tx.writes |= tx.multi && info.writes;
                 if tx.backend.is_none() && slot.is_none() {
                     tx.held.push((frame, seq));
                 } else {
                     match self.pin(&mut tx, slot) {
                         Some(backend) => {
-                            let req = self.request(info, args, frame, Target::Slot(0));
+                            let mut req = self.request(info, args, frame, Target::Slot(0));
+                            // Inside MULTI it is only queued: EXEC waits for the replica.
+                            req.ack &= !tx.multi;
                             backend.send(Pending { req, sink: self.sink(seq) });
                         }
                         None => self.reply_error(seq, "CLUSTERDOWN Hash slot not served"),
@@ -630,7 +676,7 @@ impl Session {
             };
             map.addr(master).to_string()
         };
-        let backend = self.ctx.private_backend(&addr);
+        let backend = self.ctx.private_backend(&addr, self.resp3);
         if tx.multi {
             backend.send_raw(b"*1\r\n$5\r\nMULTI\r\n", Sink::Discard);
         }
@@ -676,7 +722,10 @@ impl Session {
             }
             Local::Command => {
                 let table = &self.ctx.shared.table;
-                if argc == 1 {
+                if argc == 1 && self.resp3 {
+                    // The node's own RESP3 reply (flags are sets, and so on).
+                    return self.any_master(seq, info, frame);
+                } else if argc == 1 {
                     out.extend_from_slice(&table.raw_reply);
                 } else if args.arg(1).eq_ignore_ascii_case(b"COUNT") {
                     write::integer(&mut out, table.top_level_count() as i64);
@@ -695,7 +744,7 @@ impl Session {
             Local::Reset => {
                 self.end();
                 self.resp3 = false;
-                self.name = None;
+                self.set_name(None);
                 write::simple(&mut out, b"RESET");
             }
             Local::Readonly => write::simple(&mut out, b"OK"),
@@ -720,7 +769,7 @@ impl Session {
         while i < args.count() {
             let option = args.arg(i);
             if option.eq_ignore_ascii_case(b"SETNAME") && i + 1 < args.count() {
-                self.name = Some(args.arg(i + 1).to_vec());
+                self.set_name(Some(args.arg(i + 1).to_vec()));
                 i += 2;
             } else if option.eq_ignore_ascii_case(b"AUTH") && i + 2 < args.count() {
                 return Err("ERR redkeep proxy: AUTH is not configured".into());
@@ -729,10 +778,15 @@ impl Session {
                 return Err(format!("ERR Syntax error in HELLO option '{shown}'"));
             }
         }
+        if resp3 != self.resp3 {
+            // Connections for blocking commands speak the old protocol: new ones as needed.
+            self.blocking.drain().for_each(|(_, backend)| backend.retire());
+        }
         self.resp3 = resp3;
+        let version = self.ctx.shared.redis_version();
         let fields: [(&str, HelloValue); 7] = [
             ("server", HelloValue::Text("redis")),
-            ("version", HelloValue::Text("7.0.15")),
+            ("version", HelloValue::Text(&version)),
             ("proto", HelloValue::Int(if resp3 { 3 } else { 2 })),
             ("id", HelloValue::Int(self.client.id as i64)),
             ("mode", HelloValue::Text("standalone")),
@@ -766,24 +820,28 @@ impl Session {
                             .into(),
                     );
                 }
-                self.name = (!name.is_empty()).then(|| name.to_vec());
+                self.set_name((!name.is_empty()).then(|| name.to_vec()));
                 write::simple(out, b"OK");
             }
             b"GETNAME" => match &self.name {
                 Some(name) => write::bulk(out, name),
+                None if self.resp3 => write::null(out),
                 None => write::null_bulk(out),
             },
             b"ID" => write::integer(out, self.client.id as i64),
-            b"INFO" | b"LIST" => {
-                let line = format!(
-                    "id={} addr={} name={} age={} resp={}\n",
-                    self.client.id,
-                    self.peer,
-                    String::from_utf8_lossy(self.name.as_deref().unwrap_or_default()),
-                    self.created.elapsed().as_secs(),
-                    if self.resp3 { 3 } else { 2 },
-                );
-                write::bulk(out, line.as_bytes());
+            b"INFO" => {
+                self.publish_state(self.ctx.now());
+                let mut line = String::new();
+                let now_ms = self.ctx.shared.clients.ms_since_start(Instant::now());
+                self.entry.line(now_ms, &self.ctx.shared.table, &mut line);
+                crate::fanout::write_text(out, line.as_bytes(), self.resp3);
+            }
+            b"LIST" => {
+                self.publish_state(self.ctx.now());
+                let filter = client_list_filter(args)?;
+                let shared = &self.ctx.shared;
+                let list = shared.clients.list(&shared.table, &filter);
+                crate::fanout::write_text(out, list.as_bytes(), self.resp3);
             }
             b"SETINFO" | b"NO-EVICT" | b"NO-TOUCH" => write::simple(out, b"OK"),
             b"REPLY" => return Err("ERR redkeep proxy does not support CLIENT REPLY".into()),
@@ -796,8 +854,42 @@ impl Session {
     }
 }
 
-enum HelloValue {
-    Text(&'static str),
+/// `CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id [id ...]]`.
+fn client_list_filter(args: &ReqArgs) -> Result<Filter, String> {
+    let mut filter = Filter::default();
+    let mut i = 2;
+    while i < args.count() {
+        let option = args.arg(i);
+        if option.eq_ignore_ascii_case(b"TYPE") && i + 1 < args.count() {
+            match args.arg(i + 1).to_ascii_lowercase().as_slice() {
+                b"normal" => filter.subscribed = Some(false),
+                b"pubsub" => filter.subscribed = Some(true),
+                b"master" | b"replica" | b"slave" => filter.none = true,
+                other => {
+                    let shown = String::from_utf8_lossy(other);
+                    return Err(format!("ERR Unknown client type '{shown}'"));
+                }
+            }
+            i += 2;
+        } else if option.eq_ignore_ascii_case(b"ID") && i + 1 < args.count() {
+            i += 1;
+            while i < args.count() {
+                let id = std::str::from_utf8(args.arg(i)).ok().and_then(|t| t.parse().ok());
+                match id {
+                    Some(id) if id > 0 => filter.ids.push(id),
+                    _ => return Err("ERR Invalid client ID".into()),
+                }
+                i += 1;
+            }
+        } else {
+            return Err("ERR syntax error".into());
+        }
+    }
+    Ok(filter)
+}
+
+enum HelloValue<'a> {
+    Text(&'a str),
     Int(i64),
     Empty,
 }
@@ -923,7 +1015,7 @@ impl Session {
                 }
                 self.end();
                 self.resp3 = false;
-                self.name = None;
+                self.set_name(None);
                 self.client.push(b"+RESET\r\n");
             }
             _ => {

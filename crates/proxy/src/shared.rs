@@ -29,7 +29,15 @@ pub struct Shared {
     pub health: std::sync::Mutex<std::collections::HashMap<String, crate::health::NodeHealth>>,
     pub started: Instant,
     next_client_id: AtomicU64,
+    /// Every client, for CLIENT LIST.
+    pub clients: Arc<crate::clients::ClientRegistry>,
+    /// The cluster's Redis version (`redis_version` of INFO), as HELLO reports it: the seed's
+    /// at start, then the lowest of the nodes the health checker reached in its last round.
+    redis_version: RwLock<Arc<str>>,
 }
+
+/// What HELLO says before any node told its version (the built-in command table's).
+pub const FALLBACK_REDIS_VERSION: &str = "7.0.15";
 
 impl Shared {
     pub fn new(config: ProxyConfig, table: CommandTable, map: SlotMap) -> Arc<Shared> {
@@ -45,7 +53,20 @@ impl Shared {
             health: std::sync::Mutex::new(std::collections::HashMap::new()),
             started: Instant::now(),
             next_client_id: AtomicU64::new(1),
+            clients: Arc::default(),
+            redis_version: RwLock::new(FALLBACK_REDIS_VERSION.into()),
         })
+    }
+
+    pub fn redis_version(&self) -> Arc<str> {
+        self.redis_version.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_redis_version(&self, version: &str) {
+        let mut current = self.redis_version.write().unwrap_or_else(|e| e.into_inner());
+        if &**current != version {
+            *current = version.into();
+        }
     }
 
     pub fn epoch(&self) -> u64 {
@@ -88,6 +109,11 @@ pub struct Stats {
     /// Commands whose connection broke after they were sent and that could not be retried.
     pub outcome_unknown: AtomicU64,
     pub protocol_errors: AtomicU64,
+    /// With `--write-ack replica`: writes a replica confirmed before their reply went out.
+    pub acks_confirmed: AtomicU64,
+    /// With `--write-ack replica`: writes that ran on the master but that no replica confirmed
+    /// in time (or whose connection broke before it could), answered with `NOREPLICAACK`.
+    pub acks_missing: AtomicU64,
     pub topology_refreshes: AtomicU64,
     pub backend_connects: AtomicU64,
     pub backend_failures: AtomicU64,

@@ -24,6 +24,8 @@ pub struct ProxySummary {
     pub uptime_secs: u64,
     pub threads: usize,
     pub read_from: &'static str,
+    /// `master` (answered when the master ran it) or `replica` (once a replica confirmed it).
+    pub write_ack: &'static str,
     pub clients_connected: usize,
     pub clients_total: u64,
     pub clients_rejected: u64,
@@ -33,6 +35,9 @@ pub struct ProxySummary {
     pub ask: u64,
     pub retries: u64,
     pub outcome_unknown: u64,
+    /// With `--write-ack replica`: writes a replica confirmed, and writes it did not (in time).
+    pub acks_confirmed: u64,
+    pub acks_missing: u64,
     pub protocol_errors: u64,
     pub topology_refreshes: u64,
     pub backend_connects: u64,
@@ -91,6 +96,10 @@ impl Shared {
                 crate::ReadFrom::Master => "master",
                 crate::ReadFrom::Replica => "replica",
             },
+            write_ack: match self.config.write_ack {
+                crate::WriteAck::Master => "master",
+                crate::WriteAck::Replica => "replica",
+            },
             clients_connected: stats.clients_connected.load(Relaxed),
             clients_total: stats.clients_total.load(Relaxed),
             clients_rejected: stats.clients_rejected.load(Relaxed),
@@ -100,6 +109,8 @@ impl Shared {
             ask: stats.ask.load(Relaxed),
             retries: stats.retries.load(Relaxed),
             outcome_unknown: stats.outcome_unknown.load(Relaxed),
+            acks_confirmed: stats.acks_confirmed.load(Relaxed),
+            acks_missing: stats.acks_missing.load(Relaxed),
             protocol_errors: stats.protocol_errors.load(Relaxed),
             topology_refreshes: stats.topology_refreshes.load(Relaxed),
             backend_connects: stats.backend_connects.load(Relaxed),

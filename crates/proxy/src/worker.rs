@@ -14,7 +14,7 @@ use resp::write;
 
 use crate::backend::{Backend, Mode};
 use crate::client::Client;
-use crate::config::ReadFrom;
+use crate::config::{ReadFrom, WriteAck};
 use crate::fanout::{MergeKind, merge};
 use crate::fasthash::FastMap;
 use crate::metrics::{CommandStats, NodeStats};
@@ -43,6 +43,12 @@ pub struct Request {
     pub received: Instant,
     /// For per-command statistics; `None` for the proxy's own requests and parts.
     pub command: Option<u16>,
+    /// With `--write-ack replica`: a write whose reply waits until a replica confirmed it
+    /// (see [`Backend::send`]).
+    pub ack: bool,
+    /// The client speaks RESP3 (after `HELLO 3`): sent on a RESP3 connection, so that the
+    /// node's reply is already in the client's protocol.
+    pub resp3: bool,
 }
 
 impl Request {
@@ -62,6 +68,8 @@ impl Request {
             attempts: 0,
             received,
             command: None,
+            ack: false,
+            resp3: false,
         }
     }
 }
@@ -93,6 +101,10 @@ pub enum Sink {
     },
     /// ASKING's and READONLY's replies.
     Discard,
+    /// The reply to a `WAIT` the proxy sent after writes (`--write-ack replica`): it decides
+    /// the replies of the writes before it that wait on their connection (see
+    /// [`Ctx::on_wait_reply`]).
+    Wait,
 }
 
 pub struct Pending {
@@ -115,16 +127,25 @@ pub struct Fanout {
     client: Rc<Client>,
     seq: u64,
     kind: MergeKind,
+    /// The merged reply is built in RESP3.
+    resp3: bool,
     parts: Vec<Vec<u8>>,
     left: usize,
 }
 
 impl Fanout {
-    pub fn new(client: Rc<Client>, seq: u64, kind: MergeKind, parts: usize) -> Rc<RefCell<Fanout>> {
+    pub fn new(
+        client: Rc<Client>,
+        seq: u64,
+        kind: MergeKind,
+        parts: usize,
+        resp3: bool,
+    ) -> Rc<RefCell<Fanout>> {
         Rc::new(RefCell::new(Fanout {
             client,
             seq,
             kind,
+            resp3,
             parts: vec![Vec::new(); parts],
             left: parts,
         }))
@@ -135,7 +156,7 @@ impl Fanout {
         f.parts[index] = frame.to_vec();
         f.left -= 1;
         if f.left == 0 {
-            let reply = merge(&f.kind, &f.parts);
+            let reply = merge(&f.kind, &f.parts, f.resp3);
             f.client.deliver(f.seq, &reply);
         }
     }
@@ -146,12 +167,17 @@ pub struct Ctx {
     pub shared: Arc<Shared>,
     map: RefCell<SlotMap>,
     epoch: Cell<u64>,
-    backends: RefCell<FastMap<String, Rc<Backend>>>,
+    /// Shared connections by node: `[RESP2, RESP3]`.
+    backends: [RefCell<FastMap<String, Rc<Backend>>>; 2],
     /// The time of the current read event: one clock read per event, not per request.
     now: Cell<Instant>,
     /// This worker's statistics blocks.
     pub commands: Arc<CommandStats>,
     node_stats: RefCell<FastMap<String, Arc<NodeStats>>>,
+    /// `--write-ack replica`: writes are confirmed by a replica before they are answered.
+    pub write_ack: bool,
+    /// `WAIT 1 <timeout ms>`, as sent after writes when `write_ack`.
+    wait: Bytes,
 }
 
 impl Ctx {
@@ -160,13 +186,15 @@ impl Ctx {
         let epoch = shared.epoch();
         let commands = shared.registry.command_block(shared.table.len());
         Rc::new(Ctx {
-            shared,
             map: RefCell::new(map),
             epoch: Cell::new(epoch),
-            backends: RefCell::new(FastMap::default()),
+            backends: Default::default(),
             now: Cell::new(Instant::now()),
             commands,
             node_stats: RefCell::new(FastMap::default()),
+            write_ack: shared.config.write_ack == WriteAck::Replica,
+            wait: wait_command(shared.config.write_ack_timeout),
+            shared,
         })
     }
 
@@ -211,7 +239,9 @@ impl Ctx {
     fn close_stale_backends(&self) {
         let map = self.map.borrow();
         let serving: Vec<&str> = map.serving_masters().iter().map(|&m| map.addr(m)).collect();
-        for backend in self.backends.borrow().values() {
+        for backend in
+            self.backends.iter().flat_map(|b| b.borrow().values().cloned().collect::<Vec<_>>())
+        {
             let node = map.index_of(&backend.addr).map(|i| &map.nodes[usize::from(i)]);
             let failing = node.is_none_or(|n| n.failing);
             let still_used = match backend.readonly {
@@ -243,7 +273,7 @@ impl Ctx {
                     })
                 }
             };
-            node.map(|(addr, readonly)| self.backend(addr, readonly))
+            node.map(|(addr, readonly)| self.backend(addr, readonly, req.resp3))
         };
         match backend {
             Some(backend) => backend.send(Pending { req, sink }),
@@ -255,20 +285,22 @@ impl Ctx {
         }
     }
 
-    /// The shared connection to `addr`, made on first use and after it broke.
-    fn backend(self: &Rc<Self>, addr: &str, readonly: bool) -> Rc<Backend> {
-        if let Some(backend) = self.backends.borrow().get(addr) {
+    /// The shared connection to `addr` in the protocol of `resp3`, made on first use and
+    /// after it broke.
+    fn backend(self: &Rc<Self>, addr: &str, readonly: bool, resp3: bool) -> Rc<Backend> {
+        let backends = &self.backends[usize::from(resp3)];
+        if let Some(backend) = backends.borrow().get(addr) {
             return backend.clone();
         }
-        let backend = Backend::new(addr, Mode::Shared, readonly);
-        self.backends.borrow_mut().insert(addr.to_string(), backend.clone());
+        let backend = Backend::new(addr, Mode::Shared, readonly, resp3, self.wait.clone());
+        backends.borrow_mut().insert(addr.to_string(), backend.clone());
         tokio::task::spawn_local(backend.clone().run(self.clone()));
         backend
     }
 
-    /// A connection of one client's own to `addr`.
-    pub fn private_backend(self: &Rc<Self>, addr: &str) -> Rc<Backend> {
-        let backend = Backend::new(addr, Mode::Private, false);
+    /// A connection of one client's own to `addr`, in the client's protocol.
+    pub fn private_backend(self: &Rc<Self>, addr: &str, resp3: bool) -> Rc<Backend> {
+        let backend = Backend::new(addr, Mode::Private, false, resp3, self.wait.clone());
         tokio::task::spawn_local(backend.clone().run(self.clone()));
         backend
     }
@@ -279,14 +311,15 @@ impl Ctx {
         addr: &str,
         subscriber: crate::pubsub::Subscriber,
     ) -> Rc<Backend> {
-        let backend = Backend::new(addr, Mode::PubSub, false);
+        // RESP2: the subscriber turns its frames into RESP3 pushes when the client wants them.
+        let backend = Backend::new(addr, Mode::PubSub, false, false, Bytes::new());
         *backend.subscriber.borrow_mut() = Some(subscriber);
         tokio::task::spawn_local(backend.clone().run(self.clone()));
         backend
     }
 
     pub fn forget_backend(&self, backend: &Backend) {
-        let mut backends = self.backends.borrow_mut();
+        let mut backends = self.backends[usize::from(backend.resp3)].borrow_mut();
         if backends.get(&backend.addr).is_some_and(|b| std::ptr::eq(b.as_ref(), backend)) {
             backends.remove(&backend.addr);
         }
@@ -340,7 +373,7 @@ impl Ctx {
             }
             Redirect::Ask { addr, .. } => {
                 Stats::add(&self.shared.stats.ask, 1);
-                let backend = self.backend(&addr, false);
+                let backend = self.backend(&addr, false, pending.req.resp3);
                 backend.send_raw(b"*1\r\n$6\r\nASKING\r\n", Sink::Discard);
                 backend.send(pending);
             }
@@ -373,7 +406,7 @@ impl Ctx {
         maybe_sent: bool,
         reason: &str,
     ) {
-        if matches!(pending.sink, Sink::Discard) {
+        if matches!(pending.sink, Sink::Discard | Sink::Wait) {
             return;
         }
         self.shared.want_refresh();
@@ -397,6 +430,76 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// The reply of a `WAIT` sent after writes on `backend`: the writes in `held` (each with
+    /// its own successful reply) are answered with that reply when a replica confirmed them,
+    /// else with a `NOREPLICAACK` error. WAIT counts every earlier write of the connection, so
+    /// one WAIT covers all of them.
+    pub fn on_wait_reply(
+        self: &Rc<Self>,
+        backend: &Backend,
+        held: Vec<(Pending, Vec<u8>)>,
+        wait_reply: &[u8],
+    ) {
+        let stats = &self.shared.stats;
+        if crate::fanout::integer(wait_reply).is_some_and(|replicas| replicas >= 1) {
+            Stats::add(&stats.acks_confirmed, held.len() as u64);
+            for (pending, reply) in held {
+                self.on_reply(backend, pending, &reply);
+            }
+            return;
+        }
+        Stats::add(&stats.acks_missing, held.len() as u64);
+        let ms = self.shared.config.write_ack_timeout.as_millis().max(1);
+        let mut text = format!(
+            "NOREPLICAACK redkeep: the write ran on the master {} but no replica confirmed it \
+             within {ms} ms; it may be lost if the master fails now",
+            backend.addr
+        );
+        if wait_reply.first() == Some(&b'-') {
+            let said = String::from_utf8_lossy(&wait_reply[1..]);
+            text.push_str(&format!(" (WAIT answered: {})", said.trim_end()));
+        }
+        let mut error = Vec::new();
+        write::error(&mut error, text.as_bytes());
+        for (pending, _) in held {
+            self.on_reply(backend, pending, &error);
+        }
+    }
+
+    /// Writes that ran (their reply is in) but whose `WAIT` reply was lost with the
+    /// connection: whether a replica has them is unknown, so they are not answered as
+    /// successes, nor sent again (they ran once already).
+    pub fn on_wait_lost(&self, backend: &Backend, held: Vec<(Pending, Vec<u8>)>, reason: &str) {
+        if held.is_empty() {
+            return;
+        }
+        self.shared.want_refresh();
+        let stats = &self.shared.stats;
+        Stats::add(&stats.acks_missing, held.len() as u64);
+        Stats::add(&stats.outcome_unknown, held.len() as u64);
+        let text = format!(
+            "NOREPLICAACK redkeep: the write ran on the master {} but the connection broke \
+             before a replica confirmed it ({reason}); it may be lost if the master fails now",
+            backend.addr
+        );
+        let mut error = Vec::new();
+        write::error(&mut error, text.as_bytes());
+        for (pending, _) in held {
+            deliver(&self.shared, pending.sink, &error);
+        }
+    }
+}
+
+/// `WAIT 1 <timeout in ms>`; at least 1 ms, since `WAIT 1 0` waits forever.
+fn wait_command(timeout: Duration) -> Bytes {
+    let ms = timeout.as_millis().max(1).to_string();
+    let mut out = Vec::new();
+    let args: [&[u8]; 3] = [b"WAIT", b"1", ms.as_bytes()];
+    write::command(&mut out, &args);
+    out.into()
+}
+
 fn deliver(shared: &Shared, sink: Sink, frame: &[u8]) {
     if frame.first() == Some(&b'-') {
         Stats::add(&shared.stats.errors, 1);
@@ -407,7 +510,7 @@ fn deliver(shared: &Shared, sink: Sink, frame: &[u8]) {
         Sink::Scan { client, seq, index, masters } => {
             client.deliver(seq, &crate::fanout::scan_reply(frame, index, masters));
         }
-        Sink::Discard => {}
+        Sink::Discard | Sink::Wait => {}
     }
 }
 

@@ -217,7 +217,7 @@ async fn whole_cluster_commands_cover_every_master() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_commands_are_answered_by_the_proxy() {
-    let (_cluster, proxy) = cluster_and_proxy().await;
+    let (cluster, proxy) = cluster_and_proxy().await;
     let mut conn = Conn::connect(proxy.local_addr).await;
     assert_eq!(conn.call(&["PING"]).await, Value::Simple(b"PONG".to_vec()));
     assert_eq!(conn.call(&["PING", "hi"]).await, bulk("hi"));
@@ -236,6 +236,13 @@ async fn local_commands_are_answered_by_the_proxy() {
     assert!(count > 200, "{count}");
     let Value::Array(hello) = conn.call(&["HELLO", "2"]).await else { panic!() };
     assert!(hello.contains(&bulk("proto")) && hello.contains(&Value::Integer(2)));
+    // The version is the cluster's own, as a node reports it.
+    let mut node = Conn::connect(cluster.addrs()[0].as_str()).await;
+    let Value::Bulk(server) = node.call(&["INFO", "server"]).await else { panic!() };
+    let server = String::from_utf8(server).unwrap();
+    let version = server.lines().find_map(|l| l.strip_prefix("redis_version:")).unwrap();
+    let at = hello.iter().position(|v| *v == bulk("version")).unwrap();
+    assert_eq!(hello[at + 1], bulk(version), "HELLO's version is the nodes'");
     assert!(matches!(conn.call(&["HELLO", "3"]).await, Value::Map(_)), "RESP3 map after HELLO 3");
     assert_eq!(conn.call(&["QUIT"]).await, ok());
     assert_eq!(conn.reply_or_eof().await, None, "QUIT closes the connection");
@@ -379,5 +386,157 @@ async fn pub_sub_hears_the_whole_cluster_and_shard_channels_their_shard() {
     );
     // Normal mode again once every subscription is gone.
     assert_eq!(subscriber.call(&["GET", "before"]).await, bulk("1"));
+    proxy.shutdown().await;
+}
+
+/// The `key=value` fields of a CLIENT LIST line.
+fn client_fields(line: &str) -> std::collections::HashMap<String, String> {
+    line.split(' ')
+        .filter_map(|f| f.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+async fn client_list(
+    conn: &mut Conn,
+    args: &[&str],
+) -> Vec<std::collections::HashMap<String, String>> {
+    let mut command = vec!["CLIENT", "LIST"];
+    command.extend(args);
+    match conn.call(&command).await {
+        Value::Bulk(text) => String::from_utf8(text).unwrap().lines().map(client_fields).collect(),
+        other => panic!("CLIENT LIST: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_list_shows_every_client_of_every_worker_thread() {
+    let (_cluster, proxy) = cluster_and_proxy().await;
+    // Clients go to the two worker threads in turn: a and c on one, b on the other.
+    let mut a = Conn::connect(proxy.local_addr).await;
+    let mut b = Conn::connect(proxy.local_addr).await;
+    let mut c = Conn::connect(proxy.local_addr).await;
+    let mut ids = Vec::new();
+    for conn in [&mut a, &mut b, &mut c] {
+        let Value::Integer(id) = conn.call(&["CLIENT", "ID"]).await else { panic!() };
+        ids.push(id.to_string());
+    }
+    assert_eq!(a.call(&["CLIENT", "SETNAME", "alpha"]).await, ok());
+    assert_eq!(a.call(&["GET", "some-key"]).await, Value::Null);
+    assert!(matches!(b.call(&["HELLO", "2", "SETNAME", "beta"]).await, Value::Array(_)));
+    b.send(&[b"SUBSCRIBE", b"news"]).await;
+    assert!(matches!(b.reply().await, Value::Array(_)), "subscribed");
+
+    let list = client_list(&mut c, &[]).await;
+    assert_eq!(list.len(), 3, "{list:?}");
+    let find = |id: &str| list.iter().find(|f| f["id"] == id).unwrap_or_else(|| panic!("{id}"));
+    let (fa, fb, fc) = (find(&ids[0]), find(&ids[1]), find(&ids[2]));
+    for (fields, conn) in [(fa, &a), (fb, &b), (fc, &c)] {
+        assert_eq!(fields["addr"], conn.local_addr().to_string());
+        assert_eq!(fields["laddr"], proxy.local_addr.to_string());
+        assert_eq!(fields["db"], "0");
+        for key in ["fd", "age", "idle"] {
+            assert!(fields[key].parse::<u64>().is_ok(), "{key} in {fields:?}");
+        }
+    }
+    assert_eq!(
+        (fa["name"].as_str(), fa["cmd"].as_str(), fa["flags"].as_str()),
+        ("alpha", "get", "N")
+    );
+    assert_eq!(
+        (fb["name"].as_str(), fb["cmd"].as_str(), fb["flags"].as_str()),
+        ("beta", "subscribe", "P")
+    );
+    assert_eq!((fc["name"].as_str(), fc["cmd"].as_str()), ("", "client|list"));
+
+    let pubsub = client_list(&mut c, &["TYPE", "pubsub"]).await;
+    assert_eq!(pubsub.iter().map(|f| f["id"].clone()).collect::<Vec<_>>(), [ids[1].clone()]);
+    let normal = client_list(&mut c, &["TYPE", "normal"]).await;
+    assert_eq!(normal.len(), 2);
+    let by_id = client_list(&mut c, &["ID", &ids[0], &ids[2]]).await;
+    assert_eq!(by_id.len(), 2);
+    let Value::Bulk(info) = c.call(&["CLIENT", "INFO"]).await else { panic!() };
+    let info = client_fields(String::from_utf8(info).unwrap().trim_end());
+    assert_eq!((info["id"].as_str(), info["cmd"].as_str()), (ids[2].as_str(), "client|info"));
+
+    // A client that left is no longer listed (once the proxy has seen it close).
+    drop(a);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while client_list(&mut c, &[]).await.iter().any(|f| f["id"] == ids[0]) {
+        assert!(std::time::Instant::now() < deadline, "a is still listed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(client_list(&mut c, &[]).await.len(), 2);
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_hello_3_replies_are_resp3_as_redis_gives_them() {
+    let (cluster, proxy) = cluster_and_proxy().await;
+    let mut conn = Conn::connect(proxy.local_addr).await;
+    let mut node = Conn::connect(master_of(&cluster, "{r3}").await.as_str()).await;
+    for c in [&mut conn, &mut node] {
+        assert!(matches!(c.call(&["HELLO", "3"]).await, Value::Map(_)));
+    }
+    for setup in [
+        &["HSET", "{r3}h", "a", "1", "b", "2"][..],
+        &["ZADD", "{r3}z", "1.5", "m", "2", "n"],
+        &["SADD", "{r3}s", "x", "y"],
+    ] {
+        assert!(matches!(conn.call(setup).await, Value::Integer(2)), "{setup:?}");
+    }
+    // Through the proxy, byte for byte what the node itself says in RESP3.
+    let same: [&[&str]; 11] = [
+        &["HGETALL", "{r3}h"],
+        &["ZSCORE", "{r3}z", "m"],
+        &["ZRANGE", "{r3}z", "0", "-1", "WITHSCORES"],
+        &["SMEMBERS", "{r3}s"],
+        &["GET", "{r3}missing"],
+        &["BLPOP", "{r3}nolist", "0.01"],
+        &["CONFIG", "GET", "maxmemory-policy"],
+        &["COMMAND", "INFO", "get"],
+        &["MULTI"],
+        &["HGETALL", "{r3}h"],
+        &["EXEC"],
+    ];
+    for command in same {
+        let direct = node.call_bytes(command).await;
+        let proxied = conn.call_bytes(command).await;
+        assert_eq!(
+            String::from_utf8_lossy(&proxied),
+            String::from_utf8_lossy(&direct),
+            "{command:?}"
+        );
+    }
+    assert!(conn.call_bytes(&["HGETALL", "{r3}h"]).await.starts_with(b"%2\r\n"));
+    // The whole table (in each node's own order): the node's RESP3 reply, with flags as sets.
+    let table = conn.call_bytes(&["COMMAND"]).await;
+    assert!(table.starts_with(b"*") && table.windows(3).any(|w| w == b"\r\n~"), "COMMAND");
+    assert_eq!(conn.call_bytes(&["ZSCORE", "{r3}z", "m"]).await, b",1.5\r\n");
+
+    // Replies the proxy builds or merges are in RESP3 too.
+    let keys = keys_on_every_master(3, 1);
+    let mset: Vec<&str> = ["MSET", &keys[0], "v0", &keys[2], "v2"].to_vec();
+    assert_eq!(conn.call_bytes(&mset).await, b"+OK\r\n");
+    let mget = conn.call_bytes(&["MGET", &keys[0], &keys[1], &keys[2]]).await;
+    assert_eq!(mget, b"*3\r\n$2\r\nv0\r\n_\r\n$2\r\nv2\r\n", "nulls of RESP3 in a split MGET");
+    assert_eq!(conn.call_bytes(&["CLIENT", "GETNAME"]).await, b"_\r\n");
+    for text_reply in [&["INFO"][..], &["CLIENT", "INFO"], &["CLIENT", "LIST"]] {
+        let reply = conn.call_bytes(text_reply).await;
+        assert!(
+            reply.starts_with(b"=") && reply.windows(6).any(|w| w == b"\r\ntxt:"),
+            "{text_reply:?}"
+        );
+    }
+    assert!(matches!(conn.call(&["DBSIZE"]).await, Value::Integer(5)));
+
+    // HELLO 2 on the same connection: RESP2 again, as from the node.
+    for c in [&mut conn, &mut node] {
+        assert!(matches!(c.call(&["HELLO", "2"]).await, Value::Array(_)));
+    }
+    for command in [&["HGETALL", "{r3}h"][..], &["ZSCORE", "{r3}z", "m"], &["GET", "{r3}missing"]] {
+        assert_eq!(conn.call_bytes(command).await, node.call_bytes(command).await, "{command:?}");
+    }
+    assert_eq!(conn.call_bytes(&["MGET", &keys[1]]).await, b"*1\r\n$-1\r\n");
     proxy.shutdown().await;
 }

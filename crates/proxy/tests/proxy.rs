@@ -281,3 +281,66 @@ async fn reads_go_to_replicas_when_asked_and_writes_to_masters() {
     assert!(master_replies >= keys.len() as u64, "SETs answered by masters: {master_replies}");
     proxy.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_what_clients_sent_and_refuses_new_connections() {
+    let cluster = deploy::testing::TestCluster::start(3, 1).await;
+    // A drain longer than the test: the BLPOP's reply must come because it is waited for.
+    let proxy =
+        start_proxy(&cluster, |c| c.drain_timeout = std::time::Duration::from_secs(600)).await;
+    let addr = proxy.local_addr;
+    let master_addr = master_of(&cluster, "drain:list").await;
+    let mut master = Conn::connect(master_addr.as_str()).await;
+    let mut idle = Conn::connect(addr).await;
+    assert_eq!(idle.call(&["PING"]).await, Value::Simple(b"PONG".to_vec()));
+    let mut busy = Conn::connect(addr).await;
+    // A pipeline whose last command stays in flight until the list gets an element.
+    let mut pipeline = Vec::new();
+    for command in
+        [&["SET", "drain:key", "1"][..], &["GET", "drain:key"], &["BLPOP", "drain:list", "0"]]
+    {
+        resp::write::command(&mut pipeline, command);
+    }
+    busy.send_raw(&pipeline).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let Value::Bulk(info) = master.call(&["INFO", "clients"]).await else { panic!() };
+        if String::from_utf8_lossy(&info).contains("blocked_clients:1\r\n") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "BLPOP never reached {master_addr}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    let draining = tokio::spawn(proxy.shutdown());
+    // New connections are not served once shutdown started: refused, or closed unanswered
+    // when one got in while the listener was closing.
+    loop {
+        let served = match tokio::net::TcpStream::connect(addr).await {
+            Err(e) => {
+                eprintln!("a new connection after shutdown: {e}");
+                false
+            }
+            Ok(mut stream) => {
+                use tokio::io::AsyncWriteExt;
+                stream.write_all(b"*1\r\n$4\r\nPING\r\n").await.is_ok()
+                    && Conn::from_stream(stream).reply_or_eof().await.is_some()
+            }
+        };
+        if !served {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still serving new clients after shutdown");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // ... a client with nothing in flight is closed...
+    assert_eq!(idle.reply_or_eof().await, None);
+    assert!(!draining.is_finished(), "the shutdown waits for the BLPOP");
+    // ... and one with a request in flight gets every reply, in order, then is closed.
+    assert_eq!(master.call(&["RPUSH", "drain:list", "late"]).await, Value::Integer(1));
+    assert_eq!(busy.reply().await, ok());
+    assert_eq!(busy.reply().await, bulk("1"));
+    assert_eq!(busy.reply().await, Value::Array(vec![bulk("drain:list"), bulk("late")]));
+    assert_eq!(busy.reply_or_eof().await, None, "closed after its last reply");
+    draining.await.expect("the shutdown finishes");
+}

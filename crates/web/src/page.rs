@@ -75,6 +75,7 @@ pub fn summary(snap: &Snapshot) -> String {
                 ("uptime", plain(&uptime(p.uptime_secs))),
                 ("threads", plain(&p.threads)),
                 ("reads from", plain(&p.read_from)),
+                ("writes acked by", plain(&p.write_ack)),
             ],
         ),
         (
@@ -94,6 +95,8 @@ pub fn summary(snap: &Snapshot) -> String {
                 ("ASK followed", plain(&p.ask)),
                 ("retries", plain(&p.retries)),
                 ("outcome unknown", flagged(p.outcome_unknown)),
+                ("replica acks", plain(&p.acks_confirmed)),
+                ("replica acks missing", flagged(p.acks_missing)),
                 ("protocol errors", flagged(p.protocol_errors)),
             ],
         ),

@@ -54,6 +54,14 @@ pub fn render(snap: &Snapshot) -> String {
         "Commands whose connection broke after they were sent and that could not be retried.",
     );
     out.sample("outcome_unknown_total", &[], p.outcome_unknown);
+    out.family(
+        "write_acks_total",
+        "counter",
+        "With --write-ack replica: writes a replica confirmed (confirmed) or did not confirm in \
+         time, answered with NOREPLICAACK (missing).",
+    );
+    out.sample("write_acks_total", &[("result", "confirmed")], p.acks_confirmed);
+    out.sample("write_acks_total", &[("result", "missing")], p.acks_missing);
     out.family("protocol_errors_total", "counter", "Clients that sent invalid RESP.");
     out.sample("protocol_errors_total", &[], p.protocol_errors);
     out.family("topology_refreshes_total", "counter", "New slot maps taken into use.");
@@ -247,6 +255,7 @@ mod tests {
             "redirects_total",
             "retries_total",
             "outcome_unknown_total",
+            "write_acks_total",
             "protocol_errors_total",
             "topology_refreshes_total",
             "backend_connects_total",

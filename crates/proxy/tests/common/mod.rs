@@ -37,8 +37,16 @@ pub struct Conn {
 
 impl Conn {
     pub async fn connect(addr: impl tokio::net::ToSocketAddrs) -> Conn {
-        let stream = TcpStream::connect(addr).await.expect("connects");
+        Conn::from_stream(TcpStream::connect(addr).await.expect("connects"))
+    }
+
+    pub fn from_stream(stream: TcpStream) -> Conn {
         Conn { stream, buf: Vec::new() }
+    }
+
+    /// This end's address: how the proxy sees the client.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.stream.local_addr().expect("a local address")
     }
 
     pub async fn send_raw(&mut self, bytes: &[u8]) {
@@ -57,6 +65,32 @@ impl Conn {
             .await
             .expect("a reply within 30 s")
             .expect("a reply before the connection closed")
+    }
+
+    /// The next reply if one comes within `wait` (to check that none has come yet).
+    pub async fn reply_within(&mut self, wait: Duration) -> Option<Value> {
+        tokio::time::timeout(wait, self.reply_or_eof()).await.ok().flatten()
+    }
+
+    /// The next reply as the bytes that came (to compare protocols exactly).
+    pub async fn reply_bytes(&mut self) -> Vec<u8> {
+        let read = async {
+            loop {
+                if let Some(len) = resp::frame_len(&self.buf, &Limits::default()).expect("RESP") {
+                    return self.buf.drain(..len).collect();
+                }
+                self.buf.reserve(64 * 1024);
+                assert!(self.stream.read_buf(&mut self.buf).await.unwrap_or(0) > 0, "closed");
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), read).await.expect("a reply within 30 s")
+    }
+
+    /// The raw reply to `args`.
+    pub async fn call_bytes(&mut self, args: &[&str]) -> Vec<u8> {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.send(&args).await;
+        self.reply_bytes().await
     }
 
     /// The next reply, or `None` when the proxy closed the connection.
@@ -81,6 +115,13 @@ impl Conn {
         self.send(&args).await;
         self.reply().await
     }
+}
+
+/// The master serving `key`, as the cluster reports it.
+pub async fn master_of(cluster: &TestCluster, key: &str) -> String {
+    let topology = cluster::ops::topology_of(&cluster.addrs()[0]).await.unwrap();
+    let slot = cluster::key_slot(key.as_bytes());
+    topology.masters().find(|m| m.slots.iter().any(|r| r.contains(slot))).unwrap().addr()
 }
 
 pub fn bulk(text: &str) -> Value {

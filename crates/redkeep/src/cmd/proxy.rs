@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use proxy::{ProxyConfig, ReadFrom};
+use proxy::{ProxyConfig, ReadFrom, WriteAck};
 
 /// Serve a Redis Cluster on one address: every command goes to the master owning its keys'
 /// slot, multi-key commands are split and merged, failovers and slot moves are followed.
@@ -17,7 +17,8 @@ use proxy::{ProxyConfig, ReadFrom};
 /// exits.
 ///
 /// Settings can also come from a TOML file (`--config`), with the options' names as keys
-/// (`seeds = ["10.0.0.1:6379"]`, `listen`, `stats`, `threads`, `read-from`, `max-clients`,
+/// (`seeds = ["10.0.0.1:6379"]`, `listen`, `stats`, `threads`, `read-from`, `write-ack`,
+/// `write-ack-timeout`, `max-clients`,
 /// `max-pending`, `max-bulk`, `idle-timeout`, `retry-budget`, `refresh-interval`, and
 /// `flush = false` / `config-set = false`); options given on the command line win.
 #[derive(clap::Args, Default)]
@@ -43,6 +44,25 @@ pub struct ProxyArgs {
     /// [default: master]
     #[arg(long, value_parser = parse_read_from)]
     read_from: Option<ReadFrom>,
+    /// When a write is answered. `master`: as soon as the master ran it, as Redis does;
+    /// replication is asynchronous, so a write acknowledged just before its master fails can
+    /// be lost in the failover. `replica`: only once a replica of that master confirmed it
+    /// (the proxy sends `WAIT 1 <timeout>` after writes on the same connection), so an
+    /// acknowledged write survives its master failing, when the replica that takes over is one
+    /// that confirmed it (with one replica per master, always; Redis Cluster promotes the most
+    /// up-to-date replica first). A write no
+    /// replica confirmed within `--write-ack-timeout` gets a `NOREPLICAACK` error: it did run
+    /// on the master and may be lost. Writes are commands flagged `write` plus scripts (EVAL,
+    /// EVALSHA, FCALL), FLUSHALL and EXEC of a transaction that writes. The cost: every write
+    /// waits for a replica round trip, and while a shard has no replica that answers, each
+    /// batch of writes to it waits the whole timeout, and the commands behind them on the
+    /// proxy's connection to that master wait too. [default: master]
+    #[arg(long, value_parser = parse_write_ack)]
+    write_ack: Option<WriteAck>,
+    /// With `--write-ack replica`, how long a write waits for a replica's confirmation
+    /// before it gets `NOREPLICAACK` (at least 1ms). [default: 1s]
+    #[arg(long, value_parser = humantime::parse_duration)]
+    write_ack_timeout: Option<Duration>,
     /// Most clients at once; more are refused with an error. [default: 10000]
     #[arg(long)]
     max_clients: Option<usize>,
@@ -88,6 +108,8 @@ struct ProxyFile {
     stats: Option<String>,
     threads: Option<usize>,
     read_from: Option<String>,
+    write_ack: Option<String>,
+    write_ack_timeout: Option<String>,
     max_clients: Option<usize>,
     max_pending: Option<usize>,
     max_bulk: Option<String>,
@@ -102,6 +124,14 @@ struct ProxyFile {
 pub struct ProxySettings {
     pub config: ProxyConfig,
     pub stats: Option<SocketAddr>,
+}
+
+fn parse_write_ack(text: &str) -> Result<WriteAck, String> {
+    match text {
+        "master" => Ok(WriteAck::Master),
+        "replica" => Ok(WriteAck::Replica),
+        _ => Err(format!("expected `master` or `replica`, got `{text}`")),
+    }
 }
 
 fn parse_read_from(text: &str) -> Result<ReadFrom, String> {
@@ -222,6 +252,21 @@ impl ProxyArgs {
             parse_read_from,
             config.read_from,
         )?;
+        config.write_ack = pick(
+            self.write_ack,
+            file.write_ack.as_deref(),
+            "write-ack",
+            parse_write_ack,
+            config.write_ack,
+        )?;
+        config.write_ack_timeout = pick(
+            self.write_ack_timeout,
+            file.write_ack_timeout.as_deref(),
+            "write-ack-timeout",
+            parse_duration,
+            config.write_ack_timeout,
+        )?
+        .max(Duration::from_millis(1));
         config.max_clients = self.max_clients.or(file.max_clients).unwrap_or(config.max_clients);
         config.max_pending_per_client =
             self.max_pending.or(file.max_pending).unwrap_or(config.max_pending_per_client).max(1);
@@ -345,6 +390,8 @@ mod tests {
             retry-budget = "15s"
             max-bulk = "1MiB"
             flush = false
+            write-ack = "replica"
+            write-ack-timeout = "250ms"
         "#;
         let s = settings_with(file, &["--listen", "127.0.0.1:7777"]).unwrap();
         assert_eq!(s.config.seeds, ["10.0.0.1:6379", "10.0.0.2:6379"]);
@@ -353,6 +400,10 @@ mod tests {
         assert_eq!(s.config.retry_budget, Duration::from_secs(15));
         assert_eq!(s.config.limits.max_bulk_len, 1024 * 1024);
         assert!(!s.config.allow_flush && s.config.allow_config_set);
+        assert_eq!(s.config.write_ack, WriteAck::Replica);
+        assert_eq!(s.config.write_ack_timeout, Duration::from_millis(250));
+        let s = settings_with("write-ack = \"replica\"", &["--write-ack", "master"]).unwrap();
+        assert_eq!(s.config.write_ack, WriteAck::Master, "the flag wins");
     }
 
     #[test]
@@ -361,6 +412,10 @@ mod tests {
         assert_eq!(s.config.seeds, ["127.0.0.1:7001"]);
         assert_eq!(s.config.listen.to_string(), "127.0.0.1:7010");
         assert_eq!(s.stats.map(|a| a.to_string()).as_deref(), Some("127.0.0.1:7020"));
+        assert_eq!(s.config.write_ack, WriteAck::Master, "Redis' asynchronous default");
+        assert_eq!(s.config.write_ack_timeout, Duration::from_secs(1));
+        let err = settings_with("write-ack = \"all\"", &[]).err().unwrap();
+        assert!(format!("{err:#}").contains("`write-ack` in the config file"), "{err:#}");
         let err = settings_with("retry-budget = \"soon\"", &[]).err().unwrap();
         assert!(format!("{err:#}").contains("`retry-budget` in the config file"), "{err:#}");
         let err = settings_with("listne = \"x\"", &[]).err().unwrap();
