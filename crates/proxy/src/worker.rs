@@ -261,6 +261,9 @@ impl Ctx {
 
     /// Sends a request to its node.
     pub fn dispatch(self: &Rc<Self>, req: Request, sink: Sink) {
+        if let Some(refusal) = self.unackable(&req) {
+            return deliver(&self.shared, sink, &refusal);
+        }
         let backend = {
             let map = self.map();
             let node = match &req.target {
@@ -283,6 +286,31 @@ impl Ctx {
                 self.retry_later(Pending { req, sink }, b"-CLUSTERDOWN Hash slot not served\r\n");
             }
         }
+    }
+
+    /// With `--write-ack replica`, a write to a master that has no replica up (its replica was
+    /// just promoted, or is down) is refused before it runs: no replica could confirm it, and
+    /// waiting the ack timeout for each write would stall every request queued behind it on
+    /// that master's connection. Redis' own `min-replicas-to-write` answers alike.
+    fn unackable(&self, req: &Request) -> Option<Vec<u8>> {
+        let Target::Slot(slot) = req.target else { return None };
+        if !req.ack {
+            return None;
+        }
+        let map = self.map();
+        let master = map.master_of(slot)?;
+        if map.replicas_of(master).next().is_some() {
+            return None;
+        }
+        Stats::add(&self.shared.stats.acks_missing, 1);
+        let mut reply = Vec::new();
+        let text = format!(
+            "NOREPLICAS redkeep: no replica of {} is up to confirm the write, so it was not run \
+             (--write-ack replica)",
+            map.addr(master)
+        );
+        write::error(&mut reply, text.as_bytes());
+        Some(reply)
     }
 
     /// The shared connection to `addr` in the protocol of `resp3`, made on first use and

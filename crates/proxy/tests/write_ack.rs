@@ -289,3 +289,45 @@ async fn the_default_never_sends_wait() {
     }
     proxy.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_to_a_master_without_a_live_replica_is_refused_before_it_runs() {
+    let cluster = TestCluster::start(3, 1).await;
+    let proxy = proxy_with_write_ack(&cluster, Duration::from_millis(200)).await;
+    let shards = Shards::of(&cluster).await;
+    let keys = keys_on_every_master(3, 1);
+    let (lonely_master, dead_replica) = shards.of_key(&keys[0]);
+    let mut conn = Conn::connect(proxy.local_addr).await;
+    let mut master = Conn::connect(lonely_master.as_str()).await;
+    let port: u16 = dead_replica.rsplit_once(':').unwrap().1.parse().unwrap();
+    cluster.kill9(port);
+
+    // Until the proxy's map shows the replica failed, writes run and wait for the ack in vain;
+    // then they are refused without running.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for attempt in 0.. {
+        let value = format!("attempt-{attempt}");
+        let reply = conn.call(&["SET", &keys[0], &value]).await;
+        let text = error_text(&reply);
+        if text.starts_with("NOREPLICAS ") {
+            assert!(text.contains(&lonely_master) && text.contains("not run"), "{text}");
+            assert_ne!(master.call(&["GET", &keys[0]]).await, bulk(&value), "it must not run");
+            break;
+        }
+        assert!(text.starts_with("NOREPLICAACK "), "{reply:?}");
+        assert!(Instant::now() < deadline, "the proxy never saw the replica fail");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Other shards, and reads of this one, go on.
+    assert_eq!(conn.call(&["SET", &keys[1], "fine"]).await, ok());
+    assert!(matches!(conn.call(&["GET", &keys[0]]).await, Value::Bulk(_)));
+
+    // The replica back: writes are confirmed again.
+    cluster.restart_stopped().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while conn.call(&["SET", &keys[0], "confirmed"]).await != ok() {
+        assert!(Instant::now() < deadline, "writes never confirmed again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    proxy.shutdown().await;
+}

@@ -53,10 +53,12 @@ pub struct ProxyArgs {
     /// up-to-date replica first). A write no
     /// replica confirmed within `--write-ack-timeout` gets a `NOREPLICAACK` error: it did run
     /// on the master and may be lost. Writes are commands flagged `write` plus scripts (EVAL,
-    /// EVALSHA, FCALL), FLUSHALL and EXEC of a transaction that writes. The cost: every write
-    /// waits for a replica round trip, and while a shard has no replica that answers, each
-    /// batch of writes to it waits the whole timeout, and the commands behind them on the
-    /// proxy's connection to that master wait too. [default: master]
+    /// EVALSHA, FCALL), FLUSHALL and EXEC of a transaction that writes. A write to a master
+    /// the cluster lists with no live replica is refused before it runs (`NOREPLICAS`). The
+    /// cost: every write waits for a replica round trip, and while a replica that is not
+    /// marked failed does not answer, each batch of writes to its shard waits the whole
+    /// timeout, and the commands behind them on the proxy's connection to that master wait
+    /// too. [default: master]
     #[arg(long, value_parser = parse_write_ack)]
     write_ack: Option<WriteAck>,
     /// With `--write-ack replica`, how long a write waits for a replica's confirmation
