@@ -12,6 +12,9 @@ use resp::Value;
 use super::book::{Book, ReadVerdict};
 use crate::netns::{self, NetnsError};
 
+/// How long a task waits after an error before its next request.
+const ERROR_PAUSE: Duration = Duration::from_millis(50);
+
 #[derive(Debug, Clone)]
 pub struct LoadSettings {
     pub tasks: usize,
@@ -85,7 +88,7 @@ async fn task_loop(
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     book.error(e.to_string());
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(ERROR_PAUSE).await;
                 }
             }
             step -= 1;
@@ -117,12 +120,17 @@ async fn task_loop(
             }
         };
         match reply {
-            Ok(Value::Error(text)) => book.error(String::from_utf8_lossy(&text).into_owned()),
+            Ok(Value::Error(text)) => {
+                book.error(String::from_utf8_lossy(&text).into_owned());
+                // A client backs off after an error; without the pause an instant refusal
+                // (NOREPLICAS) would count thousands of errors a second.
+                tokio::time::sleep(ERROR_PAUSE).await;
+            }
             Ok(other) => book.error(format!("unexpected reply {other:?}")),
             Err(e) => {
                 book.error(e.to_string());
                 conn = None;
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(ERROR_PAUSE).await;
             }
         }
     }
@@ -180,7 +188,8 @@ pub async fn verify(target: &str, books: &[Book], timeout: Duration) -> Verifica
     result
 }
 
-/// Sends `SET key` to `target` until one is acknowledged; the time that took, or `None` after
+/// Sends `SET key` to `target` until its master answers (acknowledged, or refused for want of
+/// a replica); the time that took, or `None` after
 /// `timeout`. Started right after a fault, it measures how long until the fault's slots are
 /// served again.
 pub async fn time_until_served(target: &str, key: &str, timeout: Duration) -> Option<Duration> {
@@ -193,6 +202,11 @@ pub async fn time_until_served(target: &str, key: &str, timeout: Duration) -> Op
         if let Some(c) = conn.as_mut() {
             match c.raw(&["SET", key, "probe"]).await {
                 Ok(Value::Simple(ok)) if ok == b"OK" => return Some(start.elapsed()),
+                // The slot's master answers, and refuses by policy (`--write-ack replica` and
+                // no replica left): the slots are served again.
+                Ok(Value::Error(e)) if e.starts_with(b"NOREPLICAS") => {
+                    return Some(start.elapsed());
+                }
                 Ok(_) => {}
                 Err(_) => conn = None,
             }
