@@ -308,8 +308,21 @@ fn proxy_kill(lab: &Lab, options: &DrillOptions, report: &mut DrillReport) -> Re
         std::thread::sleep(Duration::from_millis(20));
     }
     let served = joined(served)?;
+    // keepalived is the proxy's child and must not outlive it (it would keep a VIP whose
+    // proxy is gone until its health script noticed).
+    let holder_ns = lab.plan.ns(&holder);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !netns::pids(&holder_ns).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left = netns::pids(&holder_ns).len();
     std::thread::sleep(options.settle);
     finish_load(lab, load, report)?;
+    report.check(
+        "keepalived left with the killed proxy",
+        left == 0,
+        format!("{left} process(es) left on {holder}"),
+    );
     report.seconds("vip_moved_s", moved.as_ref().map(|(_, d)| *d));
     report.seconds("vip_answers_again_s", served);
     report.check(

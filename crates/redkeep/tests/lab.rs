@@ -75,6 +75,10 @@ fn processes_under(dir: &Path) -> Vec<u32> {
         .collect()
 }
 
+fn read_pid(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
 fn reports(json: &str) -> Vec<serde_json::Value> {
     serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"))
 }
@@ -135,6 +139,19 @@ fn every_drill_passes_in_a_lab_of_namespaces_and_down_leaves_nothing() {
         "lab:key",
     ]);
     assert_eq!(get.trim(), "v1");
+
+    // The proxy supervises its keepalived: killed, it is started again.
+    let pid_file = lab.root.path().join(&lab.name).join("lb2/vrrp/keepalived.pid");
+    let first = read_pid(&pid_file).expect("lb2's keepalived runs");
+    assert!(Command::new("kill").args(["-9", &first.to_string()]).status().unwrap().success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match read_pid(&pid_file) {
+            Some(pid) if pid != first && Path::new(&format!("/proc/{pid}")).exists() => break,
+            _ => assert!(std::time::Instant::now() < deadline, "keepalived was not restarted"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 
     let all = reports(&lab.ok(&["drill", "all", "--json"]));
     let names: Vec<&str> = all.iter().filter_map(|r| r["drill"].as_str()).collect();

@@ -20,39 +20,46 @@ pub struct KeepalivedArgs {
 
 /// One load-balancer host's part of the VIP: the same --vip, --router-id and --auth-pass on
 /// every host, a different --priority on each.
-#[derive(clap::Args, Clone)]
+#[derive(clap::Args, Clone, Default)]
 pub struct VrrpArgs {
-    /// The floating address with its prefix, e.g. 10.0.0.100/24.
-    #[arg(long)]
-    pub vip: String,
+    /// The floating address with its prefix, e.g. 10.0.0.100/24 (needs --interface and
+    /// --priority).
+    // Options rather than required args: `redkeep proxy` flattens these and runs without them.
+    #[arg(long, requires_all = ["interface", "priority"])]
+    pub vip: Option<String>,
     /// The interface the VIP lives on.
-    #[arg(long)]
-    pub interface: String,
+    #[arg(long, requires = "vip")]
+    pub interface: Option<String>,
     /// VRRP priority: higher wins (e.g. 150 on the first LB, 100 on the second).
-    #[arg(long)]
-    pub priority: u8,
-    /// VRRP router id (1-255), the same on every LB host of this VIP.
-    #[arg(long, default_value_t = 51)]
-    pub router_id: u8,
+    #[arg(long, requires = "vip")]
+    pub priority: Option<u8>,
+    /// VRRP router id (1-255), the same on every LB host of this VIP. [default: 51]
+    #[arg(long, requires = "vip")]
+    pub router_id: Option<u8>,
     /// VRRP PASS authentication (up to 8 characters), the same on every LB host.
-    #[arg(long)]
+    #[arg(long, requires = "vip")]
     pub auth_pass: Option<String>,
-    /// Seconds between VRRP adverts.
-    #[arg(long, default_value_t = 1)]
-    pub advert_int: u32,
+    /// Seconds between VRRP adverts. [default: 1]
+    #[arg(long, requires = "vip")]
+    pub advert_int: Option<u32>,
 }
 
 impl VrrpArgs {
     /// The config of this host, whose health script checks `proxy` (HOST:PORT).
     pub fn spec(&self, proxy: String, notify_log: String) -> anyhow::Result<VrrpSpec> {
+        let (Some(vip), Some(interface), Some(priority)) =
+            (&self.vip, &self.interface, self.priority)
+        else {
+            anyhow::bail!("a VIP needs --vip, --interface and --priority");
+        };
         let redkeep = std::env::current_exe().context("cannot find the redkeep binary")?;
         Ok(VrrpSpec {
-            vip: self.vip.clone(),
-            interface: self.interface.clone(),
-            priority: self.priority,
-            virtual_router_id: self.router_id,
+            vip: vip.clone(),
+            interface: interface.clone(),
+            priority,
+            virtual_router_id: self.router_id.unwrap_or(51),
             auth_pass: self.auth_pass.clone(),
-            advert_int: self.advert_int,
+            advert_int: self.advert_int.unwrap_or(1),
             redkeep: redkeep.display().to_string(),
             proxy,
             notify_log,

@@ -95,7 +95,7 @@ pub struct ProxyArgs {
     /// writes a keepalived.conf into --vrrp-dir and runs keepalived (restarting it if it dies,
     /// stopping it with the proxy, which hands the VIP to another LB at once).
     #[command(flatten, next_help_heading = "Floating IP (keepalived, with --vip)")]
-    vrrp: Option<super::keepalived::VrrpArgs>,
+    vrrp: super::keepalived::VrrpArgs,
     /// Where keepalived's config, pid files and logs go. [default: ./vrrp]
     #[arg(long, requires = "vip", help_heading = "Floating IP (keepalived, with --vip)")]
     vrrp_dir: Option<PathBuf>,
@@ -311,14 +311,14 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     super::block_on(async {
         let handle = args.start().await?;
         let keepalived = match &args.vrrp {
-            None => None,
-            Some(vrrp) => {
+            super::keepalived::VrrpArgs { vip: None, .. } => None,
+            vrrp => {
                 let dir = args.vrrp_dir.clone().unwrap_or_else(|| PathBuf::from("vrrp"));
                 match vrrp.supervise(&dir, handle.local_addr) {
                     Ok(supervisor) => {
                         println!(
                             "keepalived runs for VIP {} (files in {})",
-                            vrrp.vip,
+                            vrrp.vip.as_deref().unwrap_or_default(),
                             dir.display()
                         );
                         Some(supervisor)
