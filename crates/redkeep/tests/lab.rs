@@ -112,32 +112,13 @@ fn every_drill_passes_in_a_lab_of_namespaces_and_down_leaves_nothing() {
     }
 
     // Any client on the client host uses the one address.
-    let set = lab.ok(&[
-        "exec",
-        "c1",
-        "--",
-        "redis-cli",
-        "-h",
-        "198.18.0.100",
-        "-p",
-        "7010",
-        "SET",
-        "lab:key",
-        "v1",
-    ]);
-    assert_eq!(set.trim(), "OK");
-    let get = lab.ok(&[
-        "exec",
-        "c1",
-        "--",
-        "redis-cli",
-        "-h",
-        "198.18.0.100",
-        "-p",
-        "7010",
-        "GET",
-        "lab:key",
-    ]);
+    let cli = |args: &[&str]| {
+        let mut line = vec!["exec", "c1", "--", "redis-cli", "-h", "198.18.0.100", "-p", "7010"];
+        line.extend(args);
+        lab.ok(&line)
+    };
+    assert_eq!(cli(&["SET", "lab:key", "v1"]).trim(), "OK");
+    let get = cli(&["GET", "lab:key"]);
     assert_eq!(get.trim(), "v1");
 
     // The proxy supervises its keepalived: killed, it is started again.
