@@ -480,6 +480,8 @@ impl Lab {
             "redkeep".into(),
             "--vrrp-dir".into(),
             self.proxy_dir(host).join("vrrp").display().to_string(),
+            // A killed master is replaced at once; a cut-off one is left to the cluster.
+            "--fast-failover".into(),
         ]);
         args.extend(self.plan.proxy_flags.iter().cloned());
         args

@@ -60,6 +60,9 @@ pub struct ProxyConfig {
     pub allow_config_set: bool,
     /// How long a graceful shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
+    /// Force a replica's takeover when its master refuses connections (see
+    /// [`crate::failover`]); off leaves every failover to the cluster.
+    pub fast_failover: bool,
 }
 
 impl ProxyConfig {
@@ -83,6 +86,7 @@ impl ProxyConfig {
             allow_flush: true,
             allow_config_set: true,
             drain_timeout: Duration::from_secs(5),
+            fast_failover: false,
         }
     }
 }

@@ -34,6 +34,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 /// Checks every node each `interval` until shutdown.
 pub async fn check_loop(shared: Arc<Shared>, interval: Duration) {
     let mut conns: HashMap<String, AdminConn> = HashMap::new();
+    let mut fast_failover = crate::failover::FastFailover::default();
     loop {
         let map = shared.map();
         let mut lowest_version: Option<String> = None;
@@ -47,7 +48,11 @@ pub async fn check_loop(shared: Arc<Shared>, interval: Duration) {
             {
                 lowest_version = Some(version.to_string());
             }
+            let failed = result.is_err();
             record(&shared, &node.addr, result);
+            if failed && shared.config.fast_failover {
+                fast_failover.after_failed_check(&shared, &map, &node.addr).await;
+            }
             if shared.shutdown.is_cancelled() {
                 return;
             }

@@ -13,6 +13,7 @@ pub mod client;
 pub mod clients;
 pub mod commands;
 pub mod config;
+pub mod failover;
 pub mod fanout;
 mod fasthash;
 pub mod health;

@@ -545,6 +545,7 @@ impl Session {
             ("write_acks_confirmed", stats.acks_confirmed.load(Relaxed)),
             ("write_acks_missing", stats.acks_missing.load(Relaxed)),
             ("topology_refreshes", stats.topology_refreshes.load(Relaxed)),
+            ("forced_failovers", stats.forced_failovers.load(Relaxed)),
             ("cluster_masters", map.serving_masters().len() as u64),
             ("cluster_slots_uncovered", map.uncovered() as u64),
         ];

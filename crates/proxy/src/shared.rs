@@ -115,6 +115,8 @@ pub struct Stats {
     /// in time (or whose connection broke before it could), answered with `NOREPLICAACK`.
     pub acks_missing: AtomicU64,
     pub topology_refreshes: AtomicU64,
+    /// With `--fast-failover`: replicas this proxy told to take over from a dead master.
+    pub forced_failovers: AtomicU64,
     pub backend_connects: AtomicU64,
     pub backend_failures: AtomicU64,
 }

@@ -191,3 +191,41 @@ async fn killing_a_master_under_load_never_gives_a_wrong_value_and_service_resum
     }
     proxy.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_fast_failover_a_killed_master_is_replaced_without_waiting_for_the_cluster() {
+    let cluster = deploy::testing::TestCluster::start(3, 1).await;
+    // A node-timeout of a minute: a promotion within the test's 30 s is the proxy's doing.
+    for addr in cluster.addrs() {
+        let mut conn = AdminConn::connect(&addr, Duration::from_secs(5)).await.unwrap();
+        conn.query_ok(&["CONFIG", "SET", "cluster-node-timeout", "60000"]).await.unwrap();
+    }
+    let proxy = start_proxy(&cluster, |c| c.fast_failover = true).await;
+    let topology = cluster::ops::topology_of(&cluster.addrs()[0]).await.unwrap();
+    let victim = topology.masters().find(|m| m.port != cluster.ports()[0]).unwrap();
+    let replica = topology.replicas_of(&victim.id).next().unwrap().addr();
+    // A replica that dies is no reason for a failover.
+    let other = topology.masters().find(|m| m.id != victim.id).unwrap();
+    let other_replica = topology.replicas_of(&other.id).next().unwrap();
+    cluster.kill9(other_replica.port);
+    cluster.kill9(victim.port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let topology = cluster::ops::topology_of(&replica).await.unwrap();
+        if topology.myself().is_some_and(|me| me.is_master() && !me.slots.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{replica} was not promoted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(proxy.shared.stats.forced_failovers.load(Ordering::Relaxed), 1);
+    // Its keys are served by the new master, through the proxy.
+    let key = (0..)
+        .map(|n| format!("ff:{n}"))
+        .find(|k| victim.slots.iter().any(|r| r.contains(cluster::key_slot(k.as_bytes()))))
+        .unwrap();
+    let mut conn = Conn::connect(proxy.local_addr).await;
+    assert_eq!(conn.call(&["SET", &key, "after"]).await, ok());
+    assert_eq!(conn.call(&["GET", &key]).await, bulk("after"));
+    proxy.shutdown().await;
+}

@@ -20,7 +20,8 @@ use proxy::{ProxyConfig, ReadFrom, WriteAck};
 /// (`seeds = ["10.0.0.1:6379"]`, `listen`, `stats`, `threads`, `read-from`, `write-ack`,
 /// `write-ack-timeout`, `max-clients`,
 /// `max-pending`, `max-bulk`, `idle-timeout`, `retry-budget`, `refresh-interval`, and
-/// `flush = false` / `config-set = false`); options given on the command line win.
+/// `flush = false` / `config-set = false` / `fast-failover = true`); options given on the command
+/// line win.
 #[derive(clap::Args, Default)]
 pub struct ProxyArgs {
     /// TOML file with settings; command-line options override it.
@@ -91,6 +92,14 @@ pub struct ProxyArgs {
     /// Refuse CONFIG SET (otherwise it reaches every node).
     #[arg(long)]
     no_config_set: bool,
+    /// When a master refuses connections twice in a row (no process listens: it crashed or
+    /// was killed), tell its replica to take over at once (`CLUSTER FAILOVER FORCE`, still
+    /// voted by the masters) instead of waiting for the cluster's own detection
+    /// (node-timeout and more). A master that does not answer at all (a partition) is left to
+    /// the cluster. The replica may lack the master's last unreplicated writes, as after any
+    /// failover; a crashed master restarted within node-timeout would have kept them.
+    #[arg(long)]
+    fast_failover: bool,
     /// Hold a floating IP with keepalived while this proxy is healthy: with --vip, the proxy
     /// writes a keepalived.conf into --vrrp-dir and runs keepalived (restarting it if it dies,
     /// stopping it with the proxy, which hands the VIP to another LB at once).
@@ -120,6 +129,7 @@ struct ProxyFile {
     refresh_interval: Option<String>,
     flush: Option<bool>,
     config_set: Option<bool>,
+    fast_failover: Option<bool>,
 }
 
 /// Everything the proxy runs with, once flags, file and defaults are combined.
@@ -303,6 +313,7 @@ impl ProxyArgs {
         )?;
         config.allow_flush = !self.no_flush && file.flush.unwrap_or(true);
         config.allow_config_set = !self.no_config_set && file.config_set.unwrap_or(true);
+        config.fast_failover = self.fast_failover || file.fast_failover.unwrap_or(false);
         Ok(ProxySettings { config, stats })
     }
 }
