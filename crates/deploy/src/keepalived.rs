@@ -152,12 +152,9 @@ impl Supervisor {
         Ok(Supervisor { stop, thread: Some(thread) })
     }
 
-    /// Stops keepalived (SIGTERM: it releases the VIP) and waits for it.
-    pub fn stop(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    /// Stops keepalived (SIGTERM: it releases the VIP) and waits for it; dropping does the same.
+    pub fn stop(self) {
+        drop(self);
     }
 }
 
