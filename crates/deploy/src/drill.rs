@@ -150,11 +150,7 @@ impl DrillReport {
 
 /// Runs `drill` on `lab`.
 pub fn run(lab: &mut Lab, drill: Drill, options: &DrillOptions) -> Result<DrillReport, LabError> {
-    let flags = match options.write_ack {
-        true => vec!["--write-ack".to_string(), "replica".to_string()],
-        false => Vec::new(),
-    };
-    lab.set_proxy_flags(flags)?;
+    lab.set_proxy_flags(with_write_ack(&lab.plan.proxy_flags, options.write_ack))?;
     restore(lab)?;
     let mut report = DrillReport::new(drill, lab, options);
     match drill {
@@ -178,6 +174,25 @@ pub fn run(lab: &mut Lab, drill: Drill, options: &DrillOptions) -> Result<DrillR
         );
     }
     Ok(report)
+}
+
+/// The proxies' flags with `--write-ack replica` added or taken out, the others kept.
+fn with_write_ack(flags: &[String], write_ack: bool) -> Vec<String> {
+    let mut kept = Vec::new();
+    let mut rest = flags.iter();
+    while let Some(flag) = rest.next() {
+        match flag.as_str() {
+            "--write-ack" => {
+                rest.next();
+            }
+            f if f.starts_with("--write-ack=") => {}
+            _ => kept.push(flag.clone()),
+        }
+    }
+    if write_ack {
+        kept.extend(["--write-ack".to_string(), "replica".to_string()]);
+    }
+    kept
 }
 
 /// The master the drills aim at (lowest port), with its replica and a key it serves.
@@ -568,4 +583,23 @@ pub fn restore(lab: &Lab) -> Result<(), LabError> {
         std::thread::sleep(Duration::from_millis(100));
     }
     lab.wait_vip(Duration::from_secs(30))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_ack_is_added_or_taken_out_and_other_flags_kept() {
+        let flags = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let given = flags(&["--read-from", "replica", "--write-ack", "master"]);
+        assert_eq!(
+            with_write_ack(&given, true),
+            flags(&["--read-from", "replica", "--write-ack", "replica"])
+        );
+        assert_eq!(with_write_ack(&given, false), flags(&["--read-from", "replica"]));
+        assert_eq!(with_write_ack(&flags(&["--write-ack=replica"]), false), flags(&[]));
+        assert_eq!(Drill::parse("host-loss"), Some(Drill::HostLoss));
+        assert_eq!(Drill::parse("meteor"), None);
+    }
 }
