@@ -232,9 +232,9 @@ impl Backend {
                     let Some(pending) = self.pending.borrow_mut().pop_front() else {
                         return Err(std::io::Error::other("a reply nobody asked for"));
                     };
-                    stats.replies.fetch_add(1, Relaxed);
+                    crate::metrics::bump(&stats.replies, 1);
                     if frame.first() == Some(&b'-') {
-                        stats.errors.fetch_add(1, Relaxed);
+                        crate::metrics::bump(&stats.errors, 1);
                     }
                     stats.latency.record(now.saturating_duration_since(pending.req.received));
                     if matches!(pending.sink, Sink::Wait) {

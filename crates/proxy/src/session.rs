@@ -325,8 +325,7 @@ impl Session {
         let Some(info) = info else {
             return self.reply_error(seq, &unknown_command(&args));
         };
-        self.ctx.commands.calls[usize::from(info.id)]
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::bump(&self.ctx.commands.calls[usize::from(info.id)], 1);
         if let Err(e) = key_positions(info, &args, &mut self.keys) {
             return self.reply_error(seq, &format!("ERR {e}"));
         }
@@ -983,6 +982,11 @@ impl Session {
     /// A SUBSCRIBE with replies still owed waits until they are written.
     fn must_wait_before(&self, args: &ReqArgs) -> bool {
         if self.subscribed.is_some() || self.next_seq == self.client.answered() {
+            return false;
+        }
+        // Only names of 9 or 10 letters can be a subscribe: no table lookup for the others
+        // (every pipelined request comes here).
+        if !matches!(args.arg(0).len(), 9 | 10) {
             return false;
         }
         let info = self.ctx.shared.table.lookup(args);

@@ -365,7 +365,7 @@ impl Ctx {
             self.commands.latency[id]
                 .record(self.now().saturating_duration_since(pending.req.received));
             if is_error {
-                self.commands.errors[id].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                crate::metrics::bump(&self.commands.errors[id], 1);
             }
         }
         if is_error && !matches!(pending.sink, Sink::Discard) {
