@@ -21,8 +21,9 @@ use resp::Scanner;
 use std::sync::atomic::Ordering::Relaxed;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 
+use crate::client::{Reply, SHARED_REPLY};
+use crate::notify::LocalNotify;
 use crate::worker::{Ctx, Pending, Sink};
 
 /// How the frames of a connection are used.
@@ -48,9 +49,9 @@ pub struct Backend {
     pub resp3: bool,
     queue: RefCell<BytesMut>,
     pending: RefCell<VecDeque<Pending>>,
-    wake: Notify,
+    wake: LocalNotify,
     /// Wakes `run` to end a private connection whose client left.
-    closing: Notify,
+    closing: LocalNotify,
     /// A private connection whose work is done: it ends once its last reply is in.
     retiring: Cell<bool>,
     /// Ended on purpose by [`Backend::close`].
@@ -78,8 +79,8 @@ impl Backend {
             resp3,
             queue: RefCell::new(BytesMut::with_capacity(16 * 1024)),
             pending: RefCell::new(VecDeque::new()),
-            wake: Notify::new(),
-            closing: Notify::new(),
+            wake: LocalNotify::new(),
+            closing: LocalNotify::new(),
             retiring: Cell::new(false),
             closed: Cell::new(false),
             broken: Cell::new(false),
@@ -133,7 +134,7 @@ impl Backend {
         let mut queue = self.queue.borrow_mut();
         // The writer empties the queue each time it wakes: only the first bytes need a wake-up.
         if queue.is_empty() {
-            self.wake.notify_one();
+            self.wake.notify();
         }
         queue.extend_from_slice(bytes);
     }
@@ -141,7 +142,7 @@ impl Backend {
     /// Ends the connection (a private one whose client left); pending entries are failed.
     pub fn close(&self) {
         self.closed.set(true);
-        self.closing.notify_one();
+        self.closing.notify();
     }
 
     /// Ends the connection once every pending reply has arrived.
@@ -207,8 +208,23 @@ impl Backend {
                 let now = ctx.tick();
                 let mut at = 0;
                 while let Some(len) = scanner.scan(&buf[at..]).map_err(std::io::Error::other)? {
-                    let frame = &buf[at..at + len];
-                    at += len;
+                    // A large reply leaves the buffer as shared bytes: it reaches the client
+                    // without a copy.
+                    let shared = match len >= SHARED_REPLY && self.mode != Mode::PubSub {
+                        true => {
+                            buf.advance(at);
+                            at = 0;
+                            Some(buf.split_to(len).freeze())
+                        }
+                        false => {
+                            at += len;
+                            None
+                        }
+                    };
+                    let frame = match &shared {
+                        Some(frame) => frame,
+                        None => &buf[at - len..at],
+                    };
                     if let Some(subscriber) = self.subscriber.borrow_mut().as_mut() {
                         subscriber.on_frame(frame);
                         continue;
@@ -216,9 +232,9 @@ impl Backend {
                     let Some(pending) = self.pending.borrow_mut().pop_front() else {
                         return Err(std::io::Error::other("a reply nobody asked for"));
                     };
-                    stats.replies.fetch_add(1, Relaxed);
+                    crate::metrics::bump(&stats.replies, 1);
                     if frame.first() == Some(&b'-') {
-                        stats.errors.fetch_add(1, Relaxed);
+                        crate::metrics::bump(&stats.errors, 1);
                     }
                     stats.latency.record(now.saturating_duration_since(pending.req.received));
                     if matches!(pending.sink, Sink::Wait) {
@@ -235,7 +251,11 @@ impl Backend {
                         self.held.borrow_mut().push((pending, frame.to_vec()));
                         continue;
                     }
-                    ctx.on_reply(&self, pending, frame);
+                    let reply = match &shared {
+                        Some(frame) => Reply::Shared(frame.clone()),
+                        None => Reply::Slice(frame),
+                    };
+                    ctx.on_reply(&self, pending, reply);
                 }
                 buf.advance(at);
                 if self.retiring.get()

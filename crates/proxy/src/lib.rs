@@ -18,6 +18,7 @@ pub mod fanout;
 mod fasthash;
 pub mod health;
 pub mod metrics;
+pub mod notify;
 pub mod pubsub;
 pub mod session;
 pub mod shared;
@@ -193,6 +194,7 @@ fn run_worker(shared: Arc<Shared>, mut incoming: mpsc::UnboundedReceiver<std::ne
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
         let ctx = worker::Ctx::new(shared.clone());
+        tokio::task::spawn_local(ctx.flush_queue.clone().run());
         let active = Rc::new(std::cell::Cell::new(0usize));
         while let Some(stream) = incoming.recv().await {
             let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {

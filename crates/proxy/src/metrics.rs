@@ -24,12 +24,19 @@ impl Default for Histogram {
     }
 }
 
+/// Adds `n` to a counter that only one thread writes (each worker its own block; readers may
+/// be anywhere): a plain load and store, not a locked read-modify-write, on the request path.
+pub fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
 impl Histogram {
+    /// Counts one latency. One thread writes a histogram (see [`bump`]).
     pub fn record(&self, latency: Duration) {
         let us = latency.as_micros().min(u128::from(u64::MAX)) as u64;
         let bucket = (64 - us.leading_zeros() as usize).min(BUCKETS - 1);
-        self.counts[bucket].fetch_add(1, Relaxed);
-        self.sum_us.fetch_add(us, Relaxed);
+        bump(&self.counts[bucket], 1);
+        bump(&self.sum_us, us);
     }
 
     pub fn snapshot(&self) -> HistogramSnapshot {

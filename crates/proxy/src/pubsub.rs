@@ -47,7 +47,7 @@ impl Subscriber {
         write::error(&mut out, text.as_bytes());
         self.client.push(&out);
         self.client.broken.set(true);
-        self.client.wake.notify_one();
+        self.client.wake.notify();
     }
 }
 
@@ -85,8 +85,7 @@ mod tests {
         subscriber.on_frame(b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$2\r\nhi\r\n");
         subscriber.on_frame(b"*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:0\r\n");
         assert_eq!(count.get(), Some(0));
-        let mut out = bytes::BytesMut::new();
-        client.take_output(&mut out);
+        let out = client.take_output();
         assert!(out.starts_with(b">3\r\n$9\r\nsubscribe"));
         assert!(out.windows(9).any(|w| w == b">3\r\n$7\r\nm"));
     }

@@ -9,11 +9,11 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use cluster::key_slot;
 use resp::{Parsed, RequestParser, write};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use crate::backend::Backend;
-use crate::client::Client;
+use crate::client::{Client, Flushed};
 use crate::clients::{ClientEntry, Filter};
 use crate::commands::{Args, CommandInfo, Local, Merge, Route, Split, key_positions};
 use crate::fanout::MergeKind;
@@ -98,13 +98,19 @@ pub struct Session {
 }
 
 /// Serves one client until it leaves, breaks the protocol, or the proxy shuts down.
-pub async fn serve(ctx: Rc<Ctx>, mut stream: TcpStream) {
+pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let shared = ctx.shared.clone();
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    let client = Rc::new(Client::new(shared.next_client_id()));
     let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+    // Replies are written from where they arrive (see `client`); the session reads.
+    let (mut reader, writer) = stream.into_split();
+    let client = Rc::new(Client::with_writer(
+        shared.next_client_id(),
+        Some(writer),
+        ctx.flush_queue.clone(),
+    ));
     let entry = Arc::new(ClientEntry::new(client.id, peer, laddr, fd));
     let _listed = shared.clients.register(entry.clone());
     let mut session = Session {
@@ -122,23 +128,35 @@ pub async fn serve(ctx: Rc<Ctx>, mut stream: TcpStream) {
         entry,
     };
     let config = &shared.config;
-    let mut input = BytesMut::with_capacity(16 * 1024);
-    let mut output = BytesMut::with_capacity(16 * 1024);
+    let mut input = BytesMut::with_capacity(INPUT_MIN);
     let mut parser = RequestParser::new(config.limits);
     let mut last_activity = Instant::now();
+    // Made once: each `cancelled()` registers with the token's lock, which every worker
+    // thread shares.
+    let shutdown = shared.shutdown.cancelled();
+    tokio::pin!(shutdown);
+    // How much room a read gets: grows when reads fill it (large values, deep pipelines).
+    let mut read_size = INPUT_MIN;
     loop {
-        client.take_output(&mut output);
-        if !output.is_empty() {
-            if stream.write_all(&output).await.is_err() {
-                break;
-            }
-            output.clear();
-            continue;
-        }
-        let in_flight = session.next_seq - client.answered();
         if client.broken.get() {
             session.closing = true;
         }
+        // A write the socket did not take whole is finished here; before closing or a
+        // SUBSCRIBE, every reply is written first.
+        let drain = session.closing || session.waiting_for_replies;
+        if client.is_stalled() || (drain && client.has_output()) {
+            match client.finish_write() {
+                Flushed::All => {}
+                Flushed::Blocked => {
+                    if std::future::poll_fn(|cx| client.poll_writable(cx)).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                Flushed::Failed => break,
+            }
+        }
+        let in_flight = session.next_seq - client.answered();
         if session.closing && in_flight == 0 {
             break;
         }
@@ -153,26 +171,47 @@ pub async fn serve(ctx: Rc<Ctx>, mut stream: TcpStream) {
             && in_flight < config.max_pending_per_client as u64;
         let idle_deadline =
             config.client_idle_timeout.map(|t| tokio::time::Instant::from_std(last_activity + t));
+        // Replies are written without the session; it hears of them only when it waits on
+        // them.
+        client.watch.set(
+            !can_read || session.subscribed.is_some() || (idle_deadline.is_some() && in_flight > 0),
+        );
+        if can_read && input.capacity() - input.len() < read_size / 4 {
+            // Room for a whole read. Without it, a full buffer whose requests are still in
+            // flight (they share its memory) is replaced by one no larger than the first.
+            input.reserve(read_size);
+        }
+        let room = input.capacity() - input.len();
         tokio::select! {
             _ = client.wake.notified() => {}
-            read = stream.read_buf(&mut input), if can_read => {
+            read = reader.read_buf(&mut input), if can_read => {
                 match read {
                     // Like Redis: a client that closed its side is gone.
                     Ok(0) | Err(_) => break,
-                    Ok(_) => {
+                    Ok(n) => {
+                        read_size = match n {
+                            n if n == room => (read_size * 2).min(INPUT_MAX),
+                            n if n < read_size / 4 => (read_size / 2).max(INPUT_MIN),
+                            _ => read_size,
+                        };
                         last_activity = session.ctx.tick();
                         session.read_requests(&mut input, &mut parser);
                         session.publish_state(last_activity);
                     }
                 }
             }
-            _ = shared.shutdown.cancelled(), if !session.closing => session.closing = true,
+            _ = &mut shutdown, if !session.closing => session.closing = true,
             _ = sleep_until(idle_deadline), if idle_deadline.is_some() && in_flight == 0 => break,
         }
     }
-    client.gone.set(true);
+    client.close();
     session.end();
 }
+
+/// A client's first read buffer, and the room each read gets at first.
+const INPUT_MIN: usize = 16 * 1024;
+/// The most room a read gets, for clients whose reads fill what they are given.
+const INPUT_MAX: usize = 256 * 1024;
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
@@ -215,7 +254,9 @@ impl Session {
     /// Handles every complete request in `input`.
     fn read_requests(&mut self, input: &mut BytesMut, parser: &mut RequestParser) {
         let first_seq = self.next_seq;
+        self.client.start_reading();
         self.parse_and_handle(input, parser);
+        self.client.end_reading(self.next_seq);
         // One shared counter update per read, not per request.
         Stats::add(&self.ctx.shared.stats.commands, self.next_seq - first_seq);
     }
@@ -284,8 +325,7 @@ impl Session {
         let Some(info) = info else {
             return self.reply_error(seq, &unknown_command(&args));
         };
-        self.ctx.commands.calls[usize::from(info.id)]
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::bump(&self.ctx.commands.calls[usize::from(info.id)], 1);
         if let Err(e) = key_positions(info, &args, &mut self.keys) {
             return self.reply_error(seq, &format!("ERR {e}"));
         }
@@ -943,6 +983,11 @@ impl Session {
     /// A SUBSCRIBE with replies still owed waits until they are written.
     fn must_wait_before(&self, args: &ReqArgs) -> bool {
         if self.subscribed.is_some() || self.next_seq == self.client.answered() {
+            return false;
+        }
+        // Only names of 9 or 10 letters can be a subscribe: no table lookup for the others
+        // (every pipelined request comes here).
+        if !matches!(args.arg(0).len(), 9 | 10) {
             return false;
         }
         let info = self.ctx.shared.table.lookup(args);

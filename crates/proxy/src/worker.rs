@@ -13,7 +13,7 @@ use bytes::Bytes;
 use resp::write;
 
 use crate::backend::{Backend, Mode};
-use crate::client::Client;
+use crate::client::{Client, FlushQueue, Reply};
 use crate::config::{ReadFrom, WriteAck};
 use crate::fanout::{MergeKind, merge};
 use crate::fasthash::FastMap;
@@ -178,6 +178,8 @@ pub struct Ctx {
     pub write_ack: bool,
     /// `WAIT 1 <timeout ms>`, as sent after writes when `write_ack`.
     wait: Bytes,
+    /// Clients whose output waits on slower replies (see [`crate::client`]).
+    pub flush_queue: Rc<FlushQueue>,
 }
 
 impl Ctx {
@@ -194,6 +196,7 @@ impl Ctx {
             node_stats: RefCell::new(FastMap::default()),
             write_ack: shared.config.write_ack == WriteAck::Replica,
             wait: wait_command(shared.config.write_ack_timeout),
+            flush_queue: Rc::default(),
             shared,
         })
     }
@@ -354,14 +357,15 @@ impl Ctx {
     }
 
     /// A reply frame from `backend` for `pending`.
-    pub fn on_reply(self: &Rc<Self>, backend: &Backend, mut pending: Pending, frame: &[u8]) {
+    pub fn on_reply(self: &Rc<Self>, backend: &Backend, mut pending: Pending, reply: Reply) {
+        let frame = reply.bytes();
         let is_error = frame.first() == Some(&b'-');
         if let Some(id) = pending.req.command {
             let id = usize::from(id);
             self.commands.latency[id]
                 .record(self.now().saturating_duration_since(pending.req.received));
             if is_error {
-                self.commands.errors[id].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                crate::metrics::bump(&self.commands.errors[id], 1);
             }
         }
         if is_error && !matches!(pending.sink, Sink::Discard) {
@@ -381,7 +385,10 @@ impl Ctx {
                 return self.retry_later(pending, frame);
             }
         }
-        deliver(&self.shared, pending.sink, frame);
+        match pending.sink {
+            Sink::Client { client, seq } => client.deliver_reply(seq, reply),
+            sink => deliver(&self.shared, sink, frame),
+        }
     }
 
     fn follow(self: &Rc<Self>, redirect: Redirect, pending: Pending) {
@@ -473,7 +480,7 @@ impl Ctx {
         if crate::fanout::integer(wait_reply).is_some_and(|replicas| replicas >= 1) {
             Stats::add(&stats.acks_confirmed, held.len() as u64);
             for (pending, reply) in held {
-                self.on_reply(backend, pending, &reply);
+                self.on_reply(backend, pending, Reply::Slice(&reply));
             }
             return;
         }
@@ -491,7 +498,7 @@ impl Ctx {
         let mut error = Vec::new();
         write::error(&mut error, text.as_bytes());
         for (pending, _) in held {
-            self.on_reply(backend, pending, &error);
+            self.on_reply(backend, pending, Reply::Slice(&error));
         }
     }
 
