@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use cluster::admin::{AdminConn, info_field, parse_info};
-use cluster::topology::Topology;
 use serde::Serialize;
 
 use crate::lab::{Lab, LabError, Role, Target};
@@ -219,7 +218,7 @@ fn victim(lab: &Lab) -> Result<Victim, LabError> {
 }
 
 fn victim_once(lab: &Lab) -> Result<Victim, LabError> {
-    let topology = lab.control(|| topology_from_any(lab.plan.node_addrs()))??;
+    let topology = lab.topology()?;
     let mut masters: Vec<_> = topology.masters().filter(|m| m.slot_count() > 0).collect();
     masters.sort_by_key(|m| m.port);
     let master =
@@ -503,17 +502,6 @@ async fn refuses_writes_after(addr: &str, key: &str, since: Instant) -> Option<D
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     None
-}
-
-async fn topology_from_any(addrs: Vec<String>) -> Result<Topology, LabError> {
-    for addr in &addrs {
-        if let Ok(Ok(topology)) =
-            tokio::time::timeout(Duration::from_secs(2), cluster::ops::topology_of(addr)).await
-        {
-            return Ok(topology);
-        }
-    }
-    Err(LabError::Failed("no node of the lab answers CLUSTER NODES".into()))
 }
 
 /// Brings the lab back to its plan: every host connected, every process running, the

@@ -394,6 +394,21 @@ impl Lab {
         Ok(netns::block_on_in(&self.plan.switch_ns(), make)?)
     }
 
+    /// The cluster as the first lab node that answers sees it (`CLUSTER NODES`).
+    pub fn topology(&self) -> Result<cluster::topology::Topology, LabError> {
+        let addrs = self.plan.node_addrs();
+        self.control(|| async {
+            for addr in &addrs {
+                let asking = cluster::ops::topology_of(addr);
+                if let Ok(Ok(topology)) = tokio::time::timeout(Duration::from_secs(2), asking).await
+                {
+                    return Ok(topology);
+                }
+            }
+            Err(LabError::Failed("no node of the lab answers CLUSTER NODES".into()))
+        })?
+    }
+
     /// Runs a future in the client host's namespace.
     pub fn on_client<T: Send, F: Future<Output = T>>(
         &self,

@@ -41,10 +41,6 @@ pub fn list() -> Vec<String> {
     text.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_string).collect()
 }
 
-pub fn exists(name: &str) -> bool {
-    Path::new("/run/netns").join(name).exists()
-}
-
 pub fn add(name: &str) -> Result<(), NetnsError> {
     ip(&["netns", "add", name])
 }

@@ -196,7 +196,7 @@ fn print_report(report: &DrillReport) {
 
 /// What a host runs and how it is, for `status`.
 fn host_rows(lab: &Lab) -> Vec<serde_json::Value> {
-    let roles = lab.control(|| cluster_roles(lab.plan.node_addrs())).unwrap_or_default();
+    let roles = cluster_roles(lab);
     let vip_holder = lab.vip_holder();
     lab.plan
         .hosts
@@ -269,25 +269,18 @@ fn print_status(lab: &Lab) {
 }
 
 /// Each node's role as the first node that answers sees it (`master`, `replica`, `fail`).
-async fn cluster_roles(addrs: Vec<String>) -> Vec<(String, String)> {
-    for addr in &addrs {
-        let Ok(Ok(topology)) =
-            tokio::time::timeout(Duration::from_secs(1), cluster::ops::topology_of(addr)).await
-        else {
-            continue;
-        };
-        return topology
-            .nodes
-            .iter()
-            .map(|n| {
-                let role = match (n.is_failing(), n.is_master()) {
-                    (true, _) => "fail",
-                    (false, true) => "master",
-                    (false, false) => "replica",
-                };
-                (n.addr(), role.to_string())
-            })
-            .collect();
-    }
-    Vec::new()
+fn cluster_roles(lab: &Lab) -> Vec<(String, String)> {
+    let Ok(topology) = lab.topology() else { return Vec::new() };
+    topology
+        .nodes
+        .iter()
+        .map(|n| {
+            let role = match (n.is_failing(), n.is_master()) {
+                (true, _) => "fail",
+                (false, true) => "master",
+                (false, false) => "replica",
+            };
+            (n.addr(), role.to_string())
+        })
+        .collect()
 }
