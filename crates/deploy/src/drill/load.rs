@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use cluster::admin::AdminConn;
+use cluster::admin::{AdminConn, AdminError};
 use resp::Value;
 
 use super::book::{Book, ReadVerdict};
@@ -77,27 +77,16 @@ async fn task_loop(
     stop: Arc<AtomicBool>,
     timeout: Duration,
 ) -> Book {
-    let mut conn: Option<AdminConn> = None;
+    let mut conn = Reconnecting::new(target, timeout);
     let mut step = 0usize;
     while !stop.load(Ordering::Relaxed) {
         let index = (step / 2) % book.keys();
         let write = step.is_multiple_of(2);
         step += 1;
-        let Some(c) = conn.as_mut() else {
-            match AdminConn::connect(&target, timeout).await {
-                Ok(c) => conn = Some(c),
-                Err(e) => {
-                    book.error(e.to_string());
-                    tokio::time::sleep(ERROR_PAUSE).await;
-                }
-            }
-            step -= 1;
-            continue;
-        };
         let key = book.key(index);
         let reply = if write {
             let value = book.next_value(index);
-            let reply = c.raw(&["SET", key.as_str(), value.as_str()]).await;
+            let reply = conn.call(&["SET", key.as_str(), value.as_str()]).await;
             if let Ok(Value::Simple(ok)) = &reply
                 && ok == b"OK"
             {
@@ -106,7 +95,7 @@ async fn task_loop(
             }
             reply
         } else {
-            let reply = c.raw(&["GET", key.as_str()]).await;
+            let reply = conn.call(&["GET", key.as_str()]).await;
             match &reply {
                 Ok(Value::Bulk(value)) => {
                     book.read(index, Some(value), Instant::now());
@@ -129,13 +118,37 @@ async fn task_loop(
             Ok(other) => book.error(format!("unexpected reply {other:?}")),
             Err(e) => {
                 book.error(e.to_string());
-                conn = None;
                 tokio::time::sleep(ERROR_PAUSE).await;
             }
         }
     }
     book.note_gap(Instant::now());
     book
+}
+
+/// A connection to `target`, made again by the next call after one failed.
+struct Reconnecting {
+    target: String,
+    timeout: Duration,
+    conn: Option<AdminConn>,
+}
+
+impl Reconnecting {
+    fn new(target: impl Into<String>, timeout: Duration) -> Reconnecting {
+        Reconnecting { target: target.into(), timeout, conn: None }
+    }
+
+    /// Sends one command, connecting first when needed; an error reply is a `Value::Error`.
+    async fn call(&mut self, args: &[&str]) -> Result<Value, AdminError> {
+        if self.conn.is_none() {
+            self.conn = Some(AdminConn::connect(&self.target, self.timeout).await?);
+        }
+        let result = self.conn.as_mut().expect("connected above").raw(args).await;
+        if result.is_err() {
+            self.conn = None;
+        }
+        result
+    }
 }
 
 /// The final read of every acknowledged key.
@@ -152,25 +165,17 @@ pub struct Verification {
 /// Reads back every key with an acknowledged write, through `target`.
 pub async fn verify(target: &str, books: &[Book], timeout: Duration) -> Verification {
     let mut result = Verification::default();
-    let mut conn: Option<AdminConn> = None;
+    let mut conn = Reconnecting::new(target, Duration::from_secs(5));
     for book in books {
         for index in book.acked_keys() {
             result.checked += 1;
             let key = book.key(index);
             let deadline = Instant::now() + timeout;
             let value = loop {
-                if conn.is_none() {
-                    conn = AdminConn::connect(target, Duration::from_secs(5)).await.ok();
-                }
-                let reply = match conn.as_mut() {
-                    Some(c) => c.raw(&["GET", key.as_str()]).await,
-                    None => Ok(Value::Error(b"no connection".to_vec())),
-                };
-                match reply {
+                match conn.call(&["GET", key.as_str()]).await {
                     Ok(Value::Bulk(v)) => break Some(Some(v)),
                     Ok(Value::Null) => break Some(None),
-                    Ok(_) => {}
-                    Err(_) => conn = None,
+                    _ => {}
                 }
                 if Instant::now() > deadline {
                     break None;
@@ -194,22 +199,14 @@ pub async fn verify(target: &str, books: &[Book], timeout: Duration) -> Verifica
 /// served again.
 pub async fn time_until_served(target: &str, key: &str, timeout: Duration) -> Option<Duration> {
     let start = Instant::now();
-    let mut conn: Option<AdminConn> = None;
+    let mut conn = Reconnecting::new(target, Duration::from_secs(2));
     while start.elapsed() < timeout {
-        if conn.is_none() {
-            conn = AdminConn::connect(target, Duration::from_secs(2)).await.ok();
-        }
-        if let Some(c) = conn.as_mut() {
-            match c.raw(&["SET", key, "probe"]).await {
-                Ok(Value::Simple(ok)) if ok == b"OK" => return Some(start.elapsed()),
-                // The slot's master answers, and refuses by policy (`--write-ack replica` and
-                // no replica left): the slots are served again.
-                Ok(Value::Error(e)) if e.starts_with(b"NOREPLICAS") => {
-                    return Some(start.elapsed());
-                }
-                Ok(_) => {}
-                Err(_) => conn = None,
-            }
+        match conn.call(&["SET", key, "probe"]).await {
+            Ok(Value::Simple(ok)) if ok == b"OK" => return Some(start.elapsed()),
+            // The slot's master answers, and refuses by policy (`--write-ack replica` and no
+            // replica left): the slots are served again.
+            Ok(Value::Error(e)) if e.starts_with(b"NOREPLICAS") => return Some(start.elapsed()),
+            _ => {}
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
