@@ -80,6 +80,51 @@ pub enum Local {
     Readonly,
 }
 
+/// What a command does while the client has a transaction open (WATCH, or MULTI).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InTransaction {
+    /// Sent on the transaction's connection (inside MULTI the node queues it).
+    Pinned,
+    /// Handled as outside a transaction.
+    AsUsual,
+    /// Refused: the proxy could not give Redis' answer for it there.
+    Refused(&'static str),
+}
+
+/// The policy for a command (not MULTI/EXEC/DISCARD/WATCH/UNWATCH themselves) while a
+/// transaction is open; `multi` when inside MULTI, not only WATCH.
+///
+/// Commands of keys go to the transaction's node. QUIT and RESET act at once, as in Redis.
+/// Inside MULTI the node queues what it can answer itself; what only the proxy can answer
+/// (its clients, its cursor, settings for every node) is refused, since EXEC's reply is the
+/// node's. A protocol change (HELLO) is refused while the transaction's connection, opened in
+/// the old protocol, is in use. Pub/Sub would turn that connection into a subscriber.
+pub fn in_transaction(route: Route, multi: bool) -> InTransaction {
+    use InTransaction::*;
+    match route {
+        Route::Local(self::Local::Quit | self::Local::Reset) => AsUsual,
+        Route::Local(self::Local::Hello) => Refused(
+            "HELLO cannot change the protocol while a transaction is open; send it before WATCH \
+             or MULTI, or after EXEC, DISCARD or UNWATCH",
+        ),
+        Route::Local(self::Local::Client | self::Local::Scan | self::Local::Config) if multi => {
+            Refused(
+                "CLIENT, SCAN and CONFIG are answered by the proxy, not queued by a node; send \
+                 them outside MULTI",
+            )
+        }
+        Route::Local(_) if multi => Pinned,
+        Route::Local(_) | Route::Unsupported(_) => AsUsual,
+        Route::PubSub => Refused("Pub/Sub commands are not supported inside a transaction"),
+        Route::Keyed
+        | Route::Split(_)
+        | Route::Blocking
+        | Route::AllMasters(_)
+        | Route::AnyMaster
+        | Route::Transaction => Pinned,
+    }
+}
+
 /// A request's arguments, `arg(0)` being the command name. Implemented for slices and for the
 /// session's parsed request, so that no vector of arguments is built per request.
 pub trait Args {
@@ -576,5 +621,29 @@ mod tests {
         for line in ["PUBLISH c m", "SPUBLISH c m", "WATCH k", "CONFIG SET a b", "PING", "EXEC"] {
             assert!(!writes(line), "{line}");
         }
+    }
+
+    #[test]
+    fn inside_a_transaction_keys_go_to_its_node_and_proxy_answers_are_kept_apart() {
+        let table = CommandTable::builtin();
+        let policy = |line: &str, multi: bool| {
+            let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+            in_transaction(table.lookup(args.as_slice()).unwrap().route, multi)
+        };
+        use InTransaction::*;
+        for multi in [false, true] {
+            assert_eq!(policy("GET k", multi), Pinned);
+            assert_eq!(policy("MGET a b", multi), Pinned);
+            assert_eq!(policy("QUIT", multi), AsUsual);
+            assert_eq!(policy("RESET", multi), AsUsual);
+            assert!(matches!(policy("HELLO 3", multi), Refused(_)));
+            assert!(matches!(policy("SUBSCRIBE c", multi), Refused(_)));
+            assert_eq!(policy("MIGRATE h 1 k 0 0", multi), AsUsual, "refused as usual");
+        }
+        assert_eq!(policy("CLIENT SETNAME n", false), AsUsual);
+        assert!(matches!(policy("CLIENT SETNAME n", true), Refused(_)));
+        assert!(matches!(policy("SCAN 0", true), Refused(_)));
+        assert_eq!(policy("PING", false), AsUsual);
+        assert_eq!(policy("PING", true), Pinned, "queued by the node, answered by EXEC");
     }
 }

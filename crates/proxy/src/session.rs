@@ -15,7 +15,9 @@ use tokio::net::TcpStream;
 use crate::backend::Backend;
 use crate::client::{Client, Flushed};
 use crate::clients::{ClientEntry, Filter};
-use crate::commands::{Args, CommandInfo, Local, Merge, Route, Split, key_positions};
+use crate::commands::{
+    Args, CommandInfo, InTransaction, Local, Merge, Route, Split, in_transaction, key_positions,
+};
 use crate::fanout::MergeKind;
 use crate::pubsub::Subscriber;
 use crate::shared::Stats;
@@ -75,6 +77,10 @@ struct Transaction {
     /// A command queued after MULTI may write: with `--write-ack replica`, EXEC waits for a
     /// replica (the commands inside are only queued; EXEC runs them).
     writes: bool,
+    /// The proxy refused a command inside MULTI: EXEC discards the transaction and answers
+    /// EXECABORT, as Redis does when it rejects a command while queueing. Without it, EXEC
+    /// would run the rest of a transaction the client saw fail.
+    aborted: Cell<bool>,
 }
 
 pub struct Session {
@@ -304,7 +310,16 @@ impl Session {
         self.client.deliver(seq, frame);
     }
 
+    /// An error the proxy gives to a request. Inside MULTI it aborts the transaction.
     fn reply_error(&self, seq: u64, text: &str) {
+        if let Some(tx) = self.tx.as_ref().filter(|tx| tx.multi) {
+            tx.aborted.set(true);
+        }
+        self.reply_error_only(seq, text);
+    }
+
+    /// An error that leaves an open transaction as it is (a nested MULTI, as in Redis).
+    fn reply_error_only(&self, seq: u64, text: &str) {
         Stats::add(&self.ctx.shared.stats.errors, 1);
         let mut out = Vec::with_capacity(text.len() + 3);
         write::error(&mut out, text.as_bytes());
@@ -329,8 +344,15 @@ impl Session {
         if let Err(e) = key_positions(info, &args, &mut self.keys) {
             return self.reply_error(seq, &format!("ERR {e}"));
         }
-        if self.tx.is_some() || info.route == Route::Transaction {
+        if info.route == Route::Transaction {
             return self.transaction(seq, info, &args, frame.clone());
+        }
+        if let Some(tx) = &self.tx {
+            match in_transaction(info.route, tx.multi) {
+                InTransaction::Pinned => return self.transaction(seq, info, &args, frame.clone()),
+                InTransaction::Refused(why) => return self.reply_error(seq, &format!("ERR {why}")),
+                InTransaction::AsUsual => {}
+            }
         }
         match info.route {
             Route::Keyed => self.keyed(seq, info, &args, frame.clone()),
@@ -633,7 +655,7 @@ impl Session {
             "multi" => {
                 let tx = self.tx.get_or_insert_with(Transaction::default);
                 if tx.multi {
-                    return self.reply_error(seq, "ERR MULTI calls can not be nested");
+                    return self.reply_error_only(seq, "ERR MULTI calls can not be nested");
                 }
                 tx.multi = true;
                 if let Some(backend) = tx.backend.clone() {
@@ -656,6 +678,16 @@ impl Session {
                 }
                 if tx.backend.is_none() && name == "discard" {
                     return self.reply(seq, b"+OK\r\n");
+                }
+                if tx.aborted.get() && name == "exec" {
+                    if let Some(backend) = tx.backend {
+                        backend.send_raw(b"*1\r\n$7\r\nDISCARD\r\n", Sink::Discard);
+                        backend.retire();
+                    }
+                    return self.reply_error_only(
+                        seq,
+                        "EXECABORT Transaction discarded because of previous errors.",
+                    );
                 }
                 let Some(backend) = self.pin(&mut tx, None) else {
                     return self.reply_error(seq, "CLUSTERDOWN redkeep: no master known yet");
@@ -681,7 +713,8 @@ impl Session {
                     self.tx = Some(tx);
                 }
             }
-            "watch" => self.reply_error(seq, "ERR WATCH inside MULTI is not allowed"),
+            // Redis answers it without aborting the transaction.
+            "watch" => self.reply_error_only(seq, "ERR WATCH inside MULTI is not allowed"),
             _ => {
                 let mut tx = self.tx.take().expect("inside a transaction");
                 tx.writes |= tx.multi && info.writes;
@@ -695,7 +728,10 @@ impl Session {
                             req.ack &= !tx.multi;
                             backend.send(Pending { req, sink: self.sink(seq) });
                         }
-                        None => self.reply_error(seq, "CLUSTERDOWN Hash slot not served"),
+                        None => {
+                            self.tx = Some(tx);
+                            return self.reply_error(seq, "CLUSTERDOWN Hash slot not served");
+                        }
                     }
                 }
                 self.tx = Some(tx);

@@ -289,6 +289,77 @@ async fn transactions_run_on_the_node_of_their_keys() {
     proxy.shutdown().await;
 }
 
+/// The replies to `commands` sent one by one on a fresh connection to `addr`, as raw bytes;
+/// "<closed>" when the connection closed instead of answering.
+async fn exchange(addr: &str, commands: &[&[&str]]) -> Vec<String> {
+    let mut conn = Conn::connect(addr).await;
+    let mut replies = Vec::new();
+    for command in commands {
+        let args: Vec<&[u8]> = command.iter().map(|a| a.as_bytes()).collect();
+        conn.send(&args).await;
+        match conn.reply_or_eof().await {
+            Some(value) => replies.push(norm(&value)),
+            None => {
+                replies.push("<closed>".into());
+                break;
+            }
+        }
+    }
+    replies
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_with_a_refused_command_is_aborted_as_redis_aborts_it() {
+    let (cluster, proxy) = cluster_and_proxy().await;
+    let node = master_of(&cluster, "{t}k").await;
+    let proxy_addr = proxy.local_addr.to_string();
+    let cross = keys_on_every_master(3, 1);
+    let cross_slot: &[&str] = &["MGET", &cross[0], &cross[1]];
+    // Each sequence leaves `{t}k` unset when Redis discards the transaction.
+    let sequences: Vec<Vec<&[&str]>> = vec![
+        vec![&["MULTI"], &["SET", "{t}k", "1"], &["NOSUCHCOMMAND"], &["EXEC"]],
+        vec![&["MULTI"], &["SET", "{t}k", "1"], &["GET"], &["EXEC"]],
+        vec![&["MULTI"], &["SET", "{t}k", "1"], cross_slot, &["EXEC"]],
+        // WATCH inside MULTI is an error that does not abort it.
+        vec![&["MULTI"], &["SET", "{t}k", "1"], &["WATCH", "{t}x"], &["EXEC"], &["DEL", "{t}k"]],
+        // A nested MULTI is an error that does not abort.
+        vec![&["MULTI"], &["MULTI"], &["SET", "{t}k", "1"], &["EXEC"], &["DEL", "{t}k"]],
+        // RESET and QUIT end the transaction at once.
+        vec![&["MULTI"], &["SET", "{t}k", "1"], &["RESET"], &["EXEC"]],
+        vec![&["MULTI"], &["SET", "{t}k", "1"], &["QUIT"], &["PING"]],
+        vec![&["WATCH", "{t}k"], &["QUIT"], &["PING"]],
+    ];
+    let mut checker = Conn::connect(&proxy_addr).await;
+    for sequence in &sequences {
+        let direct = exchange(&node, sequence).await;
+        let through_proxy = exchange(&proxy_addr, sequence).await;
+        assert_eq!(through_proxy, direct, "{sequence:?}");
+        assert_eq!(checker.call(&["GET", "{t}k"]).await, Value::Null, "{sequence:?}");
+    }
+
+    // Refused by the proxy, where Redis would have queued them: the transaction is aborted
+    // (never partly run), and the connection keeps its protocol and name.
+    let mut conn = Conn::connect(&proxy_addr).await;
+    for refused in [&["MIGRATE", "h", "1", "k", "0", "0"][..], &["HELLO", "3"], &["SUBSCRIBE", "c"]]
+    {
+        assert_eq!(conn.call(&["MULTI"]).await, ok());
+        assert_eq!(conn.call(&["SET", "{t}k", "1"]).await, Value::Simple(b"QUEUED".to_vec()));
+        let reply = conn.call(refused).await;
+        assert!(matches!(reply, Value::Error(_)), "{refused:?}: {reply:?}");
+        assert!(error_text(&conn.call(&["EXEC"]).await).starts_with("EXECABORT"), "{refused:?}");
+        assert_eq!(conn.call(&["GET", "{t}k"]).await, Value::Null, "{refused:?}");
+    }
+    assert_eq!(conn.call(&["PING"]).await, Value::Simple(b"PONG".to_vec()), "still RESP2");
+
+    // While only WATCHing, the proxy's own commands stay the proxy's: the name is the
+    // client's, not the transaction connection's.
+    assert_eq!(conn.call(&["WATCH", "{t}k"]).await, ok());
+    assert_eq!(conn.call(&["CLIENT", "SETNAME", "watcher"]).await, ok());
+    assert_eq!(conn.call(&["UNWATCH"]).await, ok());
+    assert_eq!(conn.call(&["CLIENT", "GETNAME"]).await, bulk("watcher"));
+    proxy.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocking_commands_do_not_stall_other_clients() {
     let (_cluster, proxy) = cluster_and_proxy().await;
