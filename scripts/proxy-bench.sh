@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Measures redkeep's proxy against the direct cluster in one run, with redis-benchmark:
 # -c 50, -P 1 and -P 16, -d 32 and -d 4096, -r 100000, SET and GET, each test on its own.
-# Prints a Markdown table: throughput of both, the ratio, p50/p99 latency of both, and the
-# proxy's CPU seconds per million requests (from /proc/<pid>/stat).
+# Prints two Markdown tables: throughput of both, the ratio, p50/p99 latency of both, and the
+# proxy's CPU seconds per million requests; then where the cores' time went on each path
+# (client, redis-server, proxy, idle; from /proc), and the ratio a never-idle path would reach.
 #
 # Usage: scripts/proxy-bench.sh [-n REQUESTS_AT_P1] [-m REQUESTS_AT_P16] [--threads N]
 # Needs: redis-server, redis-benchmark (make deps), a release build (built here if missing).
 # It runs its own cluster on ports 27301-27306 (proxy 27310) in a temporary dir, with the
-# append-only file off, and removes it at the end, also on failure.
+# append-only file and RDB snapshots off, and removes it at the end, also on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +20,7 @@ while [ $# -gt 0 ]; do
     -n) N_P1="$2"; shift 2 ;;
     -m) N_P16="$2"; shift 2 ;;
     --threads) THREADS="$2"; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -40,8 +41,13 @@ trap cleanup EXIT
 
 "$REDKEEP" up --detach --no-proxy --dir "$DIR" --base-port "$BASE" >/dev/null
 # The proxy's cost is what is measured, not the disk: without this, SET of 4 KiB values is
-# bound by the append-only file's writes on both paths alike.
-"$REDKEEP" call "127.0.0.1:$BASE" CONFIG SET appendonly no >/dev/null
+# bound by the append-only file's writes on both paths alike, and every node forks for an RDB
+# snapshot each minute (about 550 MB each after the 4 KiB runs), at random points of the runs.
+for i in 0 1 2 3 4 5; do
+  "$REDKEEP" call "127.0.0.1:$((BASE + i))" CONFIG SET appendonly no >/dev/null
+  "$REDKEEP" call "127.0.0.1:$((BASE + i))" CONFIG SET save "" >/dev/null
+done
+REDIS_PIDS=$(cat "$DIR"/node-*/redis.pid)
 SEEDS=()
 for i in 0 1 2 3 4 5; do SEEDS+=(--seed "127.0.0.1:$((BASE + i))"); done
 PROXY_ARGS=(proxy "${SEEDS[@]}" --listen "127.0.0.1:$PROXY_PORT" --stats off)
@@ -53,29 +59,58 @@ redis-cli -p "$PROXY_PORT" ping >/dev/null || { cat "$DIR/proxy.log" >&2; exit 1
 
 TICKS=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+redis_ticks() { local sum=0 pid; for pid in $REDIS_PIDS; do sum=$((sum + $(cpu_ticks "$pid"))); done; echo "$sum"; }
+idle_ticks() { awk '/^cpu / {print $5 + $6}' /proc/stat; }
 
-# One redis-benchmark run; prints "rps p50 p99".
+# One redis-benchmark run; prints "rps p50 p99 client-ticks" (the client's CPU: what this
+# subshell's waited-for children used).
 bench() { # args: target-args... -- P d test n
   local args=() ; while [ "$1" != "--" ]; do args+=("$1"); shift; done; shift
   local p=$1 d=$2 t=$3 n=$4
   redis-benchmark "${args[@]}" -c 50 -P "$p" -d "$d" -r 100000 -n "$n" -t "$t" --csv 2>/dev/null \
-    | awk -F'","' '/^"[A-Z]+",/ { print $2, $5, $7 }'
+    | awk -F'","' '/^"[A-Z]+",/ { printf "%s %s %s ", $2, $5, $7 }'
+  awk '{print $16 + $17}' "/proc/$BASHPID/stat"
 }
 
+# One measured run of one path; prints "rps p50 p99 client redis proxy idle", CPU in ticks.
+measure() { # args: target-args... -- P d test n
+  local r0 i0 p0 rps p50 p99 client
+  r0=$(redis_ticks); i0=$(idle_ticks); p0=$(cpu_ticks "$PROXY_PID")
+  read -r rps p50 p99 client < <(bench "$@")
+  echo "$rps $p50 $p99 $client $(($(redis_ticks) - r0)) $(($(cpu_ticks "$PROXY_PID") - p0)) $(($(idle_ticks) - i0))"
+}
+
+RESULTS=()
 echo "| -P | -d | test | direct ops/s | proxy ops/s | proxy/direct | direct p50/p99 ms | proxy p50/p99 ms | proxy CPU s per 1M req |"
 echo "|---:|---:|---|---:|---:|---:|---|---|---:|"
 for p in 16 1; do
   n=$N_P1; [ "$p" = 16 ] && n=$N_P16
   for d in 32 4096; do
     for t in set get; do
-      read -r d_rps d_p50 d_p99 < <(bench -p "$BASE" --cluster -- "$p" "$d" "$t" "$n")
-      before=$(cpu_ticks "$PROXY_PID")
-      read -r p_rps p_p50 p_p99 < <(bench -p "$PROXY_PORT" -- "$p" "$d" "$t" "$n")
-      after=$(cpu_ticks "$PROXY_PID")
+      read -r d_rps d_p50 d_p99 d_client d_redis _ d_idle < <(measure -p "$BASE" --cluster -- "$p" "$d" "$t" "$n")
+      read -r p_rps p_p50 p_p99 p_client p_redis p_proxy p_idle < <(measure -p "$PROXY_PORT" -- "$p" "$d" "$t" "$n")
       awk -v p="$p" -v d="$d" -v t="${t^^}" -v dr="$d_rps" -v pr="$p_rps" -v dp50="$d_p50" -v dp99="$d_p99" \
-          -v pp50="$p_p50" -v pp99="$p_p99" -v ticks=$((after - before)) -v hz="$TICKS" -v n="$n" \
+          -v pp50="$p_p50" -v pp99="$p_p99" -v ticks="$p_proxy" -v hz="$TICKS" -v n="$n" \
         'BEGIN { printf "| %s | %s | %s | %.0f | %.0f | %.0f%% | %s / %s | %s / %s | %.2f |\n",
                  p, d, t, dr, pr, 100 * pr / dr, dp50, dp99, pp50, pp99, (ticks / hz) / (n / 1e6) }'
+      RESULTS+=("$p $d ${t^^} $n $d_client $d_redis $d_idle $p_client $p_redis $p_proxy $p_idle")
     done
   done
+done
+
+# Where the two cores' time went, per million requests: the client (redis-benchmark), the six
+# redis-server processes, the proxy, and idle. "CPU-bound limit" is the proxy/direct ratio the
+# proxy path would reach if its cores were never idle: direct busy CPU / proxy-path busy CPU.
+echo
+echo "CPU seconds per million requests (direct: client + redis, idle; through the proxy: client + redis + proxy, idle):"
+echo
+echo "| -P | -d | test | direct client + redis | direct idle | proxy path client + redis + proxy | proxy path idle | CPU-bound limit |"
+echo "|---:|---:|---|---|---:|---|---:|---:|"
+for row in "${RESULTS[@]}"; do
+  awk -v hz="$TICKS" -v row="$row" 'BEGIN {
+    split(row, f, " "); m = f[4] / 1e6
+    dc = f[5] / hz / m; dr = f[6] / hz / m; di = f[7] / hz / m
+    pc = f[8] / hz / m; pr = f[9] / hz / m; pp = f[10] / hz / m; pi = f[11] / hz / m
+    printf "| %s | %s | %s | %.2f + %.2f = %.2f | %.2f | %.2f + %.2f + %.2f = %.2f | %.2f | %.0f%% |\n",
+      f[1], f[2], f[3], dc, dr, dc + dr, di, pc, pr, pp, pc + pr + pp, pi, 100 * (dc + dr) / (pc + pr + pp) }'
 done
