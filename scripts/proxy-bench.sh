@@ -20,7 +20,7 @@ while [ $# -gt 0 ]; do
     -n) N_P1="$2"; shift 2 ;;
     -m) N_P16="$2"; shift 2 ;;
     --threads) THREADS="$2"; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
