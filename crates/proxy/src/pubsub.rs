@@ -4,6 +4,7 @@
 //! come; the session leaves subscribed mode when every connection reports zero subscriptions.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use resp::write;
@@ -18,10 +19,51 @@ pub struct Subscriber {
     pub resp3: bool,
     /// Subscriptions on this connection as its last confirmation said; `None` before any.
     pub count: Rc<Cell<Option<i64>>>,
+    /// What each PING sent on this connection and not answered yet stands for, in the order
+    /// they went (pongs come back in that order).
+    pub pongs: VecDeque<Pong>,
+    /// The session's count of [`Pong::Sync`] PINGs not answered yet.
+    pub syncs: Rc<Cell<u32>>,
 }
 
+/// Why a PING went on a subscription connection.
+#[derive(Debug, PartialEq)]
+pub enum Pong {
+    /// The client's own: its pong goes to the client.
+    Client,
+    /// The proxy's placeholder for a reply the proxy made (an error for a command not allowed
+    /// in subscribed mode): the pong is replaced by it, so it comes after the confirmations
+    /// of the client's earlier commands.
+    Reply(Vec<u8>),
+    /// The proxy's, after an unsubscribe: once its pong is in, every confirmation before it
+    /// is, and the session knows whether the client is still subscribed before it reads on.
+    Sync,
+}
+
+/// The PING the proxy sends to hold its own reply in line (see [`Subscriber::pongs`]).
+pub const PLACEHOLDER_PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
+
 impl Subscriber {
+    pub fn new(
+        client: Rc<Client>,
+        resp3: bool,
+        count: Rc<Cell<Option<i64>>>,
+        syncs: Rc<Cell<u32>>,
+    ) -> Subscriber {
+        Subscriber { client, resp3, count, pongs: VecDeque::new(), syncs }
+    }
+
     pub fn on_frame(&mut self, frame: &[u8]) {
+        if is_pong(frame) {
+            match self.pongs.pop_front() {
+                Some(Pong::Reply(reply)) => return self.client.push(&reply),
+                Some(Pong::Sync) => {
+                    self.syncs.set(self.syncs.get().saturating_sub(1));
+                    return self.client.wake.notify();
+                }
+                Some(Pong::Client) | None => {}
+            }
+        }
         let kind = pubsub_kind(frame);
         if let Some(kind) = kind
             && kind.ends_with(b"subscribe")
@@ -51,6 +93,14 @@ impl Subscriber {
     }
 }
 
+/// A PING's reply: in subscribed mode `pong` and the PING's argument, `+PONG` once the
+/// connection left it (the last unsubscribe was confirmed).
+fn is_pong(frame: &[u8]) -> bool {
+    frame == b"+PONG\r\n"
+        || elements(frame)
+            .is_some_and(|e| e.first().is_some_and(|first| first.ends_with(b"\npong\r\n")))
+}
+
 /// `message`, `subscribe`, ... when `frame` is a Pub/Sub frame.
 fn pubsub_kind(frame: &[u8]) -> Option<&[u8]> {
     let first = *elements(frame)?.first()?;
@@ -78,8 +128,7 @@ mod tests {
     fn confirmations_count_subscriptions_and_resp3_clients_get_pushes() {
         let client = Rc::new(Client::new(1));
         let count = Rc::new(Cell::new(None));
-        let mut subscriber =
-            Subscriber { client: client.clone(), resp3: true, count: count.clone() };
+        let mut subscriber = Subscriber::new(client.clone(), true, count.clone(), Rc::default());
         subscriber.on_frame(b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(count.get(), Some(1));
         subscriber.on_frame(b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$2\r\nhi\r\n");
@@ -88,5 +137,26 @@ mod tests {
         let out = client.take_output();
         assert!(out.starts_with(b">3\r\n$9\r\nsubscribe"));
         assert!(out.windows(9).any(|w| w == b">3\r\n$7\r\nm"));
+    }
+
+    #[test]
+    fn a_placeholder_pong_is_replaced_by_the_reply_it_holds() {
+        let client = Rc::new(Client::new(1));
+        let syncs = Rc::new(Cell::new(1));
+        let mut subscriber = Subscriber::new(client.clone(), false, Rc::default(), syncs.clone());
+        subscriber.pongs.push_back(Pong::Client);
+        subscriber.pongs.push_back(Pong::Reply(b"-ERR held\r\n".to_vec()));
+        subscriber.pongs.push_back(Pong::Sync);
+        subscriber.on_frame(b"*2\r\n$4\r\npong\r\n$2\r\nhi\r\n");
+        subscriber.on_frame(b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n");
+        subscriber.on_frame(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+        subscriber.on_frame(b"+PONG\r\n");
+        assert_eq!(syncs.get(), 0, "the sync's pong (after leaving subscribed mode) is counted");
+        let out = client.take_output();
+        assert_eq!(
+            out,
+            b"*2\r\n$4\r\npong\r\n$2\r\nhi\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n-ERR held\r\n"
+        );
+        assert!(subscriber.pongs.is_empty());
     }
 }

@@ -19,7 +19,7 @@ use crate::commands::{
     Args, CommandInfo, InTransaction, Local, Merge, Route, Split, in_transaction, key_positions,
 };
 use crate::fanout::MergeKind;
-use crate::pubsub::Subscriber;
+use crate::pubsub::{PLACEHOLDER_PING, Pong, Subscriber};
 use crate::shared::Stats;
 use crate::worker::{Ctx, Fanout, Pending, Request, Sink, Target};
 
@@ -48,6 +48,9 @@ struct Subscriptions {
     classic: Option<Subscription>,
     /// SSUBSCRIBE: the master of each shard channel's slot.
     shards: Vec<Subscription>,
+    /// The connection the client's last command went to: PING and refused commands follow it
+    /// there, so that the node answers them after that command's confirmations, in order.
+    last: Option<Rc<Backend>>,
 }
 
 impl Subscriptions {
@@ -55,9 +58,13 @@ impl Subscriptions {
         self.classic.iter().chain(&self.shards)
     }
 
-    /// Every connection confirmed it has no subscription left.
+    /// Every connection confirmed it has no subscription left, and answered every PING (true
+    /// too when no connection was made: the subscribe was refused).
     fn done(&self) -> bool {
-        self.all().next().is_some() && self.all().all(|(_, count)| count.get() == Some(0))
+        let answered = |backend: &Backend| {
+            backend.subscriber.borrow().as_ref().is_none_or(|s| s.pongs.is_empty())
+        };
+        self.all().all(|(backend, count)| count.get() == Some(0) && answered(backend))
     }
 
     fn close(&self) {
@@ -99,6 +106,12 @@ pub struct Session {
     /// A SUBSCRIBE waits at the start of the input until every earlier reply is written, so
     /// that no reply of the normal mode lands among Pub/Sub frames.
     waiting_for_replies: bool,
+    /// In subscribed mode, unsubscribes whose confirmations are not all in (see
+    /// [`Pong::Sync`]): the next command waits, since it may come after the last subscription
+    /// ended, in normal mode.
+    syncs: Rc<Cell<u32>>,
+    /// Requests wait in the input until `syncs` is zero.
+    paused_by_sync: bool,
     /// What CLIENT LIST shows of this client.
     entry: Arc<ClientEntry>,
 }
@@ -131,6 +144,8 @@ pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
         blocking: HashMap::new(),
         subscribed: None,
         waiting_for_replies: false,
+        syncs: Rc::default(),
+        paused_by_sync: false,
         entry,
     };
     let config = &shared.config;
@@ -172,7 +187,16 @@ pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
             continue;
         }
         session.leave_subscribed_mode_when_done();
+        let synced = session.syncs.get() == 0;
+        if synced && session.paused_by_sync {
+            // The unsubscribes are confirmed: the requests after them, in whichever mode the
+            // client is in now.
+            session.paused_by_sync = false;
+            session.read_requests(&mut input, &mut parser);
+            continue;
+        }
         let can_read = !session.closing
+            && synced
             && !session.waiting_for_replies
             && in_flight < config.max_pending_per_client as u64;
         let idle_deadline =
@@ -268,7 +292,11 @@ impl Session {
     }
 
     fn parse_and_handle(&mut self, input: &mut BytesMut, parser: &mut RequestParser) {
-        while !self.closing && !self.waiting_for_replies && !input.is_empty() {
+        while !self.closing
+            && !self.waiting_for_replies
+            && self.syncs.get() == 0
+            && !input.is_empty()
+        {
             match parser.parse(input) {
                 Ok(Parsed::Incomplete) => break,
                 Ok(Parsed::Empty { consumed }) => {
@@ -299,6 +327,7 @@ impl Session {
                 }
             }
         }
+        self.paused_by_sync = self.syncs.get() > 0 && !input.is_empty();
     }
 
     fn take_seq(&mut self) -> u64 {
@@ -770,7 +799,10 @@ impl Session {
         let argc = args.count();
         match local {
             Local::Ping if argc == 1 => write::simple(&mut out, b"PONG"),
-            Local::Ping => write::bulk(&mut out, args.arg(1)),
+            Local::Ping if argc == 2 => write::bulk(&mut out, args.arg(1)),
+            Local::Ping => {
+                return self.reply_error(seq, "ERR wrong number of arguments for 'ping' command");
+            }
             Local::Echo => write::bulk(&mut out, args.arg(1)),
             Local::Quit => {
                 write::simple(&mut out, b"OK");
@@ -782,6 +814,9 @@ impl Session {
                 }
             }
             Local::Select if args.arg(1) == b"0" => write::simple(&mut out, b"OK"),
+            Local::Select if !is_integer(args.arg(1)) => {
+                return self.reply_error(seq, "ERR value is not an integer or out of range");
+            }
             Local::Select => {
                 return self.reply_error(seq, "ERR SELECT is not allowed in cluster mode");
             }
@@ -1056,6 +1091,10 @@ impl Session {
         self.reply(seq, b"");
         self.subscribed = Some(Subscriptions::default());
         self.subscribed_request(Some(info), args, frame);
+        if self.subscribed.as_ref().is_some_and(|s| s.all().next().is_none()) {
+            // Refused (CROSSSLOT, no master): the client stays in normal mode, as with Redis.
+            self.subscribed = None;
+        }
     }
 
     /// A command in subscribed mode: only the Pub/Sub commands, PING, QUIT and RESET, as
@@ -1065,10 +1104,10 @@ impl Session {
         match name {
             "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" => {
                 match self.classic_subscription(!name.ends_with("unsubscribe")) {
-                    Some(backend) => backend.queue_bytes(&frame),
+                    Some(backend) => self.send_subscription_command(&backend, &frame),
                     None => {
                         let channels: Vec<&[u8]> = (1..args.count()).map(|i| args.arg(i)).collect();
-                        self.client.push(&nothing_to_unsubscribe(name, &channels));
+                        self.reply_subscribed(nothing_to_unsubscribe(name, &channels));
                     }
                 }
             }
@@ -1077,16 +1116,11 @@ impl Session {
                 if let Err(e) = key_positions(info, args, &mut self.keys) {
                     let mut out = Vec::new();
                     write::error(&mut out, format!("ERR {e}").as_bytes());
-                    return self.client.push(&out);
+                    return self.reply_subscribed(out);
                 }
                 self.shard_subscription(name, args, &frame)
             }
-            "ping" => {
-                let subscriptions = self.subscribed.as_ref().expect("in subscribed mode");
-                if let Some((backend, _)) = subscriptions.all().next() {
-                    backend.queue_bytes(&frame);
-                }
-            }
+            "ping" => self.send_ping(&frame, Pong::Client),
             "quit" => {
                 self.client.push(b"+OK\r\n");
                 self.closing = true;
@@ -1100,6 +1134,12 @@ impl Session {
                 self.set_name(None);
                 self.client.push(b"+RESET\r\n");
             }
+            // Redis names an unknown command as such before it looks at the context.
+            _ if info.is_none() => {
+                let mut out = Vec::new();
+                write::error(&mut out, unknown_command(args).as_bytes());
+                self.reply_subscribed(out);
+            }
             _ => {
                 let shown = String::from_utf8_lossy(args.arg(0)).to_ascii_lowercase();
                 let text = format!(
@@ -1108,13 +1148,63 @@ impl Session {
                 );
                 let mut out = Vec::new();
                 write::error(&mut out, text.as_bytes());
-                self.client.push(&out);
+                self.reply_subscribed(out);
             }
         }
     }
 
+    /// Sends a (P|S)(UN)SUBSCRIBE on a subscription connection. The client's next command
+    /// waits until its confirmations are in: so they cannot be overtaken by those of a command
+    /// on another of the client's connections, and after an unsubscribe the next command is
+    /// read in the mode the client is then in.
+    fn send_subscription_command(&mut self, backend: &Rc<Backend>, frame: &[u8]) {
+        backend.queue_bytes(frame);
+        self.syncs.set(self.syncs.get() + 1);
+        self.expect_pong(backend, Pong::Sync);
+        backend.queue_bytes(PLACEHOLDER_PING);
+        if let Some(subscriptions) = self.subscribed.as_mut() {
+            subscriptions.last = Some(backend.clone());
+        }
+    }
+
+    /// A reply the proxy makes in subscribed mode: it goes out after the replies to the
+    /// client's earlier PINGs (see [`Pong::Reply`]).
+    fn reply_subscribed(&mut self, reply: Vec<u8>) {
+        self.send_ping(PLACEHOLDER_PING, Pong::Reply(reply));
+    }
+
+    /// Sends a PING (the client's, or the proxy's placeholder) on the connection of the
+    /// client's last subscription command, or one that still has subscriptions (whose pong
+    /// has the subscribed mode's form).
+    fn send_ping(&mut self, ping: &[u8], pong: Pong) {
+        let subscriptions = self.subscribed.as_ref().expect("in subscribed mode");
+        let subscribed = |b: &Rc<Backend>| {
+            subscriptions.all().any(|(s, count)| Rc::ptr_eq(s, b) && count.get() != Some(0))
+        };
+        let backend = subscriptions
+            .last
+            .clone()
+            .filter(subscribed)
+            .or_else(|| subscriptions.all().map(|s| s.0.clone()).find(subscribed))
+            .or_else(|| subscriptions.all().next().map(|s| s.0.clone()));
+        match (backend, pong) {
+            (Some(backend), pong) => {
+                self.expect_pong(&backend, pong);
+                backend.queue_bytes(ping);
+            }
+            (None, Pong::Reply(reply)) => self.client.push(&reply),
+            (None, _) => {}
+        }
+    }
+
+    fn expect_pong(&self, backend: &Backend, pong: Pong) {
+        if let Some(subscriber) = backend.subscriber.borrow_mut().as_mut() {
+            subscriber.pongs.push_back(pong);
+        }
+    }
+
     fn subscriber(&self, count: &Rc<Cell<Option<i64>>>) -> Subscriber {
-        Subscriber { client: self.client.clone(), resp3: self.resp3, count: count.clone() }
+        Subscriber::new(self.client.clone(), self.resp3, count.clone(), self.syncs.clone())
     }
 
     /// The connection for SUBSCRIBE/PSUBSCRIBE, made when `create` and there is none.
@@ -1139,16 +1229,20 @@ impl Session {
             Err(e) => {
                 let mut out = Vec::new();
                 write::error(&mut out, e.as_bytes());
-                return self.client.push(&out);
+                return self.reply_subscribed(out);
             }
         };
         let Some(slot) = slot else {
             // SUNSUBSCRIBE of everything: every shard connection.
             let subscriptions = self.subscribed.as_ref().expect("in subscribed mode");
             if subscriptions.shards.is_empty() {
-                return self.client.push(&nothing_to_unsubscribe(name, &[]));
+                return self.reply_subscribed(nothing_to_unsubscribe(name, &[]));
             }
-            subscriptions.shards.iter().for_each(|(b, _)| b.queue_bytes(frame));
+            let shards: Vec<Rc<Backend>> =
+                subscriptions.shards.iter().map(|s| s.0.clone()).collect();
+            for backend in &shards {
+                self.send_subscription_command(backend, frame);
+            }
             return;
         };
         let addr = {
@@ -1156,7 +1250,7 @@ impl Session {
             map.master_of(slot).map(|m| map.addr(m).to_string())
         };
         let Some(addr) = addr else {
-            return self.client.push(b"-CLUSTERDOWN Hash slot not served\r\n");
+            return self.reply_subscribed(b"-CLUSTERDOWN Hash slot not served\r\n".to_vec());
         };
         let existing =
             self.subscribed.as_ref().and_then(|s| s.shards.iter().find(|(b, _)| b.addr == addr));
@@ -1164,7 +1258,7 @@ impl Session {
             Some((backend, _)) => backend.clone(),
             None if name == "sunsubscribe" => {
                 let channels: Vec<&[u8]> = (1..args.count()).map(|i| args.arg(i)).collect();
-                return self.client.push(&nothing_to_unsubscribe(name, &channels));
+                return self.reply_subscribed(nothing_to_unsubscribe(name, &channels));
             }
             None => {
                 let count = Rc::new(Cell::new(None));
@@ -1175,6 +1269,11 @@ impl Session {
                 backend
             }
         };
-        backend.queue_bytes(frame);
+        self.send_subscription_command(&backend, frame);
     }
+}
+
+/// A decimal integer, as Redis reads one.
+fn is_integer(arg: &[u8]) -> bool {
+    std::str::from_utf8(arg).is_ok_and(|text| text.parse::<i64>().is_ok())
 }

@@ -461,6 +461,77 @@ async fn pub_sub_hears_the_whole_cluster_and_shard_channels_their_shard() {
 }
 
 /// The `key=value` fields of a CLIENT LIST line.
+/// The replies to `commands` sent in one write on a fresh connection, up to the reply `end`
+/// (each sequence ends with `ECHO end`, in normal mode).
+async fn pipelined(addr: &str, commands: &[&[&str]]) -> Vec<String> {
+    let mut conn = Conn::connect(addr).await;
+    let mut bytes = Vec::new();
+    for command in commands {
+        let args: Vec<&[u8]> = command.iter().map(|a| a.as_bytes()).collect();
+        resp::write::command(&mut bytes, &args);
+    }
+    conn.send_raw(&bytes).await;
+    let mut replies = Vec::new();
+    loop {
+        let reply = conn.reply().await;
+        let end = reply == bulk("end");
+        replies.push(norm(&reply));
+        if end {
+            return replies;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_subscribed_mode_replies_keep_the_order_of_the_commands_as_with_redis() {
+    let (cluster, proxy) = cluster_and_proxy().await;
+    // Shard channel `{t}ch` lives on this node; the others are keyless or on any node.
+    let node = master_of(&cluster, "{t}ch").await;
+    let proxy_addr = proxy.local_addr.to_string();
+    let sequences: Vec<Vec<&[&str]>> = vec![
+        // Errors made by the proxy come after the confirmations before them; after the last
+        // unsubscribe, commands are in normal mode again, also in the same pipeline.
+        vec![
+            &["SUBSCRIBE", "c"],
+            &["MULTI"],
+            &["PING"],
+            &["PING", "x"],
+            &["NOSUCHCOMMAND"],
+            &["UNSUBSCRIBE", "c"],
+            &["PING"],
+            &["ECHO", "end"],
+        ],
+        // (One channel per unsubscribe of all: Redis lists several in its hash order.)
+        vec![
+            &["SUBSCRIBE", "a", "b"],
+            &["PSUBSCRIBE", "p*"],
+            &["UNSUBSCRIBE", "b"],
+            &["UNSUBSCRIBE"],
+            &["PING"],
+            &["PUNSUBSCRIBE"],
+            &["ECHO", "end"],
+        ],
+        // Two connections behind the proxy (a shard channel and a classic one): their
+        // confirmations still come in the order of the commands.
+        vec![
+            &["SSUBSCRIBE", "{t}ch"],
+            &["SUBSCRIBE", "d"],
+            &["SUNSUBSCRIBE"],
+            &["PING"],
+            &["UNSUBSCRIBE"],
+            &["ECHO", "end"],
+        ],
+        // A refused subscribe leaves the client in normal mode.
+        vec![&["SSUBSCRIBE", "{t}ch", "{u}ch"], &["ECHO", "end"]],
+    ];
+    for sequence in &sequences {
+        let direct = pipelined(&node, sequence).await;
+        let through_proxy = pipelined(&proxy_addr, sequence).await;
+        assert_eq!(through_proxy, direct, "{sequence:?}");
+    }
+    proxy.shutdown().await;
+}
+
 fn client_fields(line: &str) -> std::collections::HashMap<String, String> {
     line.split(' ')
         .filter_map(|f| f.split_once('='))
