@@ -362,7 +362,7 @@ impl Session {
         if let Some(info) = info {
             self.entry.set_command(info.id);
         }
-        if self.subscribed.is_some() {
+        if self.subscribed.is_some() && !(self.resp3 && runs_while_subscribed(info)) {
             return self.subscribed_request(info, &args, frame.clone());
         }
         let seq = self.take_seq();
@@ -1053,16 +1053,22 @@ fn nothing_to_unsubscribe(kind: &str, channels: &[&[u8]]) -> Vec<u8> {
 impl Session {
     /// A SUBSCRIBE with replies still owed waits until they are written.
     fn must_wait_before(&self, args: &ReqArgs) -> bool {
-        if self.subscribed.is_some() || self.next_seq == self.client.answered() {
+        if self.next_seq == self.client.answered() {
             return false;
         }
-        // Only names of 9 or 10 letters can be a subscribe: no table lookup for the others
-        // (every pipelined request comes here).
-        if !matches!(args.arg(0).len(), 9 | 10) {
+        // Only names of 9 or 10 letters can be a subscribe (11 or 12 an unsubscribe, which
+        // only a RESP3 client in subscribed mode sends with replies outstanding): no table
+        // lookup for the others (every pipelined request comes here).
+        let subscribed = self.subscribed.is_some();
+        if !(matches!(args.arg(0).len(), 9 | 10)
+            || subscribed && matches!(args.arg(0).len(), 11 | 12))
+        {
             return false;
         }
         let info = self.ctx.shared.table.lookup(args);
-        info.is_some_and(|i| matches!(i.name.as_str(), "subscribe" | "psubscribe" | "ssubscribe"))
+        info.is_some_and(|i| {
+            i.route == Route::PubSub && (subscribed || !i.name.ends_with("unsubscribe"))
+        })
     }
 
     fn leave_subscribed_mode_when_done(&mut self) {
@@ -1271,6 +1277,14 @@ impl Session {
         };
         self.send_subscription_command(&backend, frame);
     }
+}
+
+/// With RESP3, Redis runs any command in subscribed mode but the Pub/Sub ones and QUIT/RESET,
+/// which keep their subscribed-mode handling.
+fn runs_while_subscribed(info: Option<&CommandInfo>) -> bool {
+    info.is_some_and(|i| {
+        i.route != Route::PubSub && !matches!(i.route, Route::Local(Local::Quit | Local::Reset))
+    })
 }
 
 /// A decimal integer, as Redis reads one.

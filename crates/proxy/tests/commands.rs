@@ -529,6 +529,24 @@ async fn in_subscribed_mode_replies_keep_the_order_of_the_commands_as_with_redis
         let through_proxy = pipelined(&proxy_addr, sequence).await;
         assert_eq!(through_proxy, direct, "{sequence:?}");
     }
+
+    // With RESP3 every command runs in subscribed mode, its reply in line with the pushes
+    // (HELLO's own reply names the connection, so it is left out).
+    let resp3: Vec<&[&str]> = vec![
+        &["HELLO", "3"],
+        &["SUBSCRIBE", "c"],
+        &["PING"],
+        &["SET", "{t}k", "1"],
+        &["GET", "{t}k"],
+        &["SUBSCRIBE", "d"],
+        &["DEL", "{t}k"],
+        &["UNSUBSCRIBE", "d"],
+        &["UNSUBSCRIBE"],
+        &["ECHO", "end"],
+    ];
+    let direct = pipelined(&node, &resp3).await;
+    let through_proxy = pipelined(&proxy_addr, &resp3).await;
+    assert_eq!(through_proxy[1..], direct[1..]);
     proxy.shutdown().await;
 }
 
