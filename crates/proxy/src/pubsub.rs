@@ -2,6 +2,8 @@
 //! published on any node reaches every node of the cluster), SSUBSCRIBE on a connection to the
 //! master of each shard channel's slot. Frames from these connections go to the client as they
 //! come; the session leaves subscribed mode when every connection reports zero subscriptions.
+//! The replies the proxy makes itself are put in line with the nodes' frames by PINGs whose
+//! pongs they replace (see [`Pong`]).
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -35,8 +37,10 @@ pub enum Pong {
     /// in subscribed mode): the pong is replaced by it, so it comes after the confirmations
     /// of the client's earlier commands.
     Reply(Vec<u8>),
-    /// The proxy's, after an unsubscribe: once its pong is in, every confirmation before it
-    /// is, and the session knows whether the client is still subscribed before it reads on.
+    /// The proxy's, after each (un)subscribe: once its pong is in, every confirmation before
+    /// it is. The session reads the client's next command only then, so confirmations on two
+    /// of its connections cannot cross, and after the last unsubscribe the next command is
+    /// read in normal mode.
     Sync,
 }
 

@@ -48,8 +48,8 @@ struct Subscriptions {
     classic: Option<Subscription>,
     /// SSUBSCRIBE: the master of each shard channel's slot.
     shards: Vec<Subscription>,
-    /// The connection the client's last command went to: PING and refused commands follow it
-    /// there, so that the node answers them after that command's confirmations, in order.
+    /// The connection of the client's last (un)subscribe: its PINGs, and the proxy's
+    /// placeholders, go there while it has subscriptions (see [`Session::send_ping`]).
     last: Option<Rc<Backend>>,
 }
 
@@ -106,9 +106,8 @@ pub struct Session {
     /// A SUBSCRIBE waits at the start of the input until every earlier reply is written, so
     /// that no reply of the normal mode lands among Pub/Sub frames.
     waiting_for_replies: bool,
-    /// In subscribed mode, unsubscribes whose confirmations are not all in (see
-    /// [`Pong::Sync`]): the next command waits, since it may come after the last subscription
-    /// ended, in normal mode.
+    /// In subscribed mode, (un)subscribes whose confirmations are not all in (see
+    /// [`Pong::Sync`]): the next command waits for them.
     syncs: Rc<Cell<u32>>,
     /// Requests wait in the input until `syncs` is zero.
     paused_by_sync: bool,
@@ -1104,7 +1103,8 @@ impl Session {
     }
 
     /// A command in subscribed mode: only the Pub/Sub commands, PING, QUIT and RESET, as
-    /// Redis allows in RESP2.
+    /// Redis allows in RESP2 (with RESP3 only those of them that keep their subscribed-mode
+    /// handling come here; see [`runs_while_subscribed`]).
     fn subscribed_request(&mut self, info: Option<&CommandInfo>, args: &ReqArgs, frame: Bytes) {
         let name = info.map_or("", |i| i.name.as_str());
         match name {
