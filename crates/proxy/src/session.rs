@@ -506,9 +506,13 @@ impl Session {
     }
 
     /// A command that may block runs on this client's own connection to the node.
+    /// A command that may block runs on a connection of the client's own to its node, after
+    /// every earlier command of the client is answered (it waits in the input until then),
+    /// and the client's later commands wait until it is answered: as with Redis, where a
+    /// blocked client runs nothing else, so its commands run in the order it sent them
+    /// although they go over two connections.
     fn blocking(&mut self, seq: u64, info: &CommandInfo, args: &ReqArgs, frame: Bytes) {
-        let is_xread = info.name.starts_with("xread");
-        if is_xread && args.find(1, b"BLOCK").is_none_or(|b| args.find(1, b"STREAMS") < Some(b)) {
+        if !blocks(info, args) {
             return self.keyed(seq, info, args, frame);
         }
         let slot = match self.slot_of_keys(args) {
@@ -532,6 +536,17 @@ impl Session {
         };
         let req = self.request(info, args, frame, Target::Node(addr.as_str().into()));
         backend.send(Pending { req, sink: self.sink(seq) });
+        self.waiting_for_replies = true;
+    }
+
+    /// A command that may block: only their names start with B or X, so others need no
+    /// lookup (every pipelined request with replies owed comes here).
+    fn may_block(&self, args: &ReqArgs) -> bool {
+        if !matches!(args.arg(0).first(), Some(b'B' | b'b' | b'X' | b'x')) {
+            return false;
+        }
+        let info = self.ctx.shared.table.lookup(args);
+        info.is_some_and(|i| i.route == Route::Blocking && blocks(i, args))
     }
 
     fn all_masters(&mut self, seq: u64, info: &CommandInfo, merge: Merge, frame: Bytes) {
@@ -1050,10 +1065,13 @@ fn nothing_to_unsubscribe(kind: &str, channels: &[&[u8]]) -> Vec<u8> {
 }
 
 impl Session {
-    /// A SUBSCRIBE with replies still owed waits until they are written.
+    /// A SUBSCRIBE or a blocking command with replies still owed waits until they are written.
     fn must_wait_before(&self, args: &ReqArgs) -> bool {
         if self.next_seq == self.client.answered() {
             return false;
+        }
+        if self.may_block(args) {
+            return true;
         }
         // Only names of 9 or 10 letters can be a subscribe (11 or 12 an unsubscribe, which
         // only a RESP3 client in subscribed mode sends with replies outstanding): no table
@@ -1285,6 +1303,13 @@ fn runs_while_subscribed(info: Option<&CommandInfo>) -> bool {
     info.is_some_and(|i| {
         i.route != Route::PubSub && !matches!(i.route, Route::Local(Local::Quit | Local::Reset))
     })
+}
+
+/// A command of the blocking route that blocks as sent: XREAD and XREADGROUP only with BLOCK
+/// (before STREAMS).
+fn blocks(info: &CommandInfo, args: &ReqArgs) -> bool {
+    !info.name.starts_with("xread")
+        || args.find(1, b"BLOCK").is_some_and(|b| args.find(1, b"STREAMS") > Some(b))
 }
 
 /// A decimal integer, as Redis reads one.

@@ -550,6 +550,32 @@ async fn in_subscribed_mode_replies_keep_the_order_of_the_commands_as_with_redis
     proxy.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_with_blocking_commands_runs_in_the_order_sent_as_with_redis() {
+    let (cluster, proxy) = cluster_and_proxy().await;
+    let node = master_of(&cluster, "{t}l").await;
+    let sequence: Vec<&[&str]> = vec![
+        &["DEL", "{t}l"],
+        &["RPUSH", "{t}l", "old"],
+        &["DEL", "{t}l"],
+        &["RPUSH", "{t}l", "new"],
+        // Runs after the commands before it although it goes over another connection.
+        &["BLPOP", "{t}l", "1"],
+        // Blocks until its timeout: the RPUSH after it waits, as a blocked client's commands
+        // wait in Redis, instead of feeding it.
+        &["BLPOP", "{t}l", "0.2"],
+        &["RPUSH", "{t}l", "after"],
+        &["XREAD", "BLOCK", "100", "STREAMS", "{t}s", "$"],
+        &["LRANGE", "{t}l", "0", "-1"],
+        &["DEL", "{t}l"],
+        &["ECHO", "end"],
+    ];
+    let direct = pipelined(&node, &sequence).await;
+    let through_proxy = pipelined(&proxy.local_addr.to_string(), &sequence).await;
+    assert_eq!(through_proxy, direct);
+    proxy.shutdown().await;
+}
+
 fn client_fields(line: &str) -> std::collections::HashMap<String, String> {
     line.split(' ')
         .filter_map(|f| f.split_once('='))
