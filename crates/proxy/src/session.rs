@@ -539,6 +539,15 @@ impl Session {
         self.waiting_for_replies = true;
     }
 
+    /// WATCH or MULTI outside a transaction: only 5-letter names starting with W or M are
+    /// looked up.
+    fn opens_transaction(&self, args: &ReqArgs) -> bool {
+        let name = args.arg(0);
+        self.tx.is_none()
+            && name.len() == 5
+            && (name.eq_ignore_ascii_case(b"watch") || name.eq_ignore_ascii_case(b"multi"))
+    }
+
     /// A command that may block: only their names start with B or X, so others need no
     /// lookup (every pipelined request with replies owed comes here).
     fn may_block(&self, args: &ReqArgs) -> bool {
@@ -739,6 +748,9 @@ impl Session {
                 req.ack = self.ctx.write_ack && tx.writes && name == "exec";
                 backend.send(Pending { req, sink: self.sink(seq) });
                 backend.retire();
+                // The client's next commands go over the shared connections again: they
+                // wait until the transaction ran.
+                self.waiting_for_replies = true;
             }
             "watch" | "unwatch" if self.tx.as_ref().is_none_or(|t| !t.multi) => {
                 let mut tx = self.tx.take().unwrap_or_default();
@@ -752,6 +764,7 @@ impl Session {
                 backend.send(Pending { req, sink: self.sink(seq) });
                 if name == "unwatch" {
                     backend.retire();
+                    self.waiting_for_replies = true;
                 } else {
                     self.tx = Some(tx);
                 }
@@ -1065,12 +1078,14 @@ fn nothing_to_unsubscribe(kind: &str, channels: &[&[u8]]) -> Vec<u8> {
 }
 
 impl Session {
-    /// A SUBSCRIBE or a blocking command with replies still owed waits until they are written.
+    /// A SUBSCRIBE, a blocking command, or the WATCH or MULTI that opens a transaction, with
+    /// replies still owed, waits until they are written: each goes over a connection other
+    /// than the client's earlier commands, and must run after them.
     fn must_wait_before(&self, args: &ReqArgs) -> bool {
         if self.next_seq == self.client.answered() {
             return false;
         }
-        if self.may_block(args) {
+        if self.may_block(args) || self.opens_transaction(args) {
             return true;
         }
         // Only names of 9 or 10 letters can be a subscribe (11 or 12 an unsubscribe, which

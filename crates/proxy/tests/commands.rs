@@ -576,6 +576,37 @@ async fn a_pipeline_with_blocking_commands_runs_in_the_order_sent_as_with_redis(
     proxy.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_with_transactions_runs_in_the_order_sent_as_with_redis() {
+    let (cluster, proxy) = cluster_and_proxy().await;
+    let node = master_of(&cluster, "{t}k").await;
+    // The transactions go over a connection of their own, the rest over the shared one: the
+    // commands before a transaction run before it, and those after it see what it did.
+    let sequence: Vec<&[&str]> = vec![
+        &["DEL", "{t}k"],
+        &["SET", "{t}k", "1"],
+        &["MULTI"],
+        &["INCR", "{t}k"],
+        &["EXEC"],
+        &["GET", "{t}k"],
+        &["INCR", "{t}k"],
+        &["WATCH", "{t}k"],
+        &["GET", "{t}k"],
+        &["MULTI"],
+        &["INCR", "{t}k"],
+        &["EXEC"],
+        &["GET", "{t}k"],
+        &["WATCH", "{t}k"],
+        &["UNWATCH"],
+        &["DEL", "{t}k"],
+        &["ECHO", "end"],
+    ];
+    let direct = pipelined(&node, &sequence).await;
+    let through_proxy = pipelined(&proxy.local_addr.to_string(), &sequence).await;
+    assert_eq!(through_proxy, direct);
+    proxy.shutdown().await;
+}
+
 fn client_fields(line: &str) -> std::collections::HashMap<String, String> {
     line.split(' ')
         .filter_map(|f| f.split_once('='))
