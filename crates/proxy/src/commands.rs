@@ -416,6 +416,14 @@ pub fn key_positions(
     if info.flags.movable_keys {
         return movable_key_positions(info, args, out);
     }
+    // Keys in groups to the end (MSET's key-value pairs): an incomplete group is Redis' arity
+    // error (a split MSET would otherwise read past the last argument).
+    if info.first_key > 0 && info.last_key == -1 && info.key_step > 1 {
+        let after_first = argc - info.first_key;
+        if after_first % info.key_step != 0 {
+            return Err(KeyError::Arity(info.name.clone()));
+        }
+    }
     legacy_key_positions(info, argc as usize, out);
     Ok(())
 }
@@ -559,6 +567,9 @@ mod tests {
         assert_eq!(keys(&table, "BLPOP a b 0").unwrap(), ["a", "b"]);
         assert_eq!(keys(&table, "OBJECT ENCODING k").unwrap(), ["k"]);
         assert_eq!(keys(&table, "SET k"), Err(KeyError::Arity("set".into())));
+        assert_eq!(keys(&table, "MSET a 1 b 2").unwrap(), ["a", "b"]);
+        assert_eq!(keys(&table, "MSET a 1 b"), Err(KeyError::Arity("mset".into())));
+        assert_eq!(keys(&table, "MSETNX a"), Err(KeyError::Arity("msetnx".into())));
     }
 
     #[test]

@@ -204,9 +204,8 @@ fn run_worker(shared: Arc<Shared>, mut incoming: mpsc::UnboundedReceiver<std::ne
             active.set(active.get() + 1);
             let (ctx, active, shared) = (ctx.clone(), active.clone(), shared.clone());
             tokio::task::spawn_local(async move {
+                let _counted = Connected { active, shared };
                 session::serve(ctx, stream).await;
-                active.set(active.get() - 1);
-                shared.stats.clients_connected.fetch_sub(1, Relaxed);
             });
         }
         // Shutting down: clients finish what they sent, within the drain timeout.
@@ -215,6 +214,20 @@ fn run_worker(shared: Arc<Shared>, mut incoming: mpsc::UnboundedReceiver<std::ne
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
+}
+
+/// A client counted in: counted out when its session ends, also by a panic (the task unwinds;
+/// the worker and its other clients go on).
+struct Connected {
+    active: Rc<std::cell::Cell<usize>>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        self.active.set(self.active.get() - 1);
+        self.shared.stats.clients_connected.fetch_sub(1, Relaxed);
+    }
 }
 
 /// Keeps the shared slot map current: on an interval, and soon after a worker saw a redirect

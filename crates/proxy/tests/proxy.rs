@@ -86,6 +86,12 @@ async fn multi_key_commands_over_all_three_shards_are_split_and_merged() {
     // With a hash tag they are one slot and work.
     assert_eq!(conn.call(&["MSETNX", "{t}a", "1", "{t}b", "2"]).await, Value::Integer(1));
     assert_eq!(conn.call(&["RENAME", "{t}a", "{t}c"]).await, ok());
+
+    // A key without its value, over several slots, is Redis' arity error; the connection
+    // goes on (it used to end the client's session on a read past the last argument).
+    let reply = conn.call(&["MSET", &keys[0], "1", &keys[5]]).await;
+    assert_eq!(error_text(&reply), "ERR wrong number of arguments for 'mset' command");
+    assert_eq!(conn.call(&["GET", &keys[0]]).await, Value::Null, "nothing was written");
     proxy.shutdown().await;
 }
 
@@ -143,6 +149,90 @@ async fn a_pipeline_of_a_thousand_mixed_commands_is_answered_in_order() {
         let got = conn.reply().await;
         assert_eq!(&got, want, "reply {i} of 1000");
     }
+    proxy.shutdown().await;
+}
+
+/// Every command the cluster knows (and each of its subcommands), with too few, odd and
+/// mixed arguments: each gets a reply and the connection goes on. Commands that end the
+/// connection, block, subscribe, open a transaction, or act on the whole cluster are left out,
+/// and the unsubscribes (one reply frame per channel named).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_with_bad_arguments_gets_a_reply_and_the_client_goes_on() {
+    let (cluster, proxy) = cluster_and_proxy().await;
+    let mut node = Conn::connect(&cluster.addrs()[0]).await;
+    let Value::Array(listed) = node.call(&["COMMAND", "LIST"]).await else { panic!("a list") };
+    let left_out = [
+        "shutdown",
+        "debug",
+        "monitor",
+        "sync",
+        "psync",
+        "failover",
+        "replicaof",
+        "slaveof",
+        "quit",
+        "reset",
+        "subscribe",
+        "psubscribe",
+        "ssubscribe",
+        "multi",
+        "watch",
+        "hello",
+        "flushall",
+        "flushdb",
+        "save",
+        "bgsave",
+        "bgrewriteaof",
+        "blpop",
+        "brpop",
+        "blmove",
+        "brpoplpush",
+        "bzpopmin",
+        "bzpopmax",
+        "blmpop",
+        "bzmpop",
+        "wait",
+        "client",
+        "config",
+        "unsubscribe",
+        "punsubscribe",
+        "sunsubscribe",
+    ];
+    let fillers = ["x", "1", "0", "-1", "{t}k", "STREAMS", "BLOCK", "COUNT", "STORE"];
+    let mut conn = Conn::connect(proxy.local_addr).await;
+    let mut tried = 0;
+    for name in listed.iter().map(|v| match v {
+        Value::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+        other => panic!("a command name, got {other:?}"),
+    }) {
+        if left_out.contains(&name.as_str()) {
+            continue;
+        }
+        let mut variants: Vec<Vec<&str>> = Vec::new();
+        for k in 0..4 {
+            for filler in &fillers[..5] {
+                variants.push(
+                    std::iter::once(name.as_str())
+                        .chain([*filler; 3][..k].iter().copied())
+                        .collect(),
+                );
+            }
+        }
+        for k in 4..=fillers.len() {
+            variants
+                .push(std::iter::once(name.as_str()).chain(fillers[..k].iter().copied()).collect());
+        }
+        for args in variants {
+            // A reply (of any kind), then the connection still answers.
+            conn.call(&args).await;
+            assert_eq!(conn.call(&["PING", "alive"]).await, bulk("alive"), "after {args:?}");
+            tried += 1;
+        }
+    }
+    assert!(tried > 2000, "the cluster listed its commands ({tried} tried)");
+    let Value::Bulk(info) = conn.call(&["INFO", "proxy"]).await else { panic!("INFO text") };
+    let info = String::from_utf8_lossy(&info).into_owned();
+    assert!(info.contains("connected_clients:1\r\n"), "one client, still counted: {info}");
     proxy.shutdown().await;
 }
 
