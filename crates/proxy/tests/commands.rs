@@ -482,6 +482,16 @@ async fn pipelined(addr: &str, commands: &[&[&str]]) -> Vec<String> {
     }
 }
 
+/// Each sequence, sent as one pipeline, gets the same replies through the proxy as from the
+/// node (the master of the sequence's keys).
+async fn assert_pipelines_answer_as_the_node(node: &str, proxy: &str, sequences: &[Vec<&[&str]>]) {
+    for sequence in sequences {
+        let direct = pipelined(node, sequence).await;
+        let through_proxy = pipelined(proxy, sequence).await;
+        assert_eq!(through_proxy, direct, "{sequence:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_subscribed_mode_replies_keep_the_order_of_the_commands_as_with_redis() {
     let (cluster, proxy) = cluster_and_proxy().await;
@@ -524,11 +534,7 @@ async fn in_subscribed_mode_replies_keep_the_order_of_the_commands_as_with_redis
         // A refused subscribe leaves the client in normal mode.
         vec![&["SSUBSCRIBE", "{t}ch", "{u}ch"], &["ECHO", "end"]],
     ];
-    for sequence in &sequences {
-        let direct = pipelined(&node, sequence).await;
-        let through_proxy = pipelined(&proxy_addr, sequence).await;
-        assert_eq!(through_proxy, direct, "{sequence:?}");
-    }
+    assert_pipelines_answer_as_the_node(&node, &proxy_addr, &sequences).await;
 
     // With RESP3 every command runs in subscribed mode, its reply in line with the pushes
     // (HELLO's own reply names the connection, so it is left out).
@@ -570,9 +576,7 @@ async fn a_pipeline_with_blocking_commands_runs_in_the_order_sent_as_with_redis(
         &["DEL", "{t}l"],
         &["ECHO", "end"],
     ];
-    let direct = pipelined(&node, &sequence).await;
-    let through_proxy = pipelined(&proxy.local_addr.to_string(), &sequence).await;
-    assert_eq!(through_proxy, direct);
+    assert_pipelines_answer_as_the_node(&node, &proxy.local_addr.to_string(), &[sequence]).await;
     proxy.shutdown().await;
 }
 
@@ -601,9 +605,7 @@ async fn a_pipeline_with_transactions_runs_in_the_order_sent_as_with_redis() {
         &["DEL", "{t}k"],
         &["ECHO", "end"],
     ];
-    let direct = pipelined(&node, &sequence).await;
-    let through_proxy = pipelined(&proxy.local_addr.to_string(), &sequence).await;
-    assert_eq!(through_proxy, direct);
+    assert_pipelines_answer_as_the_node(&node, &proxy.local_addr.to_string(), &[sequence]).await;
     proxy.shutdown().await;
 }
 
