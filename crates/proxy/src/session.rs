@@ -194,16 +194,22 @@ pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
             session.read_requests(&mut input, &mut parser);
             continue;
         }
+        // Requests wait in the input (for earlier replies, or confirmations). The socket is
+        // still read, up to a bound, so that a client that leaves while its BLPOP blocks is
+        // noticed: its connection to the node is closed, and nothing is popped for nobody.
+        let paused = session.waiting_for_replies || !synced;
         let can_read = !session.closing
-            && synced
-            && !session.waiting_for_replies
+            && (!paused || input.len() < INPUT_MAX)
             && in_flight < config.max_pending_per_client as u64;
         let idle_deadline =
             config.client_idle_timeout.map(|t| tokio::time::Instant::from_std(last_activity + t));
         // Replies are written without the session; it hears of them only when it waits on
         // them.
         client.watch.set(
-            !can_read || session.subscribed.is_some() || (idle_deadline.is_some() && in_flight > 0),
+            !can_read
+                || paused
+                || session.subscribed.is_some()
+                || (idle_deadline.is_some() && in_flight > 0),
         );
         if can_read && input.capacity() - input.len() < read_size / 4 {
             // Room for a whole read. Without it, a full buffer whose requests are still in

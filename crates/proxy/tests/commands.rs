@@ -580,6 +580,41 @@ async fn a_pipeline_with_blocking_commands_runs_in_the_order_sent_as_with_redis(
     proxy.shutdown().await;
 }
 
+/// Waits (up to 30 s) until the node's client list shows a client blocked in BLPOP, or none.
+async fn wait_for_blpop_on(node: &mut Conn, blocked: bool) {
+    for _ in 0..300 {
+        let Value::Bulk(list) = node.call(&["CLIENT", "LIST"]).await else { panic!("a list") };
+        if String::from_utf8_lossy(&list).contains("cmd=blpop") == blocked {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the node never showed a BLPOP client {}", if blocked { "blocked" } else { "gone" });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_while_blocked_takes_nothing_from_the_list() {
+    let (cluster, proxy) = cluster_and_proxy().await;
+    let mut node = Conn::connect(master_of(&cluster, "{t}gone").await).await;
+    let mut blocked = Conn::connect(proxy.local_addr).await;
+    // A reply is owed when BLPOP comes: it waits for it, then blocks.
+    blocked.send(&[b"SET", b"{t}before", b"1"]).await;
+    blocked.send(&[b"BLPOP", b"{t}gone", b"0"]).await;
+    assert_eq!(blocked.reply().await, ok());
+    wait_for_blpop_on(&mut node, true).await;
+    drop(blocked);
+    // The proxy notices the client left and ends its connection to the node, as Redis ends
+    // a blocked client that left: a value pushed later stays in the list.
+    wait_for_blpop_on(&mut node, false).await;
+    let mut other = Conn::connect(proxy.local_addr).await;
+    assert_eq!(other.call(&["RPUSH", "{t}gone", "kept"]).await, Value::Integer(1));
+    assert_eq!(
+        other.call(&["LRANGE", "{t}gone", "0", "-1"]).await,
+        Value::Array(vec![bulk("kept")])
+    );
+    proxy.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_with_transactions_runs_in_the_order_sent_as_with_redis() {
     let (cluster, proxy) = cluster_and_proxy().await;
