@@ -545,23 +545,12 @@ impl Session {
         self.waiting_for_replies = true;
     }
 
-    /// WATCH or MULTI outside a transaction: only 5-letter names starting with W or M are
-    /// looked up.
+    /// WATCH or MULTI outside a transaction (by name: no table lookup).
     fn opens_transaction(&self, args: &ReqArgs) -> bool {
         let name = args.arg(0);
         self.tx.is_none()
             && name.len() == 5
             && (name.eq_ignore_ascii_case(b"watch") || name.eq_ignore_ascii_case(b"multi"))
-    }
-
-    /// A command that may block: only their names start with B or X, so others need no
-    /// lookup (every pipelined request with replies owed comes here).
-    fn may_block(&self, args: &ReqArgs) -> bool {
-        if !matches!(args.arg(0).first(), Some(b'B' | b'b' | b'X' | b'x')) {
-            return false;
-        }
-        let info = self.ctx.shared.table.lookup(args);
-        info.is_some_and(|i| i.route == Route::Blocking && blocks(i, args))
     }
 
     fn all_masters(&mut self, seq: u64, info: &CommandInfo, merge: Merge, frame: Bytes) {
@@ -1091,22 +1080,28 @@ impl Session {
         if self.next_seq == self.client.answered() {
             return false;
         }
-        if self.may_block(args) || self.opens_transaction(args) {
+        if self.opens_transaction(args) {
             return true;
         }
-        // Only names of 9 or 10 letters can be a subscribe (11 or 12 an unsubscribe, which
-        // only a RESP3 client in subscribed mode sends with replies outstanding): no table
-        // lookup for the others (every pipelined request comes here).
+        // Every pipelined request comes here: the table is looked up only for names that can
+        // be a blocking command (they start with B or X) or a subscribe (9 or 10 letters; 11
+        // or 12 for an unsubscribe, which only a RESP3 client in subscribed mode sends with
+        // replies outstanding).
+        let name = args.arg(0);
         let subscribed = self.subscribed.is_some();
-        if !(matches!(args.arg(0).len(), 9 | 10)
-            || subscribed && matches!(args.arg(0).len(), 11 | 12))
+        if !(matches!(name.first(), Some(b'B' | b'b' | b'X' | b'x'))
+            || matches!(name.len(), 9 | 10)
+            || subscribed && matches!(name.len(), 11 | 12))
         {
             return false;
         }
-        let info = self.ctx.shared.table.lookup(args);
-        info.is_some_and(|i| {
-            i.route == Route::PubSub && (subscribed || !i.name.ends_with("unsubscribe"))
-        })
+        match self.ctx.shared.table.lookup(args) {
+            Some(info) if info.route == Route::Blocking => blocks(info, args),
+            Some(info) if info.route == Route::PubSub => {
+                subscribed || !info.name.ends_with("unsubscribe")
+            }
+            _ => false,
+        }
     }
 
     fn leave_subscribed_mode_when_done(&mut self) {
