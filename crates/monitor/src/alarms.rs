@@ -81,7 +81,7 @@ impl AlarmBook {
                 let alarm = Alarm {
                     rule: cond.rule.to_string(),
                     labels,
-                    annotations: BTreeMap::new(),
+                    annotations: annotations(cond),
                     state: State::Pending,
                     active_since_ms: at_ms,
                     firing_since_ms: None,

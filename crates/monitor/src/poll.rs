@@ -46,13 +46,16 @@ struct Parsed<'a> {
 
 /// Builds the model from every node's answer. `seeds` are preferred as the reference view when
 /// they answer and agree with the cluster (state ok), so the model says what the operator's
-/// chosen node says.
+/// chosen node says. `former` maps node ids to the address they had in earlier polls: when a
+/// node comes back under a new id, the others mark the old id `noaddr` and drop its address,
+/// and the model keeps it at that address so the node is seen as "came back empty".
 pub fn build_model(
     at_ms: u64,
     seeds: &[String],
     samples: &[NodeSample],
     proxies: Vec<ProxyHealth>,
     vip: Option<VipHealth>,
+    former: &BTreeMap<String, String>,
 ) -> Model {
     let parsed: Vec<Parsed> = samples.iter().filter_map(parse_sample).collect();
     let reference = choose_reference(&parsed, seeds);
@@ -68,14 +71,22 @@ pub fn build_model(
         .collect();
     let mut nodes: BTreeMap<String, NodeHealth> = BTreeMap::new();
     if let Some(reference) = reference {
-        for node in &reference.topology.nodes {
-            if node.flags.noaddr || node.flags.handshake || node.ip.is_empty() {
+        let addressed = |n: &&cluster::topology::Node| !n.flags.noaddr && !n.ip.is_empty();
+        // Nodes with an address first: an address a new node answers on is the new node's.
+        let (with_addr, without): (Vec<_>, Vec<_>) =
+            reference.topology.nodes.iter().filter(|n| !n.flags.handshake).partition(addressed);
+        let placed = with_addr
+            .into_iter()
+            .map(|n| (n.addr(), n))
+            .chain(without.into_iter().filter_map(|n| Some((former.get(&n.id)?.clone(), n))));
+        for (addr, node) in placed {
+            if nodes.contains_key(&addr) {
                 continue;
             }
             nodes.insert(
-                node.addr(),
+                addr.clone(),
                 NodeHealth {
-                    addr: node.addr(),
+                    addr,
                     id: node.id.clone(),
                     role: node.role.as_str().to_string(),
                     master_id: node.master_id.clone(),
@@ -244,6 +255,8 @@ pub fn parse_latency(reply: &Value) -> Vec<(String, u64, u64, u64)> {
 pub struct Poller {
     seeds: Vec<String>,
     known: BTreeSet<String>,
+    /// Node id -> the address it was last seen at.
+    former: BTreeMap<String, String>,
     proxies: Vec<String>,
     vip: Option<(String, Vec<LbCheck>)>,
     timeout: Duration,
@@ -253,6 +266,7 @@ impl Poller {
     pub fn new(seeds: Vec<String>, config: &Config) -> Poller {
         Poller {
             known: seeds.iter().cloned().collect(),
+            former: BTreeMap::new(),
             seeds,
             proxies: config.proxies.clone(),
             vip: config.vip.as_ref().map(|v| (v.address.clone(), v.lbs.clone())),
@@ -284,7 +298,7 @@ impl Poller {
             Some((address, lbs)) => Some(ask_vip(address, lbs, self.timeout).await),
             None => None,
         };
-        let model = build_model(at_ms, &self.seeds, &samples, proxies, vip);
+        let model = build_model(at_ms, &self.seeds, &samples, proxies, vip, &self.former);
         self.remember(&model);
         model
     }
@@ -295,6 +309,12 @@ impl Poller {
         self.known.extend(
             model.nodes.iter().filter(|n| n.reachable || !n.id.is_empty()).map(|n| n.addr.clone()),
         );
+        self.former = model
+            .nodes
+            .iter()
+            .filter(|n| !n.id.is_empty())
+            .map(|n| (n.id.clone(), n.addr.clone()))
+            .collect();
     }
 }
 

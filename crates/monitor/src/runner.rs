@@ -16,6 +16,9 @@ use crate::poll::Poller;
 use crate::rules::{self, Condition};
 use crate::server::{Event, Shared, SharedState};
 
+/// Where printed lines go.
+pub type Printer = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// What `redkeep monitor` (or `redkeep up`, or a test) starts the monitor with.
 pub struct Options {
     pub seeds: Vec<String>,
@@ -25,7 +28,7 @@ pub struct Options {
     pub listen: Option<SocketAddr>,
     pub supervisor: Arc<dyn Supervisor>,
     /// Printed lines (plans, transitions) go here too, e.g. to stdout for the CLI.
-    pub print: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+    pub print: Option<Printer>,
 }
 
 /// A running monitor; dropping it stops the loop and the server.
@@ -95,7 +98,7 @@ struct HealResult {
 struct Loop {
     config: Config,
     state: SharedState,
-    print: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+    print: Option<Printer>,
     external_url: String,
     guard: Guard,
     /// Plan/decision lines said once (dry-run and refusals are re-decided every poll).

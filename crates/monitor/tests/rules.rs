@@ -61,7 +61,8 @@ fn slot_open() {
 #[test]
 fn node_down_when_unreachable_or_marked_fail() {
     let samples = samples(HEALTHY, &["127.0.0.1:23004"]);
-    let cur = build_model(0, &["127.0.0.1:23001".into()], &samples, vec![], None);
+    let cur =
+        build_model(0, &["127.0.0.1:23001".into()], &samples, vec![], None, &Default::default());
     let c = check("node_down", None, &cur);
     assert_eq!(addrs(&c), ["127.0.0.1:23004"]);
     assert!(c[0].summary.contains("Connection refused"), "{}", c[0].summary);
@@ -69,7 +70,8 @@ fn node_down_when_unreachable_or_marked_fail() {
     // The recorded failover: 23001 failed, 23005 took over. It is down although no poll said
     // so, because the cluster marks it fail.
     let samples = common::samples(FAILOVER, &[]);
-    let cur = build_model(0, &["127.0.0.1:23006".into()], &samples, vec![], None);
+    let cur =
+        build_model(0, &["127.0.0.1:23006".into()], &samples, vec![], None, &Default::default());
     assert_eq!(addrs(&check("node_down", None, &cur)), ["127.0.0.1:23001"]);
 }
 
@@ -88,7 +90,8 @@ fn node_came_back_empty() {
 fn master_without_replica_when_its_replica_is_down_or_unlinked() {
     // 23005 replicates 23001.
     let samples = samples(HEALTHY, &["127.0.0.1:23005"]);
-    let cur = build_model(0, &["127.0.0.1:23001".into()], &samples, vec![], None);
+    let cur =
+        build_model(0, &["127.0.0.1:23001".into()], &samples, vec![], None, &Default::default());
     assert_eq!(addrs(&check("master_without_replica", None, &cur)), ["127.0.0.1:23001"]);
     let mut cur = healthy(0);
     own_mut(&mut cur, "127.0.0.1:23006").master_link_up = Some(false);
@@ -135,7 +138,8 @@ fn two_masters_on_a_host_while_another_has_none() {
     assert!(check("masters_same_host", None, &cur).is_empty());
     // The recorded failover: 23005 (host 2) took over from 23001 (host 1).
     let samples = samples(FAILOVER, &["127.0.0.1:23001"]);
-    let mut cur = build_model(0, &["127.0.0.1:23006".into()], &samples, vec![], None);
+    let mut cur =
+        build_model(0, &["127.0.0.1:23006".into()], &samples, vec![], None, &Default::default());
     place(&mut cur, [1, 2, 3, 1, 2, 3]);
     let c = check("masters_same_host", None, &cur);
     assert_eq!(c[0].labels["host"], "10.0.0.2");
@@ -238,7 +242,8 @@ fn node_restarted_when_uptime_goes_back_or_it_starts_after_being_down() {
     );
     // Down in the previous poll, up now with a fresh uptime.
     let samples = samples(HEALTHY, &["127.0.0.1:23004"]);
-    let prev = build_model(0, &["127.0.0.1:23001".into()], &samples, vec![], None);
+    let prev =
+        build_model(0, &["127.0.0.1:23001".into()], &samples, vec![], None, &Default::default());
     let mut cur = healthy(1_000);
     own_mut(&mut cur, "127.0.0.1:23004").uptime_s = 0;
     assert_eq!(addrs(&check("node_restarted", Some(&prev), &cur)), ["127.0.0.1:23004"]);
@@ -250,4 +255,32 @@ fn every_rule_is_tested_here() {
     for rule in monitor::rules::CATALOGUE.iter().filter(|r| r.name != "healing_failed") {
         assert!(source.contains(&format!("\"{}\"", rule.name)), "rule {} has no test", rule.name);
     }
+}
+
+#[test]
+fn node_came_back_empty_after_the_cluster_dropped_its_old_address() {
+    // Once the others see a new id answer on the address, they mark the old id `noaddr` and
+    // forget its address (Redis 7.0 prints `:0@0`); the model keeps it where it was last seen.
+    let old = "92ced21de28fb34b04dfdaeb7747bab8de989174 127.0.0.1:23005@33005 slave";
+    let text =
+        HEALTHY.replace(old, "92ced21de28fb34b04dfdaeb7747bab8de989174 :0@0 slave,fail,noaddr");
+    let mut samples = samples(&text, &[]);
+    let fresh =
+        samples.iter_mut().find(|s| s.addr.is_empty() || s.addr == ":0").expect("the noaddr line");
+    fresh.addr = "127.0.0.1:23005".into();
+    let raw = fresh.answer.as_mut().unwrap();
+    raw.cluster_nodes = "ffffffffffffffffffffffffffffffffffffffff 127.0.0.1:23005@33005 myself,master - 0 0 0 connected".into();
+    raw.cluster_info = CLUSTER_INFO_OK.replace("cluster_known_nodes:6", "cluster_known_nodes:1");
+    let former = std::collections::BTreeMap::from([(
+        "92ced21de28fb34b04dfdaeb7747bab8de989174".to_string(),
+        "127.0.0.1:23005".to_string(),
+    )]);
+    let seeds = ["127.0.0.1:23001".to_string()];
+    let cur = build_model(0, &seeds, &samples, vec![], None, &former);
+    assert_eq!(addrs(&check("node_came_back_empty", None, &cur)), ["127.0.0.1:23005"]);
+    assert_eq!(addrs(&check("node_down", None, &cur)), ["127.0.0.1:23005"], "marked fail");
+    assert!(
+        check("cluster_state", None, &cur).is_empty(),
+        "its own fail state is not the cluster's"
+    );
 }

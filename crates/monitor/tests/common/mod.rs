@@ -69,7 +69,14 @@ pub fn samples(text: &str, down: &[&str]) -> Vec<NodeSample> {
 
 /// The healthy 3+3 cluster (ports 23001-23006, 23001-23003 masters).
 pub fn healthy(at_ms: u64) -> Model {
-    build_model(at_ms, &["127.0.0.1:23001".into()], &samples(HEALTHY, &[]), Vec::new(), None)
+    build_model(
+        at_ms,
+        &["127.0.0.1:23001".into()],
+        &samples(HEALTHY, &[]),
+        Vec::new(),
+        None,
+        &Default::default(),
+    )
 }
 
 pub fn node_mut<'a>(model: &'a mut Model, addr: &str) -> &'a mut monitor::model::NodeHealth {
