@@ -9,7 +9,8 @@ use std::process::ExitCode;
 /// Exits non-zero when anything is wrong, naming each problem.
 #[derive(clap::Args)]
 pub struct CheckArgs {
-    /// Any node of the cluster.
+    /// Any node of the cluster, HOST:PORT.
+    #[arg(value_parser = super::host_port)]
     node: Option<String>,
     /// Replicas every master should have.
     #[arg(long, default_value_t = 1)]

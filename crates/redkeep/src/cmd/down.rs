@@ -17,16 +17,25 @@ pub struct DownArgs {
 
 pub fn run(args: DownArgs) -> anyhow::Result<ExitCode> {
     let dir = deploy::local::open(&args.dir)?;
-    if dir.stop_proxy() {
+    let proxy_stopped = dir.stop_proxy();
+    if proxy_stopped {
         println!("Stopped the proxy of {}", args.dir.display());
     }
     let stopped = dir.stop();
-    println!(
-        "Stopped {} of {} nodes in {}",
-        stopped.len(),
-        dir.manifest.ports.len(),
-        args.dir.display()
-    );
+    if stopped.is_empty() && !proxy_stopped {
+        println!(
+            "Nothing was running in {}: no node and no detached proxy of it ({} nodes known)",
+            args.dir.display(),
+            dir.manifest.ports.len()
+        );
+    } else {
+        println!(
+            "Stopped {} of {} nodes in {}",
+            stopped.len(),
+            dir.manifest.ports.len(),
+            args.dir.display()
+        );
+    }
     if args.purge {
         dir.purge()?;
         println!("Deleted the data in {}", args.dir.display());

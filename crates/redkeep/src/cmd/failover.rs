@@ -10,6 +10,7 @@ use cluster::admin::{AdminConn, DEFAULT_TIMEOUT, info_field};
 #[derive(clap::Args)]
 pub struct FailoverArgs {
     /// The replica to promote, HOST:PORT.
+    #[arg(value_parser = super::host_port)]
     replica: String,
     /// `force` (master unreachable) or `takeover` (no agreement at all; last resort).
     #[arg(long, value_parser = ["force", "takeover"])]

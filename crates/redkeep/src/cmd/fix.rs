@@ -9,7 +9,8 @@ use std::time::Duration;
 /// sides. Exits non-zero when something could not be fixed, saying what.
 #[derive(clap::Args)]
 pub struct FixArgs {
-    /// Any node of the cluster.
+    /// Any node of the cluster, HOST:PORT.
+    #[arg(value_parser = super::host_port)]
     node: String,
     /// Apply the plan without asking.
     #[arg(long, short)]

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 /// answers), or 127.0.0.1:7001.
 #[derive(clap::Args)]
 pub struct StatusArgs {
-    /// Any node of the cluster.
+    /// Any node of the cluster, HOST:PORT.
+    #[arg(value_parser = super::host_port)]
     node: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -19,7 +20,7 @@ pub struct StatusArgs {
     #[arg(long, default_value = ".redkeep")]
     dir: PathBuf,
     /// The redkeep proxy to report on too.
-    #[arg(long, default_value = "127.0.0.1:7010")]
+    #[arg(long, default_value = "127.0.0.1:7010", value_parser = super::host_port)]
     proxy: String,
 }
 
