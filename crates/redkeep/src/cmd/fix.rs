@@ -22,6 +22,7 @@ pub fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn fix(args: FixArgs) -> anyhow::Result<ExitCode> {
+    super::refuse_proxy(&args.node, "fix").await?;
     let (views, keys) = cluster::ops::gather_fix_input(&args.node).await?;
     let plan = cluster::fix::plan_fix(&views, &keys);
     print!("{plan}");

@@ -61,6 +61,22 @@ pub async fn first_answer<T>(
     Err(last_error.map_or_else(|| anyhow::anyhow!("no node to ask"), Into::into))
 }
 
+/// Refuses a redkeep proxy's address where a Redis node's is needed, saying what to pass. A
+/// proxy is known by the `# Proxy` section of its INFO (it may answer CLUSTER commands as one
+/// virtual node, so their failing proves nothing). Anything else, also an address where
+/// nothing answers, passes: the command then reports on it as on any node.
+pub async fn refuse_proxy(addr: &str, command: &str) -> anyhow::Result<()> {
+    let timeout = std::time::Duration::from_secs(2);
+    if deploy::health::proxy_info(addr, timeout).await.is_ok() {
+        anyhow::bail!(
+            "{addr} is a redkeep proxy, not a Redis node: `redkeep {command}` needs one of the \
+             cluster's nodes (one of the proxy's --seed addresses; 127.0.0.1:7001 for a cluster \
+             of `redkeep up`). To check the proxy itself: `redkeep health --proxy {addr}`"
+        );
+    }
+    Ok(())
+}
+
 /// A clap value parser for a node's or a proxy's address: `HOST:PORT`, with a hint when the
 /// host or the port was left out (`7001`, `127.0.0.1`).
 pub fn host_port(text: &str) -> Result<String, String> {

@@ -27,6 +27,9 @@ pub struct StatusArgs {
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let candidates = super::seed_candidates(args.node.as_deref(), &args.dir);
     let (report, proxy) = super::block_on(async {
+        if let Some(node) = &args.node {
+            super::refuse_proxy(node, "status").await?;
+        }
         let report = super::first_answer(&candidates, cluster::ops::gather_status).await?;
         let proxy =
             deploy::health::proxy_info(&args.proxy, std::time::Duration::from_millis(500)).await;
