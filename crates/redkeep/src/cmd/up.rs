@@ -163,23 +163,21 @@ fn start_proxy_daemon(dir: &LocalDir, args: &super::proxy::ProxyArgs) -> anyhow:
     // The log is appended to: what this start writes begins here.
     let log_start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
     let pid = dir.start_proxy(&exe, &args.to_command_line())?;
-    let with_stats = args.settings()?.stats.is_some();
+    let settings = args.settings()?;
+    let ports: Vec<u16> =
+        [Some(settings.config.listen), settings.stats].iter().flatten().map(|a| a.port()).collect();
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let mut log = String::new();
     while std::time::Instant::now() < deadline && deploy::process::is_alive(pid) {
-        log = log_since(&log_path, log_start);
-        // Not a PING on the port: another server there would answer it for a proxy that
-        // failed to bind. The proxy says itself that it serves, after binding both ports.
-        if proxy_says_ready(&log, with_stats) {
+        // Its own listening sockets, not a PING on the port: another server there would
+        // answer it for a proxy that failed to bind.
+        if ports.iter().all(|&port| deploy::process::listens_on(pid, port)) {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     let exited = !deploy::process::is_alive(pid);
     dir.stop_proxy();
-    if exited {
-        log = log_since(&log_path, log_start);
-    }
+    let log = log_since(&log_path, log_start);
     let tail: Vec<&str> = log.lines().rev().take(5).collect();
     let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
     if !exited {
@@ -199,12 +197,6 @@ fn start_proxy_daemon(dir: &LocalDir, args: &super::proxy::ProxyArgs) -> anyhow:
 fn log_since(path: &std::path::Path, from: u64) -> String {
     let text = std::fs::read(path).unwrap_or_default();
     String::from_utf8_lossy(text.get(from as usize..).unwrap_or_default()).into_owned()
-}
-
-/// Whether the lines `redkeep proxy` prints once it listens (and its stats page, when it has
-/// one) are in `log`.
-fn proxy_says_ready(log: &str, with_stats: bool) -> bool {
-    log.contains("Proxy listening on") && (!with_stats || log.contains("Proxy stats:"))
 }
 
 /// Stops only the given nodes of `dir` (those this attempt started).
