@@ -142,7 +142,7 @@ pub enum DeployError {
     },
     #[error(
         "the cluster in {} is already run by another `redkeep up` (pid {pid}): use it as it is, \
-         or stop it first (Ctrl-C where it runs, or `redkeep down --dir {}`)",
+         or stop it first (Ctrl-C where it runs, or `redkeep down --dir {}`, which stops it)",
         dir.display(), dir.display()
     )]
     AlreadyUp { dir: PathBuf, pid: String },
@@ -367,6 +367,21 @@ impl LocalDir {
             };
         }
         DeployError::NodeFailed { port, reason, log, log_tail }
+    }
+
+    /// The pid of the `redkeep up` that holds this dir's lock (see [`LocalDir::lock_up`]), if
+    /// one runs now.
+    pub fn up_holder(&self) -> Option<u32> {
+        use std::os::fd::AsRawFd;
+        let mut file = std::fs::File::open(self.root.join(UP_LOCK_FILE)).ok()?;
+        // SAFETY: flock(2) on a descriptor this function owns; no memory is shared.
+        let free = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
+        if free {
+            return None; // Released when `file` is dropped.
+        }
+        let mut pid = String::new();
+        file.read_to_string(&mut pid).ok()?;
+        pid.trim().parse().ok()
     }
 
     /// Takes the lock a running `redkeep up` holds on this dir (released when its process

@@ -413,6 +413,16 @@ fn a_second_up_says_another_up_runs_the_cluster() {
             describe(&output)
         );
     }
+
+    // `down` stops the foreground `up` too (which stops its proxy and nodes).
+    let output = redkeep(&["down", "--dir", dir.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(stdout(&output).contains("Stopping the `redkeep up`"), "{}", describe(&output));
+    assert!(first.0.try_wait().unwrap().is_some(), "the first up has ended");
+    let local = deploy::local::open(&dir).unwrap();
+    for &port in &local.manifest.ports {
+        assert_eq!(local.running_pid(port), None, "node {port} still runs after down");
+    }
 }
 
 #[test]
