@@ -35,6 +35,17 @@ pub fn write_stdout(args: std::fmt::Arguments) {
     }
 }
 
+/// Flushes stdout (after a `print!` without a newline, e.g. a question), as [`write_stdout`]
+/// handles a closed pipe.
+pub fn flush_stdout() {
+    if let Err(error) = std::io::stdout().lock().flush() {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            end_by_sigpipe();
+        }
+        panic!("failed flushing stdout: {error}");
+    }
+}
+
 /// Ends the process the way a Unix tool ends when its reader has gone.
 fn end_by_sigpipe() -> ! {
     // SAFETY: signal(2) and raise(3) with constant arguments have no memory-safety
