@@ -132,7 +132,7 @@ async fn run_loop(
     let mut ticks = tokio::time::interval(this.config.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     this.say(&format!(
-        "monitor: healing {mode:?}, polling every {}",
+        "monitor: healing {mode}, polling every {}",
         humantime::format_duration(this.config.interval)
     ));
     loop {

@@ -267,3 +267,73 @@ fn prometheus_scrapes_the_monitor_and_alertmanager_routes_node_down_to_it() {
         &logs,
     );
 }
+
+#[test]
+fn up_in_the_foreground_runs_the_monitor_which_restarts_a_killed_node() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("cluster");
+    let base_port = deploy::ports::free_block(6).expect("free ports").to_string();
+    let (proxy_port, stats_port, monitor_port) =
+        (deploy::ports::free_port(), deploy::ports::free_port(), deploy::ports::free_port());
+    let args = strings(&[
+        "up",
+        "--dir",
+        &dir.display().to_string(),
+        "--base-port",
+        &base_port,
+        "--node-timeout",
+        "2s",
+        "--proxy-port",
+        &proxy_port.to_string(),
+        "--stats-port",
+        &stats_port.to_string(),
+        "--monitor-port",
+        &monitor_port.to_string(),
+        "--heal",
+        "auto",
+    ]);
+    let logs = temp.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let mut up =
+        Process::start("redkeep up", env!("CARGO_BIN_EXE_redkeep"), &args, &logs.join("up.log"));
+    let monitor = format!("127.0.0.1:{monitor_port}");
+    let sees_six = || {
+        http_get(&monitor, "/api/v1/model")
+            .and_then(|body| serde_json::from_str::<serde_json::Value>(&body).ok())
+            .is_some_and(|m| {
+                m["nodes"]
+                    .as_array()
+                    .is_some_and(|n| n.iter().filter(|n| n["reachable"] == true).count() == 6)
+            })
+    };
+    wait_until("up's monitor sees the six nodes", sees_six, &logs);
+
+    let local = deploy::local::open(&dir).unwrap();
+    let port = local.manifest.ports[3];
+    let pid = local.running_pid(port).expect("node runs");
+    deploy::process::signal(pid, libc::SIGKILL);
+    assert!(deploy::process::wait_gone(pid, Duration::from_secs(5)));
+    wait_until(
+        "the monitor restarted the killed node",
+        || {
+            let log = std::fs::read_to_string(logs.join("up.log")).unwrap_or_default();
+            log.contains(&format!("healed: restart node 127.0.0.1:{port}"))
+                && local.running_pid(port).is_some_and(|p| p != pid)
+        },
+        &logs,
+    );
+
+    // SIGTERM: the monitor stops first, so the nodes `up` stops stay stopped.
+    deploy::process::signal(up.child.id(), libc::SIGTERM);
+    let status = up.child.wait().unwrap();
+    assert!(status.success(), "up exited with {status}");
+    let log = std::fs::read_to_string(logs.join("up.log")).unwrap();
+    assert!(log.contains(&format!("healed: restart node 127.0.0.1:{port}")), "{log}");
+    for &port in &local.manifest.ports {
+        assert_eq!(
+            local.running_pid(port),
+            None,
+            "node {port} still runs after up stopped:\n{log}"
+        );
+    }
+}

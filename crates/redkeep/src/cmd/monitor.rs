@@ -57,7 +57,7 @@ pub struct MonitorArgs {
     proxies: Vec<String>,
 }
 
-fn parse_mode(text: &str) -> Result<Mode, String> {
+pub fn parse_mode(text: &str) -> Result<Mode, String> {
     text.parse()
 }
 
