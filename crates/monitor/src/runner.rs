@@ -103,8 +103,11 @@ struct Loop {
     guard: Guard,
     /// Plan/decision lines said once (dry-run and refusals are re-decided every poll).
     said: BTreeSet<String>,
-    /// `healing_failed` conditions and when they were raised.
+    /// `healing_failed` conditions to raise at the next step.
     failed: Vec<Condition>,
+    /// Alarms whose action failed after its retries: not tried again until they resolve (a
+    /// human is on it, alerted by `healing_failed`).
+    gave_up: BTreeSet<String>,
 }
 
 async fn run_loop(
@@ -123,6 +126,7 @@ async fn run_loop(
         guard,
         said: BTreeSet::new(),
         failed: Vec::new(),
+        gave_up: BTreeSet::new(),
     };
     let mut poller = Poller::new(seeds, &this.config);
     let mut book = AlarmBook::default();
@@ -193,6 +197,7 @@ impl Loop {
             if t.to == State::Resolved {
                 // A later alarm of the same subject is new: say its plan again.
                 self.said.retain(|k| !k.starts_with(&t.alarm.fingerprint));
+                self.gave_up.remove(&t.alarm.fingerprint);
             }
         }
     }
@@ -250,6 +255,9 @@ impl Loop {
         let owns = |addr: &str| supervisor.owns(addr);
         let ctx = heal::Context { owns: &owns, spares: &self.config.heal.spares };
         for (rule, fingerprint, labels) in self.firing(book) {
+            if self.gave_up.contains(&fingerprint) {
+                continue;
+            }
             let Some(plan) = heal::plan(&rule, &fingerprint, &labels, model, &ctx) else {
                 continue;
             };
@@ -338,6 +346,7 @@ impl Loop {
                 ]);
                 let summary = format!("{} did not heal: {why}", result.plan.action);
                 self.failed.push(Condition { rule: "healing_failed", labels, summary, value: 1.0 });
+                self.gave_up.insert(result.plan.alarm.clone());
             }
         }
         self.said.retain(|k| !k.starts_with(&result.plan.alarm));

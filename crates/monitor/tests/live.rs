@@ -225,3 +225,58 @@ async fn a_wiped_replica_comes_back_as_a_replica_of_the_master_it_left() {
     assert!(order.iter().any(|t| t.starts_with("heal: restart node")), "{order:#?}");
     monitor.stop().await;
 }
+
+/// Owns every node but cannot start any: each restart fails.
+struct BrokenSupervisor;
+
+impl Supervisor for BrokenSupervisor {
+    fn owns(&self, _: &str) -> bool {
+        true
+    }
+    fn restart(&self, addr: &str) -> Result<(), String> {
+        Err(format!("cannot start {addr}: no redis-server here"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_that_does_not_heal_is_retried_then_raises_healing_failed() {
+    let cluster = TestCluster::start(3, 1).await;
+    let (url, payloads) = receiver().await;
+    let mut config = monitor::Config { webhooks: vec![url], ..monitor::Config::default() };
+    config.heal.retries = 1;
+    let options = Options {
+        seeds: cluster.addrs(),
+        config,
+        heal: Mode::Auto,
+        listen: None,
+        supervisor: Arc::new(BrokenSupervisor),
+        print: Some(Arc::new(|line: &str| eprintln!("monitor: {line}"))),
+    };
+    let monitor = monitor::runner::start(options).await.unwrap();
+    wait_until("the first poll is published", || {
+        !monitor.state.lock().unwrap().model.nodes.is_empty()
+    })
+    .await;
+    let port = cluster.ports()[5];
+    cluster.kill9(port);
+    wait_until("healing_failed reaches the webhook", || {
+        payloads
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|p| &p.alerts)
+            .any(|a| a.labels["alertname"] == "RedkeepHealingFailed" && a.status == "firing")
+    })
+    .await;
+    let failed = monitor
+        .events()
+        .into_iter()
+        .find(|e| e.text.starts_with("healing failed"))
+        .expect("logged");
+    assert!(failed.text.contains("no redis-server here"), "{}", failed.text);
+    // Given up on: not tried again while the alarm stands (the rate limit would allow it).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let counts = monitor.state.lock().unwrap().heal_counts.clone();
+    assert_eq!((counts.get("failed"), counts.get("applied")), (Some(&1), Some(&1)), "{counts:?}");
+    monitor.stop().await;
+}
