@@ -173,7 +173,11 @@ fn prometheus_scrapes_the_monitor_and_alertmanager_routes_node_down_to_it() {
         ]),
         &logs.join("proxy.log"),
     );
-    let no_dir = temp.path().join("no-local-cluster");
+    // The monitor's own node-down rule is off: a healing plan for the killed node can then
+    // only come from the alert Alertmanager delivers.
+    let monitor_config = temp.path().join("monitor.toml");
+    std::fs::write(&monitor_config, "[rules.node_down]\nenabled = false\n").unwrap();
+    let cluster_dir = cluster.local_dir().root.display().to_string();
     let _monitor = Process::start(
         "redkeep monitor",
         redkeep,
@@ -188,7 +192,9 @@ fn prometheus_scrapes_the_monitor_and_alertmanager_routes_node_down_to_it() {
             "--proxy",
             &proxy_addr,
             "--dir",
-            &no_dir.display().to_string(),
+            &cluster_dir,
+            "--config",
+            &monitor_config.display().to_string(),
             "--log",
             "info",
         ]),
@@ -259,6 +265,17 @@ fn prometheus_scrapes_the_monitor_and_alertmanager_routes_node_down_to_it() {
     assert!(alerts.contains("RedisNodeDown") && alerts.contains(&addr), "{alerts}");
     let firing = http_get(&monitor, "/api/v1/alarms").unwrap_or_default();
     assert!(firing.contains("\"received\"") && firing.contains("RedisNodeDown"), "{firing}");
+
+    let planned = format!(
+        "heal (dry-run, not applied): restart node {addr} (local supervisor) (RedisNodeDown)"
+    );
+    wait_until(
+        "the received alert gives a healing plan (dry-run)",
+        || http_get(&monitor, "/api/v1/events").is_some_and(|events| events.contains(&planned)),
+        &logs,
+    );
+    let own = http_get(&monitor, "/api/v1/alarms").unwrap_or_default();
+    assert!(!own.contains("\"rule\":\"node_down\""), "the monitor's own rule is off: {own}");
 
     rt.block_on(cluster.restart_stopped());
     wait_until(
