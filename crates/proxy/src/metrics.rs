@@ -214,9 +214,9 @@ impl Registry {
     /// Bytes read from and written to clients, by every worker.
     pub fn traffic(&self) -> (u64, u64) {
         let blocks = self.traffic.lock().unwrap_or_else(|e| e.into_inner());
-        blocks.iter().fold((0, 0), |(i, o), b| {
-            (i + b.bytes_in.load(Relaxed), o + b.bytes_out.load(Relaxed))
-        })
+        blocks
+            .iter()
+            .fold((0, 0), |(i, o), b| (i + b.bytes_in.load(Relaxed), o + b.bytes_out.load(Relaxed)))
     }
 
     /// Error replies to requests that named no known command, by every worker.

@@ -306,12 +306,8 @@ mod tests {
 
     #[test]
     fn replication_lag_from_the_masters_list_then_from_both_offsets() {
-        let link = ReplicaLink {
-            addr: "r:2".into(),
-            state: "online".into(),
-            offset: 700,
-            lag_secs: 1,
-        };
+        let link =
+            ReplicaLink { addr: "r:2".into(), state: "online".into(), offset: 700, lag_secs: 1 };
         let mut health = HashMap::from([
             ("m:1".to_string(), node(true, 1000, vec![link])),
             ("r:2".to_string(), node(true, 990, vec![])),
