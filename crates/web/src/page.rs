@@ -146,18 +146,14 @@ pub fn alarms(snap: &Snapshot, now_ms: u64) -> Vec<Alarm> {
         if f.master_link_up == Some(false) {
             out.push(warn(format!("{}: its link to its master is down", n.addr)));
         }
-        if let Some(r) = &n.replication {
-            if r.lag_secs.is_some_and(|s| s >= LAG_ALARM_SECS)
-                || !matches!(r.state.as_str(), "online" | "unlisted")
-            {
-                out.push(warn(format!(
-                    "{} lags its master {}: {} behind, state {}",
-                    n.addr,
-                    r.master,
-                    lag(Some(r)),
-                    r.state
-                )));
-            }
+        if let Some(r) = n.replication.as_ref().filter(|r| lagging(r)) {
+            out.push(warn(format!(
+                "{} lags its master {}: {} behind, state {}",
+                n.addr,
+                r.master,
+                lag(Some(r)),
+                r.state
+            )));
         }
     }
     let p = &snap.proxy;
@@ -306,11 +302,7 @@ pub fn node_rows(nodes: &[NodeSnapshot], now_ms: u64) -> String {
             memory = live.map_or(DASH.to_string(), memory_bar),
             evicted = figure(&|h| h.figures.evicted_keys.to_string()),
             lag = n.replication.as_ref().map_or(DASH.to_string(), |r| {
-                let class = if r.state == "online" || r.state == "unlisted" {
-                    ""
-                } else {
-                    " class=\"warn\""
-                };
+                let class = if lagging(r) { " class=\"warn\"" } else { "" };
                 format!("<span{class} title=\"state {}\">{}</span>", escape(&r.state), lag(Some(r)))
             }),
             ops = rate_text(n.ops_per_sec, per_sec),
@@ -357,6 +349,12 @@ fn memory_bar(h: &proxy::health::NodeHealth) -> String {
         used = bytes(f.used_memory),
         max = if f.maxmemory > 0 { format!(" / {}", bytes(f.maxmemory)) } else { String::new() },
     )
+}
+
+/// A replica too far behind (no acknowledgement for a while) or not streaming.
+fn lagging(r: &proxy::snapshot::Replication) -> bool {
+    r.lag_secs.is_some_and(|s| s >= LAG_ALARM_SECS)
+        || !matches!(r.state.as_str(), "online" | "unlisted")
 }
 
 /// A replica's lag: bytes behind, and seconds since its last acknowledgement when known.
