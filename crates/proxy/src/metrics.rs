@@ -130,7 +130,10 @@ pub struct NodeStats {
 ///
 /// `errors` are error replies the client got for the command: from its node, or made by the
 /// proxy (a refused command, an unreachable node once retries ran out). A redirect the proxy
-/// followed, or an error it retried, is not one (those count as redirects and retries).
+/// followed, or an error it retried, is not one (those count as redirects and retries). A
+/// command split over several nodes (MGET over slots, a fan-out) counts one latency and at
+/// most one error per part, since the parts are answered separately: its rows may show more
+/// latency samples and errors than calls.
 #[derive(Debug)]
 pub struct CommandStats {
     pub calls: Vec<AtomicU64>,

@@ -86,6 +86,7 @@ const NODE_HEAD: &str = concat!(
     "<th title=\"a replica: bytes of its master's replication stream not yet acknowledged, and seconds since its last acknowledgement\">Repl. lag</th>",
     "<th class=\"num\" title=\"replies per second the proxy read from the node\">ops/s</th>",
     "<th class=\"num\" title=\"instantaneous_ops_per_sec from the node's INFO: all its clients, not only the proxy\">node ops/s</th>",
+    "<th class=\"num\" title=\"instantaneous_input_kbps / instantaneous_output_kbps from the node's INFO: all its traffic, replication included\">node net in / out</th>",
     "<th class=\"num\" title=\"connected_clients from the node's INFO\">Clients</th>",
     "<th class=\"num\" title=\"connections the proxy has open to the node\">Conns</th>",
     "<th class=\"num\" title=\"replies the proxy read from the node\">Replies</th>",
@@ -98,7 +99,7 @@ const NODE_HEAD: &str = concat!(
 );
 
 /// Columns of the nodes table.
-const NODE_COLUMNS: usize = 20;
+const NODE_COLUMNS: usize = 21;
 
 /// Something an operator should look at now.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,8 +109,8 @@ pub struct Alarm {
     pub text: String,
 }
 
-/// A share of `maxmemory` from which a node's memory is an alarm.
-const MEMORY_ALARM: f64 = 0.9;
+/// A share of a limit (a node's `maxmemory`, `--max-clients`) from which its use is an alarm.
+const NEAR_LIMIT: f64 = 0.9;
 /// Seconds without a replica's acknowledgement from which its lag is an alarm.
 const LAG_ALARM_SECS: u64 = 10;
 
@@ -135,7 +136,7 @@ pub fn alarms(snap: &Snapshot, now_ms: u64) -> Vec<Alarm> {
             continue;
         }
         let f = &h.figures;
-        if f.maxmemory > 0 && f.used_memory as f64 >= MEMORY_ALARM * f.maxmemory as f64 {
+        if f.maxmemory > 0 && f.used_memory as f64 >= NEAR_LIMIT * f.maxmemory as f64 {
             out.push(warn(format!(
                 "{} uses {} of its maxmemory {}",
                 n.addr,
@@ -157,7 +158,7 @@ pub fn alarms(snap: &Snapshot, now_ms: u64) -> Vec<Alarm> {
         }
     }
     let p = &snap.proxy;
-    if p.clients_max > 0 && p.clients_connected as f64 >= MEMORY_ALARM * p.clients_max as f64 {
+    if p.clients_max > 0 && p.clients_connected as f64 >= NEAR_LIMIT * p.clients_max as f64 {
         out.push(warn(format!(
             "{} clients connected, the limit is {}",
             p.clients_connected, p.clients_max
@@ -286,7 +287,7 @@ pub fn node_rows(nodes: &[NodeSnapshot], now_ms: u64) -> String {
                 "<td class=\"num keys\">{keys}</td><td class=\"mem\">{memory}</td>",
                 "<td class=\"num\">{evicted}</td><td class=\"lag\">{lag}</td>",
                 "<td class=\"num rate\">{ops}</td><td class=\"num\">{node_ops}</td>",
-                "<td class=\"num\">{clients}</td>",
+                "<td class=\"num net\">{net}</td><td class=\"num\">{clients}</td>",
                 "<td class=\"num\">{connections}</td><td class=\"num\">{replies}</td>",
                 "<td class=\"num\">{errors}</td><td class=\"num est\">{p50}</td>",
                 "<td class=\"num est\">{p99}</td><td class=\"num\">{checked}</td>",
@@ -307,6 +308,11 @@ pub fn node_rows(nodes: &[NodeSnapshot], now_ms: u64) -> String {
             }),
             ops = rate_text(n.ops_per_sec, per_sec),
             node_ops = figure(&|h| h.ops_per_sec.to_string()),
+            net = figure(&|h| format!(
+                "{} / {}",
+                bytes_per_sec(h.figures.input_kbps * 1024.0),
+                bytes_per_sec(h.figures.output_kbps * 1024.0)
+            )),
             clients = figure(&|h| h.connected_clients.to_string()),
             connections = n.connections,
             replies = n.replies,
@@ -336,7 +342,7 @@ fn memory_bar(h: &proxy::health::NodeHealth) -> String {
         (max, _) => (max, "mem-bar", format!("of maxmemory {}", bytes(max))),
     };
     let share = (f.used_memory as f64 / limit as f64).clamp(0.0, 1.0);
-    let level = if f.maxmemory > 0 && share >= MEMORY_ALARM { " full" } else { "" };
+    let level = if f.maxmemory > 0 && share >= NEAR_LIMIT { " full" } else { "" };
     format!(
         concat!(
             "<div class=\"{class}{level}\" title=\"{pct:.1}% {of}\"><span style=\"width:{pct:.1}%\">",
@@ -533,6 +539,7 @@ mod tests {
             html.contains(r#"<td class="lag"><span title="state online">300 B, 1 s</span></td>"#)
         );
         assert!(html.contains(r#"<td class="num rate">250/s</td>"#));
+        assert!(html.contains(r#"<td class="num net">1.5 KiB/s / 512 B/s</td>"#), "{html}");
         assert!(html.contains("down for 8 s"));
         assert!(html.contains("last up 9 s ago"));
         // Only the node that is up has a bar.
