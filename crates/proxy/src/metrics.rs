@@ -143,8 +143,9 @@ pub struct CommandStats {
     pub unknown_errors: AtomicU64,
 }
 
-/// Counts one reply a client got for `command` (`None`: a command the proxy does not know):
-/// its latency from the proxy reading the request, and whether it was an error.
+/// Counts one reply a client got for `command`: its latency from the proxy reading the
+/// request, and whether it was an error. A request the proxy made without a command id (the
+/// queued commands of a transaction replayed on its connection) is not counted.
 pub fn answered(stats: &CommandStats, command: Option<u16>, latency: Duration, is_error: bool) {
     if let Some(id) = command {
         stats.latency[usize::from(id)].record(latency);
@@ -154,8 +155,17 @@ pub fn answered(stats: &CommandStats, command: Option<u16>, latency: Duration, i
     }
 }
 
-/// Counts one error reply a client got for `command` (`None`: an unknown command).
+/// Counts one error reply a client got for `command` from a node, or from the proxy once the
+/// request was sent (see [`answered`] for `None`).
 pub fn command_error(stats: &CommandStats, command: Option<u16>) {
+    if let Some(counter) = command.and_then(|id| stats.errors.get(usize::from(id))) {
+        bump(counter, 1);
+    }
+}
+
+/// Counts an error the proxy answered a request with itself (a refused command, bad
+/// arguments); `None`: the request named no known command.
+pub fn proxy_error(stats: &CommandStats, command: Option<u16>) {
     match command.and_then(|id| stats.errors.get(usize::from(id))) {
         Some(counter) => bump(counter, 1),
         None => bump(&stats.unknown_errors, 1),
@@ -321,11 +331,13 @@ mod tests {
         let stats = CommandStats::new(3);
         answered(&stats, Some(1), Duration::from_micros(5), true);
         answered(&stats, Some(1), Duration::from_micros(5), false);
-        answered(&stats, None, Duration::ZERO, true);
+        answered(&stats, None, Duration::ZERO, true); // no command id: not counted
         command_error(&stats, Some(2));
-        command_error(&stats, Some(99)); // not in the table: counted, as unknown
+        proxy_error(&stats, Some(2));
+        proxy_error(&stats, None); // an unknown command
+        proxy_error(&stats, Some(99)); // not in the table: counted, as unknown
         assert_eq!(stats.errors[1].load(Relaxed), 1);
-        assert_eq!(stats.errors[2].load(Relaxed), 1);
+        assert_eq!(stats.errors[2].load(Relaxed), 2);
         assert_eq!(stats.unknown_errors.load(Relaxed), 2);
         assert_eq!(stats.latency[1].snapshot().count(), 2);
     }

@@ -360,7 +360,7 @@ impl Session {
     /// An error that leaves an open transaction as it is (a nested MULTI, as in Redis).
     fn reply_error_only(&self, seq: u64, text: &str) {
         Stats::add(&self.ctx.shared.stats.errors, 1);
-        crate::metrics::command_error(&self.ctx.commands, self.command);
+        crate::metrics::proxy_error(&self.ctx.commands, self.command);
         let mut out = Vec::with_capacity(text.len() + 3);
         write::error(&mut out, text.as_bytes());
         self.reply(seq, &out);
@@ -603,6 +603,7 @@ impl Session {
         for (index, addr) in nodes.into_iter().enumerate() {
             let mut req =
                 Request::new(bytes.clone(), Target::Node(addr), readonly, readonly, self.ctx.now());
+            req.command = self.command;
             req.ack = ack;
             req.resp3 = self.resp3;
             self.ctx.dispatch(req, Sink::Part { fanout: fanout.clone(), index });
@@ -624,6 +625,7 @@ impl Session {
         let mut bytes = Vec::new();
         write::command(&mut bytes, &command);
         let mut req = Request::new(bytes.into(), Target::Node(addr), true, true, self.ctx.now());
+        req.command = self.command;
         req.resp3 = self.resp3;
         let sink = Sink::Scan { client: self.client.clone(), seq, index, masters: masters.len() };
         self.ctx.dispatch(req, sink);
