@@ -257,6 +257,8 @@ pub struct Poller {
     known: BTreeSet<String>,
     /// Node id -> the address it was last seen at.
     former: BTreeMap<String, String>,
+    /// One connection per node, kept between polls.
+    conns: BTreeMap<String, AdminConn>,
     proxies: Vec<String>,
     vip: Option<(String, Vec<LbCheck>)>,
     timeout: Duration,
@@ -267,6 +269,7 @@ impl Poller {
         Poller {
             known: seeds.iter().cloned().collect(),
             former: BTreeMap::new(),
+            conns: BTreeMap::new(),
             seeds,
             proxies: config.proxies.clone(),
             vip: config.vip.as_ref().map(|v| (v.address.clone(), v.lbs.clone())),
@@ -279,16 +282,22 @@ impl Poller {
         let at_ms = now_ms();
         let mut tasks = tokio::task::JoinSet::new();
         for addr in self.known.iter().cloned() {
-            let timeout = self.timeout;
+            let (timeout, kept) = (self.timeout, self.conns.remove(&addr));
             tasks.spawn(async move {
-                let answer = ask_node(&addr, timeout).await;
-                NodeSample { addr, answer }
+                let (answer, conn) = ask_node(&addr, kept, timeout).await;
+                (NodeSample { addr, answer }, conn)
             });
         }
         let mut samples = Vec::new();
         while let Some(done) = tasks.join_next().await {
-            samples.extend(done.ok());
+            let Ok((sample, conn)) = done else { continue };
+            if let Some(conn) = conn {
+                self.conns.insert(sample.addr.clone(), conn);
+            }
+            samples.push(sample);
         }
+        // Connections of nodes no longer asked are closed.
+        self.conns.retain(|addr, _| self.known.contains(addr));
         samples.sort_by(|a, b| a.addr.cmp(&b.addr));
         let mut proxies = Vec::new();
         for addr in &self.proxies {
@@ -322,9 +331,40 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-async fn ask_node(addr: &str, timeout: Duration) -> Result<RawNode, String> {
+/// One node's answers over `kept` (the connection of the last poll) when it still works, else
+/// over a new one: a connection per node for the monitor's life, not one per second (which
+/// would leave thousands of sockets in TIME_WAIT). Any error drops the connection, so a reply
+/// left half-read is never taken for the next command's.
+async fn ask_node(
+    addr: &str,
+    kept: Option<AdminConn>,
+    timeout: Duration,
+) -> (Result<RawNode, String>, Option<AdminConn>) {
+    if let Some(conn) = kept
+        && let Ok((raw, conn)) = ask_over(addr, conn, timeout).await
+    {
+        return (Ok(raw), Some(conn));
+    }
+    // The kept connection broke (the node restarted, or a timeout left a reply pending).
+    let fresh = match tokio::time::timeout(timeout, AdminConn::connect(addr, timeout)).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => return (Err(e.to_string()), None),
+        Err(_) => {
+            return (Err(format!("{addr} did not accept a connection within {timeout:?}")), None);
+        }
+    };
+    match ask_over(addr, fresh, timeout).await {
+        Ok((raw, conn)) => (Ok(raw), Some(conn)),
+        Err(e) => (Err(e), None),
+    }
+}
+
+async fn ask_over(
+    addr: &str,
+    mut conn: AdminConn,
+    timeout: Duration,
+) -> Result<(RawNode, AdminConn), String> {
     let asking = async {
-        let mut conn = AdminConn::connect(addr, timeout).await?;
         let info = conn.query_text(&["INFO", "all"]).await?;
         let cluster_info = conn.query_text(&["CLUSTER", "INFO"]).await?;
         let cluster_nodes = conn.query_text(&["CLUSTER", "NODES"]).await?;
@@ -340,10 +380,11 @@ async fn ask_node(addr: &str, timeout: Duration) -> Result<RawNode, String> {
     };
     // Each step has its own timeout; the whole round is bounded too, so one slow node cannot
     // hold the poll for five round trips.
-    match tokio::time::timeout(timeout * 2, asking).await {
-        Ok(result) => result.map_err(|e| e.to_string()),
-        Err(_) => Err(format!("{addr} did not answer the poll within {:?}", timeout * 2)),
-    }
+    let raw = match tokio::time::timeout(timeout * 2, asking).await {
+        Ok(result) => result.map_err(|e| e.to_string())?,
+        Err(_) => return Err(format!("{addr} did not answer the poll within {:?}", timeout * 2)),
+    };
+    Ok((raw, conn))
 }
 
 async fn ask_proxy(addr: &str, timeout: Duration) -> ProxyHealth {
