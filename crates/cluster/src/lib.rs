@@ -4,12 +4,13 @@
 //! [`topology`] (what `CLUSTER NODES` / `CLUSTER SHARDS` say, as one model), [`plan`] (how to
 //! form a cluster), [`check`] (what is wrong with one), [`fix`] (how to repair it),
 //! [`reshard`] (which slots a rebalance or reshard moves).
-//! I/O at the edge: [`admin`] (an async connection for operator commands) and [`ops`]
-//! (operations that gather state and apply plans).
+//! I/O at the edge: [`admin`] (an async connection for operator commands), [`ops`]
+//! (operations that gather state and apply plans) and [`mover`] (moving slots live).
 
 pub mod admin;
 pub mod check;
 pub mod fix;
+pub mod mover;
 pub mod ops;
 pub mod plan;
 pub mod reshard;
