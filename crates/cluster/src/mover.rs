@@ -7,9 +7,9 @@
 //! 1. `SETSLOT s IMPORTING src` on the target, then `SETSLOT s MIGRATING dst` on the source:
 //!    from then on the source answers for keys it still has and sends clients to the target
 //!    (`ASK`) for the others, and new keys are made on the target;
-//! 2. the keys move with `MIGRATE host port "" 0 timeout KEYS k1 k2 ...`, many keys per
-//!    command (up to `batch` keys and `batch_bytes` bytes, so big values get batches of their
-//!    own), several commands pipelined, throttled to the rates asked for;
+//! 2. the keys move with `MIGRATE host port "" 0 timeout KEYS k1 k2 ...`, many keys of one
+//!    slot per command (up to `batch` keys and `batch_bytes` bytes, so big values get batches
+//!    of their own), several commands pipelined, throttled to the rates asked for;
 //! 3. `SETSLOT s NODE dst` on the target first (it then serves the slot), then on the source,
 //!    then on every other master.
 //!
@@ -115,9 +115,12 @@ pub fn classify(slot: u16, mv: &RangeMove, source: &Topology, target: &Topology)
     }
 }
 
-/// Splits keys (with their sizes) into MIGRATE batches: at most `max_keys` keys and, unless a
-/// single key is bigger, at most `max_bytes` bytes each. Returns index ranges into `sizes`.
+/// Splits keys (their slots and sizes, keys of a slot next to each other) into MIGRATE
+/// batches: one slot each (a cluster node refuses keys of several slots in one command, with
+/// CROSSSLOT), at most `max_keys` keys and, unless a single key is bigger, at most `max_bytes`
+/// bytes. Returns index ranges into `sizes`.
 pub fn split_batches(
+    slots: &[u16],
     sizes: &[u64],
     max_keys: usize,
     max_bytes: u64,
@@ -125,7 +128,9 @@ pub fn split_batches(
     let mut batches = Vec::new();
     let (mut start, mut bytes) = (0usize, 0u64);
     for (i, &size) in sizes.iter().enumerate() {
-        let full = i - start >= max_keys.max(1) || (i > start && bytes + size > max_bytes);
+        let full = i - start >= max_keys.max(1)
+            || (i > start && bytes + size > max_bytes)
+            || slots[i] != slots[start];
         if full {
             batches.push(start..i);
             (start, bytes) = (i, 0);
@@ -478,7 +483,8 @@ impl Pair<'_> {
             });
         }
         let options = &self.shared.options;
-        let batches = split_batches(&sizes, options.batch, options.batch_bytes);
+        let slots: Vec<u16> = keys.iter().map(|(slot, _)| *slot).collect();
+        let batches = split_batches(&slots, &sizes, options.batch, options.batch_bytes);
         for round in batches.chunks(options.pipeline.max(1)) {
             let round_keys: u64 = round.iter().map(|b| b.len() as u64).sum();
             let round_bytes: u64 = round.iter().map(|b| sizes[b.clone()].iter().sum::<u64>()).sum();
@@ -718,9 +724,12 @@ mod tests {
 
     #[test]
     fn batches_bound_keys_and_bytes_and_a_big_key_goes_alone() {
-        assert_eq!(split_batches(&[1; 5], 2, 100), vec![0..2, 2..4, 4..5]);
-        assert_eq!(split_batches(&[40, 40, 40, 500, 10], 10, 100), vec![0..2, 2..3, 3..4, 4..5]);
-        assert!(split_batches(&[], 10, 100).is_empty());
+        assert_eq!(split_batches(&[0; 5], &[1; 5], 2, 100), vec![0..2, 2..4, 4..5]);
+        let sizes = [40, 40, 40, 500, 10];
+        assert_eq!(split_batches(&[0; 5], &sizes, 10, 100), vec![0..2, 2..3, 3..4, 4..5]);
+        assert!(split_batches(&[], &[], 10, 100).is_empty());
+        // Never two slots in one MIGRATE.
+        assert_eq!(split_batches(&[1, 1, 2, 2, 2], &[1; 5], 10, 100), vec![0..2, 2..5]);
     }
 
     #[test]
