@@ -336,6 +336,9 @@ async fn run_move(mv: &RangeMove, shared: &Shared) -> Result<MoveSummary, MoveEr
     for addr in shared.masters.iter().filter(|a| **a != mv.from_addr && **a != mv.to_addr) {
         others.push(AdminConn::connect(addr, DEFAULT_TIMEOUT).await?);
     }
+    // A node that does not see every slot served refuses MIGRATE with CLUSTERDOWN.
+    let sides = [mv.from_addr.clone(), mv.to_addr.clone()];
+    crate::ops::wait_cluster_ok(&sides, Duration::from_secs(30)).await?;
     let mut pair = Pair { mv, source, target, others, shared, summary: MoveSummary::default() };
     let source_view = topology_of(&mv.from_addr).await?;
     let target_view = topology_of(&mv.to_addr).await?;
@@ -557,7 +560,9 @@ impl Pair<'_> {
             if message.starts_with("NOKEY") {
                 continue;
             }
-            if message.starts_with("BUSYKEY") {
+            // The source passes the target's error on: "ERR Target instance replied with
+            // error: BUSYKEY ...".
+            if message.contains("BUSYKEY") {
                 let (slot, key) = self.busy_key(&keys[batch.clone()]).await?;
                 return Err(MoveError::BusyKey {
                     key,
@@ -597,6 +602,10 @@ impl Pair<'_> {
         let replies = self.target.pipeline(&commands).await?;
         first_error(&self.target, "CLUSTER SETSLOT NODE", &replies)?;
         let replies = self.source.pipeline(&commands).await?;
+        // A source that has just lost its last slot (here or in a concurrent group) has been
+        // turned into a replica of the node that took it, and refuses SETSLOT: it knows.
+        let became_replica = |r: &Value| matches!(r, Value::Error(m) if m.starts_with(b"ERR Please use SETSLOT only with masters"));
+        let replies: Vec<Value> = replies.into_iter().filter(|r| !became_replica(r)).collect();
         first_error(&self.source, "CLUSTER SETSLOT NODE", &replies)?;
         for other in &mut self.others {
             // Gossip tells a master that misses this; an error here leaves nothing open.

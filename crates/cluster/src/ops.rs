@@ -160,7 +160,7 @@ pub async fn wait_healthy(addrs: &[String], timeout: Duration) -> Result<(), Ops
 }
 
 /// Waits until every node of `addrs` reports `cluster_state:ok`.
-async fn wait_cluster_ok(addrs: &[String], timeout: Duration) -> Result<(), OpsError> {
+pub(crate) async fn wait_cluster_ok(addrs: &[String], timeout: Duration) -> Result<(), OpsError> {
     let deadline = Instant::now() + timeout;
     for addr in addrs {
         let mut conn = AdminConn::connect(addr, DEFAULT_TIMEOUT).await?;
@@ -562,6 +562,10 @@ pub async fn add_node(
     if let Some(master_id) = master_id {
         attach_replica(new, &master_id, timeout).await?;
     }
+    // Until the new node knows every slot's owner it answers CLUSTERDOWN (a MIGRATE to it
+    // would fail), and until the others see a new replica as one, a rebalance would count it
+    // as an empty master.
+    wait_healthy(&addrs, timeout).await?;
     Ok(new_id)
 }
 
@@ -665,10 +669,8 @@ pub async fn del_node(seed: &str, id: &str, timeout: Duration) -> Result<Removal
         removal.forgotten_by.push(other.addr());
     }
     if let Ok(mut conn) = AdminConn::connect(&node.addr(), DEFAULT_TIMEOUT).await {
-        // A replica must drop its copy of the data before it can reset.
-        if !node.is_master() {
-            conn.query(&["FLUSHALL"]).await?;
-        }
+        // A replica (and an emptied master, which Redis turns into a replica of the node that
+        // took its last slot) drops its copy of the data as it resets.
         conn.query_ok(&["CLUSTER", "RESET", "SOFT"]).await?;
     }
     Ok(removal)

@@ -152,7 +152,9 @@ async fn load_task(proxy: String, task: usize, keys: usize, stop: Arc<AtomicBool
         };
         match conn.query(&["GET", &key(r)]).await {
             Ok(value) if value == expected => {}
-            other => book.problems.push(format!("GET {}: {other:?}, expected {expected:?}", key(r))),
+            other => {
+                book.problems.push(format!("GET {}: {other:?}, expected {expected:?}", key(r)))
+            }
         }
         book.ops += 2;
         i += 1;
@@ -224,7 +226,11 @@ fn a_fourth_master_is_added_and_rebalanced_under_load_with_no_client_error() {
     let problems: Vec<&String> = books.iter().flat_map(|b| &b.problems).collect();
     let ops: u64 = books.iter().map(|b| b.ops).sum();
     assert!(ops > 0);
-    assert!(problems.is_empty(), "{} client errors in {ops} requests: {problems:?}", problems.len());
+    assert!(
+        problems.is_empty(),
+        "{} client errors in {ops} requests: {problems:?}",
+        problems.len()
+    );
     assert_eq!(rt.block_on(wrong_load_values(&proxy_addr, &books)), Vec::<String>::new());
     assert_eq!(rt.block_on(wrong_keys(&proxy_addr, 20_000)), Vec::<String>::new());
     let counts = rt.block_on(slot_counts(&seed));
@@ -258,12 +264,16 @@ fn del_node_refuses_a_master_with_slots_then_removes_it_once_emptied() {
     let weight = format!("{new_id}=0");
     ok(&["rebalance", &seed, "--weight", &weight, "--yes", "--plan-file", "/dev/null"]);
     let out = ok(&["del-node", &seed, &new_id]);
-    assert!(out.contains(&format!("{its_replica} now replicates")), "{out}");
     assert!(out.contains("Forgotten by 4 nodes"), "{out}");
 
     let topology = rt.block_on(cluster::ops::topology_of(&seed)).unwrap();
     assert!(topology.by_id(&new_id).is_none(), "the seed forgot it");
     assert_eq!(topology.nodes.len(), 4, "3 masters and the moved replica: {topology:?}");
+    // Its replica follows a remaining master (moved by del-node, or by Redis' replica
+    // migration once its master lost its last slot and became a replica itself).
+    let replica = topology.by_addr(&its_replica).unwrap();
+    let master = topology.by_id(replica.master_id.as_deref().unwrap()).unwrap();
+    assert!(master.is_master() && master.slot_count() > 0, "{topology:?}");
     let removed = rt.block_on(cluster::ops::topology_of(&new)).unwrap();
     assert_eq!(removed.nodes.len(), 1, "the removed node was reset");
     assert_eq!(rt.block_on(wrong_keys(&proxy_addr, 2_000)), Vec::<String>::new());
@@ -361,7 +371,10 @@ fn a_50_mb_key_is_moved_and_one_above_the_limit_is_refused_without_an_open_slot(
     let refused = reshard(&["--max-key-size", "10MB"]);
     assert!(!refused.status.success());
     let text = describe(&refused);
-    assert!(text.contains(&format!("key `{key}` (slot 0)")) && text.contains("rolled back"), "{text}");
+    assert!(
+        text.contains(&format!("key `{key}` (slot 0)")) && text.contains("rolled back"),
+        "{text}"
+    );
     assert_check_clean(&seed);
     let still_there = rt.block_on(async {
         admin(&source_id.addr()).await.query(&[b"GET".as_slice(), key.as_bytes()]).await.unwrap()
@@ -392,20 +405,33 @@ fn a_key_on_both_sides_rolls_its_slot_back_and_keeps_every_key_served() {
     let (source, target) = (owner(0), owner(16383));
     // Slots 0-9 move; slot 5 gets a stray copy of one of its keys on the target, as an
     // earlier half-done move could leave. The keys of slot 5 all move but that one.
-    let stray = (0..).map(|i| format!("seed:{i}")).find(|k| key_slot(k.as_bytes()) == 5).unwrap();
+    let stray = (0..).map(|i| format!("stray:{i}")).find(|k| key_slot(k.as_bytes()) == 5).unwrap();
     rt.block_on(async {
+        admin(&proxy_addr).await.query_ok(&["SET", &stray, "real"]).await.unwrap();
         let mut t = admin(&target.addr()).await;
         t.query_ok(&["CLUSTER", "SETSLOT", "5", "IMPORTING", &source.id]).await.unwrap();
         t.query_ok(&["ASKING"]).await.unwrap();
         t.query_ok(&["SET", &stray, "stale copy"]).await.unwrap();
         t.query_ok(&["CLUSTER", "SETSLOT", "5", "STABLE"]).await.unwrap();
+        assert_eq!(t.query_int(&["CLUSTER", "COUNTKEYSINSLOT", "5"]).await.unwrap(), 1);
     });
     let output = redkeep(&[
-        "reshard", &seed, "--from", &source.id, "--to", &target.id, "--slots", "10", "--yes",
-        "--slots-at-once", "10", "--plan-file", "/dev/null",
+        "reshard",
+        &seed,
+        "--from",
+        &source.id,
+        "--to",
+        &target.id,
+        "--slots",
+        "10",
+        "--yes",
+        "--slots-at-once",
+        "10",
+        "--plan-file",
+        "/dev/null",
     ]);
-    assert!(!output.status.success());
     let text = describe(&output);
+    assert!(!output.status.success(), "{text}");
     assert!(text.contains(&format!("key `{stray}`")) && text.contains("BUSYKEY"), "{text}");
     // Nothing open, slots 0-9 still on the source, every key right through the proxy.
     assert_check_clean(&seed);
@@ -413,6 +439,8 @@ fn a_key_on_both_sides_rolls_its_slot_back_and_keeps_every_key_served() {
     let owner_now = after.masters().find(|m| m.slots.iter().any(|r| r.contains(5))).unwrap();
     assert_eq!(owner_now.id, source.id);
     assert_eq!(rt.block_on(wrong_keys(&proxy_addr, 5_000)), Vec::<String>::new());
+    let real = rt.block_on(async { admin(&proxy_addr).await.query(&["GET", &stray]).await });
+    assert_eq!(real.unwrap(), Value::Bulk(b"real".to_vec()));
     rt.block_on(proxy.shutdown());
 }
 
@@ -457,4 +485,93 @@ fn backup_then_restore_into_a_new_cluster_keeps_every_key() {
     assert!(describe(&again).contains("--replace"), "{}", describe(&again));
     rt.block_on(proxy.shutdown());
     rt.block_on(new_proxy.shutdown());
+}
+
+/// Stops and deletes a dir's cluster when the test ends, also when it fails.
+struct LocalDirGuard(std::path::PathBuf);
+
+impl Drop for LocalDirGuard {
+    fn drop(&mut self) {
+        let _ = redkeep(&["down", "--dir", self.0.to_str().unwrap(), "--purge"]);
+    }
+}
+
+#[test]
+fn up_with_another_number_of_masters_scales_a_local_cluster_out_and_in() {
+    let rt = runtime();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    let dir_arg = dir.to_str().unwrap().to_string();
+    // Room for the nodes added later: their ports follow the last one.
+    let base = low_free_block(8).to_string();
+    let up = |masters: &str| {
+        ok(&[
+            "up",
+            "--detach",
+            "--no-proxy",
+            "--dir",
+            &dir_arg,
+            "--base-port",
+            &base,
+            "--masters",
+            masters,
+            "--replicas",
+            "1",
+            "--node-timeout",
+            "2s",
+        ])
+    };
+    up("3");
+    let _guard = LocalDirGuard(dir.clone());
+    let seed = format!("127.0.0.1:{base}");
+    rt.block_on(fill(&seed_proxy(&rt, &seed), 3_000));
+
+    let out = up("4");
+    assert!(out.contains("Scaling out from 3 to 4 masters"), "{out}");
+    let counts = rt.block_on(slot_counts(&seed));
+    assert_eq!(counts.len(), 4, "{counts:?}");
+    assert!(counts.iter().all(|(_, n)| *n == 4096), "{counts:?}");
+    let manifest = deploy::local::open(&dir).unwrap().manifest;
+    assert_eq!((manifest.masters, manifest.ports.len()), (4, 8));
+    let output = redkeep(&["check", &seed, "--replicas", "1"]);
+    assert!(output.status.success(), "{}", describe(&output));
+
+    let out = up("3");
+    assert!(out.contains("Scaling in from 4 to 3 masters"), "{out}");
+    let counts = rt.block_on(slot_counts(&seed));
+    assert_eq!(counts.len(), 3, "{counts:?}");
+    assert_eq!(counts.iter().map(|(_, n)| n).sum::<u64>(), 16384);
+    let manifest = deploy::local::open(&dir).unwrap().manifest;
+    assert_eq!((manifest.masters, manifest.ports.len()), (3, 6));
+    let output = redkeep(&["check", &seed, "--replicas", "1"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(rt.block_on(wrong_keys(&seed_proxy(&rt, &seed), 3_000)), Vec::<String>::new());
+}
+
+/// A proxy in front of the cluster of `seed`, shut down when the test's runtime ends.
+fn seed_proxy(rt: &tokio::runtime::Runtime, seed: &str) -> String {
+    let mut config = proxy::ProxyConfig::new(vec![seed.to_string()]);
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.threads = 1;
+    let handle = rt.block_on(proxy::start(config)).expect("proxy starts");
+    let addr = handle.local_addr.to_string();
+    rt.spawn(async move {
+        std::future::pending::<()>().await;
+        handle.shutdown().await;
+    });
+    addr
+}
+
+/// A block of free ports whose bus ports (+10000) are free too, all below the kernel's
+/// ephemeral range (32768 and up here), so that no outgoing connection takes one of them
+/// between now and when the nodes added later start.
+fn low_free_block(count: u16) -> u16 {
+    let start = 12000 + (std::process::id() % 9000) as u16; // bases below 22000
+    (0..400u16)
+        .map(|i| 12000 + (start - 12000 + i * 23) % (10000 - count))
+        .find(|&base| {
+            let ports: Vec<u16> = (base..base + count).collect();
+            deploy::ports::first_taken("127.0.0.1", &ports).is_none()
+        })
+        .expect("a block of free ports below 32768")
 }

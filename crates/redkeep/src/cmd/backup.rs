@@ -121,8 +121,9 @@ fn fetch_rdb(host: &str, port: u16, file: &Path) -> anyhow::Result<()> {
 
 pub fn run_restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     let path = args.dir.join(MANIFEST);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{} is not a redkeep backup (no {MANIFEST})", args.dir.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!("{} is not a redkeep backup (no {MANIFEST})", args.dir.display())
+    })?;
     let manifest: BackupManifest =
         serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))?;
     let mut totals = Copied::default();
@@ -146,6 +147,9 @@ pub fn run_restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A key and the RESTORE command that recreates it.
+type KeyRestore = (Vec<u8>, Vec<Vec<u8>>);
+
 #[derive(Debug, Default)]
 struct Copied {
     keys: u64,
@@ -165,7 +169,7 @@ async fn copy_into_cluster(source: &str, seed: &str, replace: bool) -> anyhow::R
         let reply = from.query(&["SCAN", &cursor, "COUNT", "1000"]).await?;
         let (next, keys) = scan_reply(&reply)?;
         let dumps = dump_all(&mut from, &keys).await?;
-        let mut per_node: Vec<Vec<(Vec<u8>, Vec<Vec<u8>>)>> = vec![Vec::new(); targets.len()];
+        let mut per_node: Vec<Vec<KeyRestore>> = vec![Vec::new(); targets.len()];
         for (key, (ttl, payload)) in keys.into_iter().zip(dumps) {
             let Some(payload) = payload else { continue }; // expired or deleted meanwhile
             let slot = cluster::key_slot(&key);
@@ -270,7 +274,8 @@ impl TempServer {
             std::process::id(),
             deploy::ports::free_port()
         ));
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         std::fs::copy(rdb, dir.join("dump.rdb"))
             .with_context(|| format!("cannot read {}", rdb.display()))?;
         let port = deploy::ports::free_port();

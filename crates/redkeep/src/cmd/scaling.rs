@@ -183,10 +183,7 @@ pub fn run_add_node(args: AddNodeArgs) -> anyhow::Result<ExitCode> {
         match role {
             NewRole::Master => {
                 println!("[OK] {} joined as an empty master, id {id}.", args.new);
-                println!(
-                    "Give it slots: redkeep rebalance {} --use-empty-masters",
-                    args.node
-                );
+                println!("Give it slots: redkeep rebalance {} --use-empty-masters", args.node);
             }
             NewRole::ReplicaOf(master) => {
                 println!("[OK] {} joined as a replica of {master}, id {id}.", args.new);
@@ -282,9 +279,7 @@ pub async fn plan_rebalance(
     })
 }
 
-async fn masters_of(
-    seed: &str,
-) -> anyhow::Result<(cluster::topology::Topology, Vec<MasterLoad>)> {
+async fn masters_of(seed: &str) -> anyhow::Result<(cluster::topology::Topology, Vec<MasterLoad>)> {
     let topology = cluster::ops::topology_of(seed).await?;
     let masters = MasterLoad::from_topology(&topology);
     Ok((topology, masters))
@@ -335,7 +330,11 @@ async fn apply_new_plan(
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("redkeep-plan-{}.json", file.created_unix)));
     save_plan(&path, &file)?;
-    println!("Plan saved to {} (if interrupted: redkeep {command} {seed} --resume {})", path.display(), path.display());
+    println!(
+        "Plan saved to {} (if interrupted: redkeep {command} {seed} --resume {})",
+        path.display(),
+        path.display()
+    );
     let masters: Vec<String> = topology.masters().map(|m| m.addr()).collect();
     let addrs: Vec<String> = topology.nodes.iter().map(|n| n.addr()).collect();
     apply(&file, &masters, &addrs, moving, &path).await
@@ -426,12 +425,7 @@ async fn apply(
         cluster::mover::execute(&file.plan, masters, &moving.options(), progress, stop).await;
     on_signal.abort();
     bar.finish_and_clear();
-    let resume_hint = format!(
-        "redkeep {} {} --resume {}",
-        file.command,
-        file.seed,
-        path.display()
-    );
+    let resume_hint = format!("redkeep {} {} --resume {}", file.command, file.seed, path.display());
     let summary = match result {
         Ok(summary) => summary,
         Err(e) => {
@@ -482,7 +476,9 @@ fn report(summary: &MoveSummary, took: Duration) {
         }
     );
     for (slot, owner) in &summary.skipped {
-        println!("[WARN] slot {slot} is served by {owner} now, not by the plan's source: left alone");
+        println!(
+            "[WARN] slot {slot} is served by {owner} now, not by the plan's source: left alone"
+        );
     }
 }
 
@@ -515,5 +511,89 @@ pub async fn rebalance_unattended(
     if code != ExitCode::SUCCESS {
         anyhow::bail!("the rebalance did not finish");
     }
+    Ok(())
+}
+
+/// Scales the local cluster of `dir` to `wanted` masters, live. Out: new nodes (with the
+/// dir's replicas per master) are started, added, and given their share of slots. In: the
+/// masters on the highest ports are emptied (weight 0), then they and their replicas leave
+/// the cluster and are stopped, their dirs deleted.
+pub async fn scale_local(dir: &mut deploy::local::LocalDir, wanted: usize) -> anyhow::Result<()> {
+    if wanted < 3 {
+        anyhow::bail!("Redis Cluster needs at least 3 masters, got --masters {wanted}");
+    }
+    let current = dir.manifest.masters;
+    let plan_file = dir.root.join("rebalance-plan.json");
+    if wanted > current {
+        println!(">>> Scaling out from {current} to {wanted} masters");
+        grow(dir, wanted - current).await?;
+        rebalance_unattended(&dir.manifest.addrs()[0], &[], plan_file).await?;
+    } else {
+        println!(">>> Scaling in from {current} to {wanted} masters");
+        shrink(dir, current - wanted, plan_file).await?;
+    }
+    dir.set_masters(wanted)?;
+    cluster::ops::wait_healthy(&dir.manifest.addrs(), Duration::from_secs(60)).await?;
+    println!("[OK] {wanted} masters serve the {} slots.", cluster::SLOT_COUNT);
+    Ok(())
+}
+
+async fn grow(dir: &mut deploy::local::LocalDir, masters: usize) -> anyhow::Result<()> {
+    let seed = dir.manifest.addrs()[0].clone();
+    let replicas = dir.manifest.replicas;
+    let ports = dir.add_ports(masters * (1 + replicas))?;
+    let starting = dir.clone();
+    tokio::task::spawn_blocking(move || starting.start()).await??;
+    let host = dir.manifest.host.clone();
+    let (master_ports, replica_ports) = ports.split_at(masters);
+    for (i, port) in master_ports.iter().enumerate() {
+        let addr = format!("{host}:{port}");
+        let id = cluster::ops::add_node(&addr, &seed, &NewRole::Master, JOIN_TIMEOUT).await?;
+        println!(">>> Added {addr} as a master ({id})");
+        for port in &replica_ports[i * replicas..(i + 1) * replicas] {
+            let replica = format!("{host}:{port}");
+            let role = NewRole::ReplicaOf(id.clone());
+            cluster::ops::add_node(&replica, &seed, &role, JOIN_TIMEOUT).await?;
+            println!(">>> Added {replica} as a replica of {addr}");
+        }
+    }
+    Ok(())
+}
+
+async fn shrink(
+    dir: &mut deploy::local::LocalDir,
+    masters: usize,
+    plan_file: PathBuf,
+) -> anyhow::Result<()> {
+    let addrs = dir.manifest.addrs();
+    let topology = cluster::ops::topology_of(&addrs[0]).await?;
+    let mut local_masters: Vec<&cluster::topology::Node> =
+        topology.masters().filter(|m| addrs.contains(&m.addr())).collect();
+    local_masters.sort_by_key(|m| std::cmp::Reverse(m.port));
+    let retired: Vec<&cluster::topology::Node> = local_masters.into_iter().take(masters).collect();
+    let mut leaving: Vec<(String, u16)> = Vec::new();
+    for master in &retired {
+        leaving.extend(topology.replicas_of(&master.id).map(|r| (r.id.clone(), r.port)));
+        leaving.push((master.id.clone(), master.port));
+    }
+    let seed = addrs
+        .iter()
+        .find(|a| !leaving.iter().any(|(_, port)| a.ends_with(&format!(":{port}"))))
+        .context("no node would be left")?
+        .clone();
+    let weights: Vec<String> = retired.iter().map(|m| format!("{}=0", m.id)).collect();
+    rebalance_unattended(&seed, &weights, plan_file).await?;
+    for (id, port) in &leaving {
+        cluster::ops::del_node(&seed, id, JOIN_TIMEOUT).await?;
+        println!(">>> Removed the node on port {port} ({id})");
+    }
+    let ports: Vec<u16> = leaving.iter().map(|(_, port)| *port).collect();
+    let retiring = dir.clone();
+    let mut retired_dir = tokio::task::spawn_blocking(move || {
+        let mut dir = retiring;
+        dir.retire_ports(&ports).map(|()| dir)
+    })
+    .await??;
+    std::mem::swap(dir, &mut retired_dir);
     Ok(())
 }
