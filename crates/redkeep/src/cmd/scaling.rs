@@ -418,6 +418,9 @@ async fn apply(
             super::shutdown_signal().await;
             eprintln!("\nStopping after the slots being moved (press again to force)...");
             stop.store(true, Ordering::SeqCst);
+            super::shutdown_signal().await;
+            // Forced: the slots being moved stay open; --resume finishes them.
+            std::process::exit(130);
         })
     };
     let started = Instant::now();
@@ -533,6 +536,9 @@ pub async fn scale_local(dir: &mut deploy::local::LocalDir, wanted: usize) -> an
         shrink(dir, current - wanted, plan_file).await?;
     }
     dir.set_masters(wanted)?;
+    // Only an interrupted run needs its plan (to --resume); a finished one would keep
+    // `down --purge` from emptying the dir.
+    let _ = std::fs::remove_file(dir.root.join("rebalance-plan.json"));
     cluster::ops::wait_healthy(&dir.manifest.addrs(), Duration::from_secs(60)).await?;
     println!("[OK] {wanted} masters serve the {} slots.", cluster::SLOT_COUNT);
     Ok(())
