@@ -291,7 +291,7 @@ fn del_node_refuses_a_master_with_slots_then_removes_it_once_emptied() {
 }
 
 #[test]
-fn a_rebalance_killed_mid_way_is_resumed_to_completion() {
+fn a_rebalance_stopped_by_ctrl_c_then_killed_is_resumed_to_completion() {
     let rt = runtime();
     let cluster = rt.block_on(TestCluster::start(3, 0));
     let spare = rt.block_on(TestCluster::start_blank(3, 0));
@@ -304,32 +304,51 @@ fn a_rebalance_killed_mid_way_is_resumed_to_completion() {
 
     let dir = tempfile::tempdir().unwrap();
     let plan_file = dir.path().join("plan.json");
-    // Throttled so that it is surely mid-way when killed.
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("redkeep"))
-        .args(["rebalance", &seed, "--use-empty-masters", "--yes", "--slots-at-once", "4"])
-        .args(["--max-keys-per-sec", "1000", "--plan-file", plan_file.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until some slots have reached the new master, then kill -9.
+    let plan = plan_file.to_str().unwrap();
     let new_has_slots = || {
         rt.block_on(cluster::ops::topology_of(&new))
             .ok()
             .and_then(|t| t.myself().map(|m| m.slot_count()))
             .unwrap_or(0)
     };
-    while new_has_slots() < 16 {
-        assert!(child.try_wait().unwrap().is_none(), "the rebalance ended before it was killed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // Throttled, so that it is surely mid-way when interrupted.
+    let throttled = ["--slots-at-once", "4", "--max-keys-per-sec", "1000", "--yes"];
+    let spawn = |args: &[&str]| {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("redkeep"))
+            .args(args)
+            .args(throttled)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let wait_for_slots = |child: &mut std::process::Child, at_least: u64| {
+        while new_has_slots() < at_least {
+            assert!(child.try_wait().unwrap().is_none(), "the rebalance ended too early");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    // Ctrl-C: it stops after the slots being moved, leaving none open.
+    let mut child = spawn(&["rebalance", &seed, "--use-empty-masters", "--plan-file", plan]);
+    wait_for_slots(&mut child, 16);
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    assert!(describe(&output).contains("Stopped before the end"), "{}", describe(&output));
+    assert!(plan_file.exists(), "the plan was saved before the first move");
+    assert_check_clean(&seed);
+    let after_ctrl_c = new_has_slots();
+
+    // kill -9 of the resumed run: slots may be left open, for the next resume to finish.
+    let mut child = spawn(&["rebalance", &seed, "--resume", plan]);
+    wait_for_slots(&mut child, after_ctrl_c + 16);
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(plan_file.exists(), "the plan was saved before the first move");
     let moved_before = new_has_slots();
     assert!(moved_before < 4096, "killed mid-way: {moved_before} slots had moved");
 
-    let out = ok(&["rebalance", &seed, "--resume", plan_file.to_str().unwrap(), "--yes"]);
+    let out = ok(&["rebalance", &seed, "--resume", plan, "--yes"]);
     assert!(out.contains("Resuming"), "{out}");
     assert!(out.contains("slots were already moved"), "{out}");
     let counts = rt.block_on(slot_counts(&seed));
