@@ -7,7 +7,10 @@
 # Prints a Markdown table: wall time of the rebalance, keys moved, and the load's requests,
 # errors and p99 latency during it.
 #
-# Usage: scripts/rebalance-bench.sh [--keys N] [--rate R]
+# Usage: scripts/rebalance-bench.sh [--keys N] [--rate R] [--only redkeep|redis-cli]
+#        [--redkeep-args "ARGS"] [--keep DIR]
+#   --redkeep-args: extra `redkeep rebalance` options (e.g. "--slots-at-once 8");
+#   --keep: copy the load's result files (per-batch timeline, HTML report) to DIR.
 # Needs: redis-server, redis-cli (make deps), a release build (built here if missing).
 # Runs its own clusters on ports 27401-27404 (proxy 27410) in a temporary dir, removed at the
 # end, also on failure.
@@ -16,11 +19,17 @@ cd "$(dirname "$0")/.."
 
 KEYS=1000000
 RATE=2000
+ONLY=""
+REDKEEP_ARGS=""
+KEEP=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --keys) KEYS="$2"; shift 2 ;;
     --rate) RATE="$2"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --only) ONLY="$2"; shift 2 ;;
+    --redkeep-args) REDKEEP_ARGS="$2"; shift 2 ;;
+    --keep) KEEP="$2"; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -96,6 +105,7 @@ measure() { # args: name command...
   LOAD_PID=""
   local moved
   moved=$(redis-cli -p "$NEW" dbsize)
+  if [ -n "$KEEP" ]; then mkdir -p "$KEEP"; cp -r "$DIR/load-$name" "$DIR/$name.log" "$KEEP/"; fi
   python3 - "$DIR/load-$name/results-client1.json" "$start" "$end" "$moved" <<'EOF'
 import json, sys
 results = json.load(open(sys.argv[1]))
@@ -106,15 +116,24 @@ print(f"{float(sys.argv[3]) - float(sys.argv[2]):.1f} {sys.argv[4]} {ops} {error
 EOF
 }
 
-prepare
-read -r rk_s rk_keys rk_ops rk_err rk_p99 < <(measure redkeep \
-  "$REDKEEP" rebalance "127.0.0.1:$BASE" --use-empty-masters --yes --plan-file "$DIR/plan.json")
-prepare
-read -r rc_s rc_keys rc_ops rc_err rc_p99 < <(measure redis-cli \
-  redis-cli --cluster rebalance "127.0.0.1:$BASE" --cluster-use-empty-masters --cluster-yes)
+rk_s=-; rk_keys=-; rk_ops=-; rk_err=-; rk_p99=-; rc_s=-; rc_keys=-; rc_ops=-; rc_err=-; rc_p99=-
+if [ "$ONLY" != "redis-cli" ]; then
+  prepare
+  # shellcheck disable=SC2086 # the extra options are words
+  read -r rk_s rk_keys rk_ops rk_err rk_p99 < <(measure redkeep \
+    "$REDKEEP" rebalance "127.0.0.1:$BASE" --use-empty-masters --yes --plan-file "$DIR/plan.json" \
+    $REDKEEP_ARGS)
+fi
+if [ "$ONLY" != "redkeep" ]; then
+  prepare
+  read -r rc_s rc_keys rc_ops rc_err rc_p99 < <(measure redis-cli \
+    redis-cli --cluster rebalance "127.0.0.1:$BASE" --cluster-use-empty-masters --cluster-yes)
+fi
 
 echo "| tool | rebalance wall time | keys moved | load requests | load errors | load p99 |"
 echo "|---|---:|---:|---:|---:|---:|"
-echo "| redkeep rebalance | ${rk_s} s | $rk_keys | $rk_ops | $rk_err | ${rk_p99} µs |"
+echo "| redkeep rebalance $REDKEEP_ARGS | ${rk_s} s | $rk_keys | $rk_ops | $rk_err | ${rk_p99} µs |"
 echo "| redis-cli --cluster rebalance | ${rc_s} s | $rc_keys | $rc_ops | $rc_err | ${rc_p99} µs |"
-python3 -c "print(f'redkeep / redis-cli wall time: {$rk_s / $rc_s:.2f}')"
+if [ -z "$ONLY" ]; then
+  python3 -c "print(f'redkeep / redis-cli wall time: {$rk_s / $rc_s:.2f}')"
+fi

@@ -244,7 +244,7 @@ fn a_fourth_master_is_added_and_rebalanced_under_load_with_no_client_error() {
 fn del_node_refuses_a_master_with_slots_then_removes_it_once_emptied() {
     let rt = runtime();
     let cluster = rt.block_on(TestCluster::start(3, 0));
-    let spare = rt.block_on(TestCluster::start_blank(3, 0));
+    let spare = rt.block_on(TestCluster::start_blank(4, 0));
     let seed = cluster.addrs()[0].clone();
     let (new, its_replica) = (spare.addrs()[0].clone(), spare.addrs()[1].clone());
     let proxy = rt.block_on(start_proxy(&cluster));
@@ -280,6 +280,18 @@ fn del_node_refuses_a_master_with_slots_then_removes_it_once_emptied() {
     rt.block_on(proxy.shutdown());
     let output = redkeep(&["check", &seed, "--replicas", "0"]);
     assert!(output.status.success(), "{}", describe(&output));
+
+    // A master without slots that has a replica: the replica moves to another master first.
+    let (empty, follower) = (spare.addrs()[2].clone(), spare.addrs()[3].clone());
+    ok(&["add-node", &empty, &seed]);
+    let empty_id = rt.block_on(my_id(&empty));
+    ok(&["add-node", &follower, &seed, "--replica-of", &empty_id]);
+    let out = ok(&["del-node", &seed, &empty_id]);
+    assert!(out.contains(&format!("{follower} now replicates")), "{out}");
+    let topology = rt.block_on(cluster::ops::topology_of(&seed)).unwrap();
+    let moved = topology.by_addr(&follower).unwrap();
+    let master = topology.by_id(moved.master_id.as_deref().unwrap()).unwrap();
+    assert!(master.slot_count() > 0, "{topology:?}");
 
     ok(&["set-timeout", &seed, "4321"]);
     for addr in cluster.addrs() {
