@@ -12,7 +12,8 @@
 #   --redkeep-args: extra `redkeep rebalance` options (e.g. "--slots-at-once 8");
 #   --keep: copy the load's result files (per-batch timeline, HTML report) to DIR.
 # Needs: redis-server, redis-cli (make deps), a release build (built here if missing).
-# Runs its own clusters on ports 27401-27404 (proxy 27410) in a temporary dir, removed at the
+# Runs its own clusters on ports 17401-17404 (proxy 17410; bus ports below the ephemeral range)
+# in a temporary dir, removed at the
 # end, also on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,9 +39,9 @@ command -v redis-cli >/dev/null || { echo "redis-cli not found: run make deps" >
 cargo build --release --locked -q -p redkeep
 REDKEEP=$PWD/target/release/redkeep
 DIR=$(mktemp -d /tmp/redkeep-rebalance-bench.XXXXXX)
-BASE=27401
+BASE=17401
 NEW=$((BASE + 3))
-PROXY_PORT=27410
+PROXY_PORT=17410
 PROXY_PID=""
 LOAD_PID=""
 NEW_PID=""
@@ -93,7 +94,7 @@ cleanup_cluster() {
 measure() { # args: name command...
   local name=$1; shift
   "$REDKEEP" bench --target "127.0.0.1:$PROXY_PORT" --seed "127.0.0.1:$BASE" --sizes 100B \
-    --ratio 1:1 --keyspace 100000 --rate "$RATE" --connections 8 --duration 1h --quiet \
+    --ratio 1:1 --keyspace 100000 --rate "$RATE" --connections 32 --duration 1h --quiet \
     --out "$DIR/load-$name" >"$DIR/load-$name.log" 2>&1 &
   LOAD_PID=$!
   sleep 2 # the load runs steadily before the rebalance starts

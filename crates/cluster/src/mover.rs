@@ -58,10 +58,10 @@ pub struct MoveOptions {
 impl Default for MoveOptions {
     fn default() -> Self {
         MoveOptions {
-            batch: 1000,
+            batch: 100,
             batch_bytes: 8 * 1024 * 1024,
             slots_at_once: 64,
-            pipeline: 4,
+            pipeline: 2,
             max_keys_per_sec: None,
             max_bytes_per_sec: None,
             max_key_bytes: 512 * 1024 * 1024,

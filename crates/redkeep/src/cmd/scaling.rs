@@ -54,8 +54,9 @@ pub struct DelNodeArgs {
 /// How keys move, shared by `reshard` and `rebalance`.
 #[derive(clap::Args, Clone)]
 pub struct MoveArgs {
-    /// Most keys per MIGRATE command (redis-cli moves 10, waiting for each).
-    #[arg(long, default_value_t = 1000)]
+    /// Most keys per MIGRATE command (redis-cli moves 10, waiting for each). Bigger batches
+    /// move faster but block the source longer at a time (clients wait behind a MIGRATE).
+    #[arg(long, default_value_t = 100)]
     batch: usize,
     /// Most bytes per MIGRATE: keys with big values get smaller batches, a key bigger than
     /// this one of its own.
@@ -64,8 +65,9 @@ pub struct MoveArgs {
     /// Slots opened at once per source and target (one round trip serves them all).
     #[arg(long, default_value_t = 64)]
     slots_at_once: usize,
-    /// MIGRATE commands in flight per source.
-    #[arg(long, default_value_t = 4)]
+    /// MIGRATE commands in flight per source (sent back to back: the source runs them one
+    /// after the other without serving clients in between).
+    #[arg(long, default_value_t = 2)]
     pipeline: usize,
     /// Throttle: at most this many keys per second in all.
     #[arg(long, value_name = "N")]
@@ -497,15 +499,16 @@ pub async fn rebalance_unattended(
     let Some((topology, plan)) = plan_rebalance(seed, weights, options).await? else {
         return Ok(());
     };
+    let defaults = MoveOptions::default();
     let moving = MoveArgs {
-        batch: 1000,
-        batch_bytes: 8 * 1024 * 1024,
-        slots_at_once: 64,
-        pipeline: 4,
+        batch: defaults.batch,
+        batch_bytes: defaults.batch_bytes,
+        slots_at_once: defaults.slots_at_once,
+        pipeline: defaults.pipeline,
         max_keys_per_sec: None,
         max_bytes_per_sec: None,
-        max_key_size: 512 * 1024 * 1024,
-        timeout: 10_000,
+        max_key_size: defaults.max_key_bytes,
+        timeout: defaults.base_timeout.as_millis() as u64,
         plan_file: Some(plan_file),
         resume: None,
         yes: true,
