@@ -673,6 +673,8 @@ pub async fn del_node(seed: &str, id: &str, timeout: Duration) -> Result<Removal
         // took its last slot) drops its copy of the data as it resets.
         conn.query_ok(&["CLUSTER", "RESET", "SOFT"]).await?;
     }
+    // Done when the others know one node less, agree, and the moved replicas' links are up.
+    wait_healthy(&removal.forgotten_by, timeout).await?;
     Ok(removal)
 }
 

@@ -288,8 +288,9 @@ fn del_node_refuses_a_master_with_slots_then_removes_it_once_emptied() {
     ok(&["add-node", &follower, &seed, "--replica-of", &empty_id]);
     let out = ok(&["del-node", &seed, &empty_id]);
     assert!(out.contains(&format!("{follower} now replicates")), "{out}");
-    let topology = rt.block_on(cluster::ops::topology_of(&seed)).unwrap();
-    let moved = topology.by_addr(&follower).unwrap();
+    // The follower's own view: it follows a master that serves slots.
+    let topology = rt.block_on(cluster::ops::topology_of(&follower)).unwrap();
+    let moved = topology.myself().unwrap();
     let master = topology.by_id(moved.master_id.as_deref().unwrap()).unwrap();
     assert!(master.slot_count() > 0, "{topology:?}");
 
