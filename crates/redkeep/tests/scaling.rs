@@ -535,7 +535,7 @@ fn up_with_another_number_of_masters_scales_a_local_cluster_out_and_in() {
     let dir = tmp.path().join("cluster");
     let dir_arg = dir.to_str().unwrap().to_string();
     // Room for the nodes added later: their ports follow the last one.
-    let base = low_free_block(8).to_string();
+    let base = deploy::ports::free_block(8).expect("free ports").to_string();
     let up = |masters: &str| {
         ok(&[
             "up",
@@ -592,18 +592,4 @@ fn seed_proxy(rt: &tokio::runtime::Runtime, seed: &str) -> String {
         handle.shutdown().await;
     });
     addr
-}
-
-/// A block of free ports whose bus ports (+10000) are free too, all below the kernel's
-/// ephemeral range (32768 and up here), so that no outgoing connection takes one of them
-/// between now and when the nodes added later start.
-fn low_free_block(count: u16) -> u16 {
-    let start = 12000 + (std::process::id() % 9000) as u16; // bases below 22000
-    (0..400u16)
-        .map(|i| 12000 + (start - 12000 + i * 23) % (10000 - count))
-        .find(|&base| {
-            let ports: Vec<u16> = (base..base + count).collect();
-            deploy::ports::first_taken("127.0.0.1", &ports).is_none()
-        })
-        .expect("a block of free ports below 32768")
 }
