@@ -449,19 +449,9 @@ async fn meet(addr: &str, member: &str) -> Result<(), String> {
 }
 
 /// `CLUSTER REPLICATE`, retried while the node has not heard of the master yet (gossip after
-/// MEET takes a moment).
+/// MEET takes a moment): the scaling operations' own.
 async fn replicate(addr: &str, master_id: &str) -> Result<(), String> {
-    let mut conn = AdminConn::connect(addr, DEFAULT_TIMEOUT).await.map_err(|e| e.to_string())?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match conn.query_ok(&["CLUSTER", "REPLICATE", master_id]).await {
-            Ok(()) => return Ok(()),
-            Err(cluster::admin::AdminError::Redis { message, .. })
-                if message.contains("Unknown node") && tokio::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => return Err(e.to_string()),
-        }
-    }
+    cluster::ops::attach_replica(addr, master_id, Duration::from_secs(10))
+        .await
+        .map_err(|e| e.to_string())
 }
