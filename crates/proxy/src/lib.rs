@@ -20,6 +20,7 @@ pub mod health;
 pub mod metrics;
 pub mod notify;
 pub mod pubsub;
+pub mod request;
 pub mod session;
 pub mod shared;
 pub mod slotmap;

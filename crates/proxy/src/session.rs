@@ -20,8 +20,9 @@ use crate::commands::{
 };
 use crate::fanout::MergeKind;
 use crate::pubsub::{PLACEHOLDER_PING, Pong, Subscriber};
+use crate::request::{Fanout, Pending, Request, Sink, Target};
 use crate::shared::Stats;
-use crate::worker::{Ctx, Fanout, Pending, Request, Sink, Target};
+use crate::worker::Ctx;
 
 /// The arguments of the request just parsed, as slices of its bytes.
 struct ReqArgs<'a> {
