@@ -187,6 +187,14 @@ impl Backend {
         }
     }
 
+    /// The proxy ended one client's connection itself ([`Backend::close`]: the client left
+    /// or said RESET), or the connection retired with nothing left to answer. (A shared
+    /// connection closed because its node failed is a failure: its requests count as lost.)
+    pub fn closed_on_purpose(&self) -> bool {
+        (self.closed.get() && self.mode != Mode::Shared)
+            || (self.retiring.get() && self.pending.borrow().is_empty())
+    }
+
     pub fn in_flight(&self) -> usize {
         self.pending.borrow().len()
     }
@@ -319,7 +327,11 @@ impl Backend {
     fn fail<O: Owner>(&self, ctx: &Rc<O>, maybe_sent: bool, reason: &str) {
         self.broken.set(true);
         let pending = self.pending.borrow().len();
-        if !(self.retiring.get() && pending == 0) {
+        if self.closed_on_purpose() {
+            // A client left (or said RESET) while its transaction, blocking command or
+            // subscriptions had this connection: nothing went wrong.
+            tracing::debug!(node = %self.addr, %reason, pending, "backend connection closed");
+        } else {
             crate::shared::Stats::add(&ctx.shared().stats.backend_failures, 1);
             tracing::warn!(node = %self.addr, %reason, pending, "backend connection ended");
         }

@@ -19,6 +19,7 @@ mod fasthash;
 pub mod health;
 pub mod metrics;
 pub mod notify;
+pub mod plan;
 pub mod pubsub;
 pub mod request;
 pub mod session;

@@ -307,7 +307,10 @@ impl Ctx {
         if matches!(pending.sink, Sink::Discard | Sink::Wait) {
             return;
         }
-        self.shared.want_refresh();
+        let on_purpose = backend.closed_on_purpose();
+        if !on_purpose {
+            self.shared.want_refresh();
+        }
         let addr = &backend.addr;
         if backend.mode == Mode::Shared && (!maybe_sent || pending.req.retry_safe) {
             let mut reply = Vec::new();
@@ -317,7 +320,9 @@ impl Ctx {
             );
             return self.retry_later(pending, &reply);
         }
-        Stats::add(&self.shared.stats.outcome_unknown, 1);
+        if !on_purpose {
+            Stats::add(&self.shared.stats.outcome_unknown, 1);
+        }
         let mut reply = Vec::new();
         let text = format!(
             "ERR redkeep: the connection to {addr} broke after the command was sent ({reason}); \
