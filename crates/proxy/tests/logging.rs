@@ -68,7 +68,7 @@ async fn connections_the_proxy_closes_on_purpose_log_no_warning() {
     let mut subscriber = Conn::connect(proxy.local_addr).await;
     subscriber.send(&[b"SSUBSCRIBE", b"{t}ch"]).await;
     let Value::Array(_) = subscriber.reply().await else { panic!("a confirmation") };
-    let fields = ["cmd=blpop", "flags=x", "cmd=watch", "cmd=ssubscribe"];
+    let fields = ["cmd=blpop", "flags=x", "cmd=watch", "ssub=1"];
     for field in fields {
         wait_for(&node, field, true).await;
     }
