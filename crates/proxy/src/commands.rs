@@ -107,17 +107,25 @@ pub fn in_transaction(route: Route, multi: bool) -> InTransaction {
             "HELLO cannot change the protocol while a transaction is open; send it before WATCH \
              or MULTI, or after EXEC, DISCARD or UNWATCH",
         ),
+        // What any node answers as the proxy would is queued by the node; what only the proxy
+        // can answer (CLIENT, SCAN, CONFIG, INFO, and any new local command unless listed
+        // here) is refused.
         Route::Local(
-            self::Local::Client | self::Local::Scan | self::Local::Config | self::Local::Info,
-        ) if multi => Refused(
-            "CLIENT, SCAN, CONFIG and INFO are answered by the proxy, not queued by a node; send \
-             them outside MULTI",
+            self::Local::Ping
+            | self::Local::Echo
+            | self::Local::Time
+            | self::Local::Command
+            | self::Local::Select
+            | self::Local::Auth
+            | self::Local::Readonly,
+        ) if multi => Pinned,
+        Route::Local(_) if multi => Refused(
+            "this command is answered by the proxy, not queued by a node; send it outside MULTI",
         ),
         Route::AllMasters(_) if multi => Refused(
             "this command runs on every master, so it cannot be queued in one node's \
              transaction; send it outside MULTI",
         ),
-        Route::Local(_) if multi => Pinned,
         Route::Local(_) | Route::Unsupported(_) => AsUsual,
         Route::PubSub => Refused("Pub/Sub commands are not supported inside a transaction"),
         Route::Keyed
