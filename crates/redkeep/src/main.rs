@@ -35,6 +35,7 @@ enum Command {
     Health(cmd::health::HealthArgs),
     Keepalived(cmd::keepalived::KeepalivedArgs),
     Lab(cmd::lab::LabArgs),
+    Deploy(cmd::engines::DeployArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -68,6 +69,7 @@ fn dispatch(command: Command) -> anyhow::Result<std::process::ExitCode> {
         Command::Health(args) => cmd::health::run(args),
         Command::Keepalived(args) => cmd::keepalived::run(args),
         Command::Lab(args) => cmd::lab::run(args),
+        Command::Deploy(args) => cmd::engines::run(args),
     }
 }
 

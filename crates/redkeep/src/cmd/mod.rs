@@ -5,6 +5,7 @@ pub mod call;
 pub mod check;
 pub mod create;
 pub mod down;
+pub mod engines; // `redkeep deploy`
 pub mod failover;
 pub mod fix;
 pub mod health;
