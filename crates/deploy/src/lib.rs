@@ -4,6 +4,7 @@
 //! multi-host lab of network namespaces ([`lab`], [`netns`]), and deployments on Kubernetes and
 //! Docker Swarm ([`engines`]).
 
+pub mod controller;
 pub mod drill;
 pub mod engines;
 pub mod health;

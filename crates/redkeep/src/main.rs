@@ -36,6 +36,7 @@ enum Command {
     Keepalived(cmd::keepalived::KeepalivedArgs),
     Lab(cmd::lab::LabArgs),
     Deploy(cmd::engines::DeployArgs),
+    Controller(cmd::controller::ControllerArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -70,6 +71,7 @@ fn dispatch(command: Command) -> anyhow::Result<std::process::ExitCode> {
         Command::Keepalived(args) => cmd::keepalived::run(args),
         Command::Lab(args) => cmd::lab::run(args),
         Command::Deploy(args) => cmd::engines::run(args),
+        Command::Controller(args) => cmd::controller::run(args),
     }
 }
 

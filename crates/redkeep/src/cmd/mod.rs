@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod call;
 pub mod check;
+pub mod controller; // engines
 pub mod create;
 pub mod down;
 pub mod engines; // `redkeep deploy`
