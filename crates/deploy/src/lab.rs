@@ -653,6 +653,56 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Gives Redis host `name` a new address (its nodes must be stopped): the host's eth0
+    /// drops the old one and takes `ip`, and the plan (where nodes bind, the proxies' seeds,
+    /// the planned masters and replicas) follows. A host coming back elsewhere, as a pod does.
+    pub fn readdress(&mut self, name: &str, ip: &str) -> Result<String, LabError> {
+        let host = self.host_or_err(name)?.clone();
+        let ns = self.plan.ns(&host.name);
+        let prefix = self.plan.prefix_len;
+        netns::ip(&["-n", &ns, "addr", "del", &format!("{}/{prefix}", host.ip), "dev", "eth0"])?;
+        netns::ip(&["-n", &ns, "addr", "add", &format!("{ip}/{prefix}"), "dev", "eth0"])?;
+        let moved = |addr: &mut String| {
+            if let Some(port) = addr.strip_prefix(&format!("{}:", host.ip)) {
+                *addr = format!("{ip}:{port}");
+            }
+        };
+        self.plan.masters.iter_mut().for_each(moved);
+        for (replica, master) in &mut self.plan.replicas {
+            moved(replica);
+            moved(master);
+        }
+        if let Some(h) = self.plan.hosts.iter_mut().find(|h| h.name == host.name) {
+            h.ip = ip.to_string();
+        }
+        self.save()?;
+        Ok(format!("{} moved from {} to {ip}", host.name, host.ip))
+    }
+
+    /// Restarts every proxy (SIGTERM, which drains it), so that it seeds from the nodes'
+    /// addresses in the plan.
+    pub fn restart_proxies(&self) -> Result<(), LabError> {
+        for host in self.plan.hosts_with(Role::Lb) {
+            if let Some(pid) = self.proxy_pid(host) {
+                process::terminate(pid, Duration::from_secs(10));
+            }
+            self.start_proxy(host)?;
+        }
+        Ok(())
+    }
+
+    /// The namespace's own files under `/etc/netns/NS/`, which `ip netns exec` mounts over
+    /// `/etc` for the programs it runs there (a `hosts` file is the lab's DNS).
+    pub fn netns_etc(&self, host: &str) -> PathBuf {
+        netns_etc(&self.plan.ns(host))
+    }
+}
+
+fn netns_etc(ns: &str) -> PathBuf {
+    Path::new("/etc/netns").join(ns)
+}
+
 /// What `lab.json` holds.
 #[derive(Serialize, Deserialize)]
 struct State {
@@ -716,6 +766,9 @@ pub fn down(root: &Path, name: &str) -> Result<Vec<String>, LabError> {
     for ns in &namespaces {
         netns::delete(ns)?;
         removed.push(format!("namespace {ns}"));
+        if std::fs::remove_dir_all(netns_etc(ns)).is_ok() {
+            removed.push(format!("{}", netns_etc(ns).display()));
+        }
     }
     let dir = lab_dir(root, name);
     if dir.join(STATE_FILE).exists() {
