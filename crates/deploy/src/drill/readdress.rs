@@ -1,15 +1,17 @@
 //! The readdress drills: Redis hosts stop, come back at new addresses with their data and a
 //! nodes.conf that still names the old ones, as pods and Swarm tasks do, and `redkeep
-//! controller` (running in the lab's switch namespace, finding the nodes by name through a
-//! hosts file that stands in for DNS) brings the cluster back to `ok` with the same node IDs.
-//! A load writes through the VIP before and after; every acknowledged key must read back.
+//! controller` (running in the lab's switch namespace) brings the cluster back to `ok` with
+//! the same node IDs. The controller and the proxies find the nodes by name, as on Kubernetes
+//! and Swarm: a hosts file per namespace (`/etc/netns/NS/hosts`, which `ip netns exec` mounts
+//! over `/etc/hosts`) stands in for DNS and is rewritten when a host moves. A load writes
+//! through the VIP before, during and after; every acknowledged key must read back.
 //!
 //! `readdress` moves every Redis host at once: no node can reach another until the controller
 //! re-MEETs them. `readdress-one` moves one host (the first master's): its nodes reach the
 //! others, whose addresses did not change, and the controller fixes what is left.
 //!
-//! The lab's proxies are seeded with IP addresses, so they are restarted once the cluster is
-//! `ok` again (on Kubernetes and Swarm they are seeded with a DNS name instead).
+//! The lab's proxies are seeded with IP addresses: the drill restarts them seeded with the
+//! names before the fault, and with the addresses again after.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -48,29 +50,62 @@ fn hosts_file(lab: &Lab) -> String {
     text
 }
 
-/// `redkeep controller` in the switch namespace, stopped (by pid) and its hosts file removed
-/// on drop, also when the drill fails.
+/// The names of every node, `r1.lab:7001`, ...
+fn node_names(lab: &Lab) -> Vec<String> {
+    lab.plan
+        .hosts_with(Role::Redis)
+        .flat_map(|h| h.ports.iter().map(move |p| format!("{}:{p}", dns_name(&h.name))))
+        .collect()
+}
+
+/// The lab's DNS: a hosts file in the switch's and each LB's namespace, removed on drop.
+struct Dns {
+    dirs: Vec<PathBuf>,
+}
+
+impl Dns {
+    fn start(lab: &Lab) -> Result<Dns, LabError> {
+        let hosts = std::iter::once("sw".to_string())
+            .chain(lab.plan.hosts_with(Role::Lb).map(|h| h.name.clone()));
+        let dns = Dns { dirs: hosts.map(|h| lab.netns_etc(&h)).collect() };
+        for dir in &dns.dirs {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| LabError::Io(format!("creating {}", dir.display()), e))?;
+        }
+        dns.update(lab)?;
+        Ok(dns)
+    }
+
+    /// Rewrites each hosts file in place: `ip netns exec` bind-mounted these very files over
+    /// /etc/hosts of the programs it started, so a new file (a new inode) would not be seen.
+    fn update(&self, lab: &Lab) -> Result<(), LabError> {
+        for dir in &self.dirs {
+            let path = dir.join("hosts");
+            std::fs::write(&path, hosts_file(lab))
+                .map_err(|e| LabError::Io(format!("writing {}", path.display()), e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        for dir in &self.dirs {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// `redkeep controller` in the switch namespace, stopped (by pid) on drop, also when the
+/// drill fails.
 struct Controller {
     child: Child,
     log: PathBuf,
-    etc: PathBuf,
 }
 
 impl Controller {
     fn start(lab: &Lab) -> Result<Controller, LabError> {
-        let etc = lab.netns_etc("sw");
-        std::fs::create_dir_all(&etc)
-            .map_err(|e| LabError::Io(format!("creating {}", etc.display()), e))?;
-        let child = spawn_controller(lab)?;
-        Ok(Controller { child, log: lab.dir.join("controller.log"), etc })
-    }
-
-    /// Rewrites the hosts file in place: `ip netns exec` bind-mounted this very file over the
-    /// controller's /etc/hosts, so a new file (a new inode) would not be seen.
-    fn update_dns(&self, lab: &Lab) -> Result<(), LabError> {
-        let path = self.etc.join("hosts");
-        std::fs::write(&path, hosts_file(lab))
-            .map_err(|e| LabError::Io(format!("writing {}", path.display()), e))
+        Ok(Controller { child: spawn_controller(lab)?, log: lab.dir.join("controller.log") })
     }
 
     /// The actions the controller printed as applied (`done: ...`).
@@ -81,19 +116,11 @@ impl Controller {
 }
 
 fn spawn_controller(lab: &Lab) -> Result<Child, LabError> {
-    let nodes: Vec<String> = lab
-        .plan
-        .hosts_with(Role::Redis)
-        .flat_map(|h| h.ports.iter().map(move |p| format!("{}:{p}", dns_name(&h.name))))
-        .collect();
+    let nodes = node_names(lab);
     let log_path = lab.dir.join("controller.log");
     let log = std::fs::File::create(&log_path)
         .map_err(|e| LabError::Io(format!("creating {}", log_path.display()), e))?;
     let copy = log.try_clone().map_err(|e| LabError::Io("duplicating a log handle".into(), e))?;
-    // The hosts file must exist before `ip netns exec` mounts it: write it first.
-    let etc = lab.netns_etc("sw");
-    std::fs::write(etc.join("hosts"), hosts_file(lab))
-        .map_err(|e| LabError::Io(format!("writing {}", etc.display()), e))?;
     let mut command: Command = netns::command(&lab.plan.switch_ns(), &lab.redkeep);
     command
         .args(["controller", "--nodes", &nodes.join(","), "--interval", "500ms"])
@@ -108,7 +135,6 @@ impl Drop for Controller {
     fn drop(&mut self) {
         process::terminate(self.child.id(), Duration::from_secs(5));
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.etc);
     }
 }
 
@@ -157,36 +183,44 @@ pub fn readdress(
     report: &mut DrillReport,
     every_host: bool,
 ) -> Result<(), LabError> {
+    let victim = victim(lab)?;
     let hosts: Vec<String> = match every_host {
         true => lab.plan.hosts_with(Role::Redis).map(|h| h.name.clone()).collect(),
-        false => vec![victim(lab)?.host],
+        false => vec![victim.host.clone()],
     };
     let before = node_ids(lab)?;
+    // The hosts files must exist before `ip netns exec` starts what reads them.
+    let dns = Dns::start(lab)?;
     let controller = Controller::start(lab)?;
+    lab.restart_proxies(Some(&node_names(lab)))?;
+    super::restore(lab)?;
     let load = start_load(lab, options)?;
     std::thread::sleep(options.warmup);
     let fault = Instant::now();
     let moved = move_hosts(lab, &hosts)?;
-    controller.update_dns(lab)?;
+    // From here the nodes are down: a write is acknowledged again once they serve anew.
+    let stopped = fault.elapsed();
+    let served = super::probe_served(lab, victim.key.clone())?;
+    dns.update(lab)?;
     let restarted = Instant::now();
     lab.heal()?;
     let addrs = lab.plan.node_addrs();
     let healthy = lab.control(|| cluster::ops::wait_healthy(&addrs, Duration::from_secs(120)))?;
     let ok_at = healthy.is_ok().then(|| restarted.elapsed());
     let down_for = healthy.is_ok().then(|| fault.elapsed());
-    lab.restart_proxies()?;
-    lab.wait_vip(Duration::from_secs(60))?;
-    let served = fault.elapsed();
+    let served = super::joined(served)?.map(|d| d + stopped);
     std::thread::sleep(options.settle);
     finish_load(lab, load, report)?;
     let after = node_ids(lab)?;
     let actions = controller.actions();
     drop(controller);
+    lab.restart_proxies(None)?;
+    drop(dns);
 
     report.figure("hosts_moved", hosts.len() as f64);
     report.seconds("cluster_ok_after_restart_s", ok_at);
     report.seconds("cluster_ok_after_stop_s", down_for);
-    report.seconds("vip_serves_again_after_stop_s", Some(served));
+    report.seconds("slots_served_again_s", served);
     report.figure("controller_actions", actions.len() as f64);
     report.check(
         "the cluster is ok again at the new addresses",
@@ -208,6 +242,11 @@ pub fn readdress(
             true => format!("{} nodes, same IDs", before.len()),
             false => changed.join("; "),
         },
+    );
+    report.check(
+        "the proxies found the nodes again by name, without a restart",
+        served.is_some(),
+        format!("a write of {} through the VIP was acknowledged again", victim.key),
     );
     if every_host {
         report.check(
