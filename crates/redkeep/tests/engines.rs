@@ -269,3 +269,81 @@ fn bad_render_flags_get_a_clear_error_and_write_nothing() {
     assert!(text(&output).contains("--hosts 4 or more"), "{}", text(&output));
     assert!(!file.exists());
 }
+
+fn redkeep_async(args: Vec<String>) -> impl Future<Output = Output> {
+    async move {
+        tokio::task::spawn_blocking(move || {
+            redkeep(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+        .await
+        .unwrap()
+    }
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_forms_empty_nodes_and_the_probe_says_when_they_are_ready() {
+    let cluster = deploy::testing::TestCluster::start_blank(3, 0).await;
+    let nodes = cluster.addrs().join(",");
+    let probe = |args: &[&str]| redkeep_async(strings(&[&["deploy", "probe"], args].concat()));
+    let first = cluster.addrs()[0].clone();
+
+    let blank = probe(&["--node", &first]).await;
+    assert!(!blank.status.success(), "an empty node is not ready: {}", text(&blank));
+    assert!(text(&blank).contains("cluster_state:fail"), "{}", text(&blank));
+    let live = probe(&["--live", "--node", &first]).await;
+    assert!(live.status.success(), "{}", text(&live));
+
+    let dry = redkeep_async(strings(&[
+        "controller",
+        "--nodes",
+        &nodes,
+        "--masters",
+        "3",
+        "--replicas",
+        "0",
+        "--dry-run",
+    ]))
+    .await;
+    assert!(dry.status.success(), "{}", text(&dry));
+    assert!(text(&dry).contains("would: form a cluster"), "{}", text(&dry));
+    let still = probe(&["--node", &first]).await;
+    assert!(!still.status.success(), "a dry run changes nothing: {}", text(&still));
+
+    let once = redkeep_async(strings(&[
+        "controller",
+        "--nodes",
+        &nodes,
+        "--masters",
+        "3",
+        "--replicas",
+        "0",
+        "--once",
+    ]))
+    .await;
+    assert!(once.status.success(), "{}", text(&once));
+    assert!(text(&once).contains("done: form a cluster"), "{}", text(&once));
+    cluster::ops::wait_healthy(&cluster.addrs(), std::time::Duration::from_secs(60)).await.unwrap();
+    let ready = probe(&["--node", &first]).await;
+    assert!(ready.status.success(), "{}", text(&ready));
+
+    let again = redkeep_async(strings(&[
+        "controller",
+        "--nodes",
+        &nodes,
+        "--masters",
+        "3",
+        "--replicas",
+        "0",
+        "--once",
+    ]))
+    .await;
+    assert!(text(&again).contains("the cluster is whole: nothing to do"), "{}", text(&again));
+
+    let nobody = probe(&["--live", "--node", "127.0.0.1:1"]).await;
+    assert!(!nobody.status.success());
+    assert!(text(&nobody).contains("cannot connect"), "{}", text(&nobody));
+}
