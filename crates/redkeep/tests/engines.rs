@@ -270,14 +270,10 @@ fn bad_render_flags_get_a_clear_error_and_write_nothing() {
     assert!(!file.exists());
 }
 
-fn redkeep_async(args: Vec<String>) -> impl Future<Output = Output> {
-    async move {
-        tokio::task::spawn_blocking(move || {
-            redkeep(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        })
-        .await
-        .unwrap()
-    }
+/// [`redkeep`] off the async test's threads.
+async fn redkeep_async(args: Vec<String>) -> Output {
+    let run = move || redkeep(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    tokio::task::spawn_blocking(run).await.unwrap()
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
