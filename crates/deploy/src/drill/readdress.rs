@@ -246,7 +246,10 @@ pub fn readdress(
     report.check(
         "the proxies found the nodes again by name, without a restart",
         served.is_some(),
-        format!("a write of {} through the VIP was acknowledged again", victim.key),
+        match served {
+            Some(_) => format!("a write of {} through the VIP was acknowledged again", victim.key),
+            None => format!("no write of {} through the VIP was acknowledged", victim.key),
+        },
     );
     if every_host {
         report.check(
