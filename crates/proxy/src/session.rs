@@ -94,6 +94,8 @@ pub struct Session {
     ctx: Rc<Ctx>,
     client: Rc<Client>,
     next_seq: u64,
+    /// The command of the request being handled, for counting the proxy's errors to it.
+    command: Option<u16>,
     keys: Vec<usize>,
     resp3: bool,
     name: Option<Vec<u8>>,
@@ -135,6 +137,7 @@ pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
         ctx,
         client: client.clone(),
         next_seq: 0,
+        command: None,
         keys: Vec::with_capacity(16),
         resp3: false,
         name: None,
@@ -224,6 +227,7 @@ pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
                     // Like Redis: a client that closed its side is gone.
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
+                        crate::metrics::bump(&session.ctx.traffic.bytes_in, n as u64);
                         read_size = match n {
                             n if n == room => (read_size * 2).min(INPUT_MAX),
                             n if n < read_size / 4 => (read_size / 2).max(INPUT_MIN),
@@ -324,6 +328,7 @@ impl Session {
                     self.handle(frame, parser);
                 }
                 Err(e) => {
+                    self.command = None;
                     Stats::add(&self.ctx.shared.stats.protocol_errors, 1);
                     let seq = self.take_seq();
                     self.reply_error(seq, &format!("ERR Protocol error: {e}"));
@@ -355,6 +360,7 @@ impl Session {
     /// An error that leaves an open transaction as it is (a nested MULTI, as in Redis).
     fn reply_error_only(&self, seq: u64, text: &str) {
         Stats::add(&self.ctx.shared.stats.errors, 1);
+        crate::metrics::proxy_error(&self.ctx.commands, self.command);
         let mut out = Vec::with_capacity(text.len() + 3);
         write::error(&mut out, text.as_bytes());
         self.reply(seq, &out);
@@ -364,6 +370,7 @@ impl Session {
         let shared = self.ctx.shared.clone();
         let args = ReqArgs { parser, frame: &frame };
         let info = shared.table.lookup(&args);
+        self.command = info.map(|info| info.id);
         if let Some(info) = info {
             self.entry.set_command(info.id);
         }
@@ -596,6 +603,7 @@ impl Session {
         for (index, addr) in nodes.into_iter().enumerate() {
             let mut req =
                 Request::new(bytes.clone(), Target::Node(addr), readonly, readonly, self.ctx.now());
+            req.command = self.command;
             req.ack = ack;
             req.resp3 = self.resp3;
             self.ctx.dispatch(req, Sink::Part { fanout: fanout.clone(), index });
@@ -617,6 +625,7 @@ impl Session {
         let mut bytes = Vec::new();
         write::command(&mut bytes, &command);
         let mut req = Request::new(bytes.into(), Target::Node(addr), true, true, self.ctx.now());
+        req.command = self.command;
         req.resp3 = self.resp3;
         let sink = Sink::Scan { client: self.client.clone(), seq, index, masters: masters.len() };
         self.ctx.dispatch(req, sink);
