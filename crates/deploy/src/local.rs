@@ -245,7 +245,7 @@ impl LocalDir {
         self.node_dir(port).join("redis.log")
     }
 
-    fn write_manifest(&self) -> Result<(), DeployError> {
+    pub(crate) fn write_manifest(&self) -> Result<(), DeployError> {
         let path = self.root.join(MANIFEST_FILE);
         let text = serde_json::to_string_pretty(&self.manifest).expect("manifest serializes");
         std::fs::write(&path, text + "\n").map_err(io_err(format!("writing {}", path.display())))

@@ -48,6 +48,8 @@ enum Command {
     Backup(cmd::backup::BackupArgs),
     Restore(cmd::backup::RestoreArgs),
     Monitor(cmd::monitor::MonitorArgs),
+    Deploy(cmd::engines::DeployArgs),
+    Controller(cmd::controller::ControllerArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -92,6 +94,8 @@ fn dispatch(command: Command) -> anyhow::Result<std::process::ExitCode> {
         Command::Backup(args) => cmd::backup::run_backup(args),
         Command::Restore(args) => cmd::backup::run_restore(args),
         Command::Monitor(args) => cmd::monitor::run(args),
+        Command::Deploy(args) => cmd::engines::run(args),
+        Command::Controller(args) => cmd::controller::run(args),
     }
 }
 

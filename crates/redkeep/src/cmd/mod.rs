@@ -3,8 +3,10 @@
 pub mod bench;
 pub mod call;
 pub mod check;
+pub mod controller; // engines
 pub mod create;
 pub mod down;
+pub mod engines; // `redkeep deploy`
 pub mod failover;
 pub mod fix;
 pub mod health;
