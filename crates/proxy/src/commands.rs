@@ -164,6 +164,8 @@ pub struct CommandInfo {
     /// `write`, or a keyed command that is not `readonly` (EVAL, EVALSHA and FCALL carry
     /// neither flag, and a script may write; EVAL_RO and FCALL_RO are read-only).
     pub writes: bool,
+    /// ACL categories, key specs and the command policy's guard (see [`crate::acl`]).
+    pub acl: crate::acl::CommandAcl,
 }
 
 /// The `COMMAND` flags the proxy acts on.
@@ -175,6 +177,8 @@ pub struct Flags {
     pub movable_keys: bool,
     pub pubsub: bool,
     pub no_multi: bool,
+    /// May run before AUTH, and needs no ACL right (AUTH, HELLO, QUIT, RESET).
+    pub no_auth: bool,
 }
 
 /// Every command, by lower-case name (`container|sub` for subcommands).
@@ -235,6 +239,21 @@ impl CommandTable {
         info.id = self.names.len() as u16;
         self.names.push(info.name.clone());
         self.commands.insert(info.name.as_bytes().into(), info);
+    }
+
+    /// The entry of a lower-case name (`container|sub` for a subcommand).
+    pub fn get(&self, name: &[u8]) -> Option<&CommandInfo> {
+        self.commands.get(name)
+    }
+
+    /// Whether `name` (lower case) is a container of subcommands (CONFIG, CLIENT, ...).
+    pub fn is_container(&self, name: &[u8]) -> bool {
+        self.containers.contains_key(name)
+    }
+
+    /// Every entry, subcommands included, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &CommandInfo> {
+        self.commands.values()
     }
 
     /// The name of command `id`.
@@ -305,6 +324,7 @@ fn parse_entry(entry: &Value) -> Result<CommandInfo, TableError> {
             b"movablekeys" => flags.movable_keys = true,
             b"pubsub" => flags.pubsub = true,
             b"no_multi" => flags.no_multi = true,
+            b"no_auth" => flags.no_auth = true,
             _ => {}
         }
     }
@@ -317,6 +337,7 @@ fn parse_entry(entry: &Value) -> Result<CommandInfo, TableError> {
         route: Route::Keyed,
         writes: false,
         id: 0,
+        acl: crate::acl::CommandAcl::from_entry(fields, &name),
         name,
     };
     info.route = route_of(&info);

@@ -8,6 +8,7 @@
 //! owns its clients and backend connections; the accept loop and the topology refresher run on
 //! the caller's runtime.
 
+pub mod acl;
 pub mod backend;
 pub mod client;
 pub mod clients;
