@@ -21,6 +21,7 @@ pub mod health;
 pub mod metrics;
 pub mod notify;
 pub mod pubsub;
+pub mod security;
 pub mod session;
 pub mod shared;
 pub mod slotmap;

@@ -159,13 +159,6 @@ impl AuthLimiter {
     }
 }
 
-impl Default for AuthLimiter {
-    /// Ten failures at once per address, then one a second; 65536 addresses.
-    fn default() -> AuthLimiter {
-        AuthLimiter::new(10, Duration::from_secs(1), 65536)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,6 +108,8 @@ pub struct ProxyArgs {
     /// Where keepalived's config, pid files and logs go. [default: ./vrrp]
     #[arg(long, requires = "vip", help_heading = "Floating IP (keepalived, with --vip)")]
     vrrp_dir: Option<PathBuf>,
+    #[command(flatten, next_help_heading = "Security")]
+    security: SecurityArgs,
 }
 
 /// The `--config` file: the same settings, written as on the command line.
@@ -130,6 +132,11 @@ struct ProxyFile {
     flush: Option<bool>,
     config_set: Option<bool>,
     fast_failover: Option<bool>,
+    // Security: as the options of the same names (`user = ["app:pw"]`, `users = "FILE"`,
+    // `allow = ["debug"]`).
+    user: Option<Vec<String>>,
+    users: Option<PathBuf>,
+    allow: Option<Vec<String>>,
 }
 
 /// Everything the proxy runs with, once flags, file and defaults are combined.
@@ -245,6 +252,7 @@ impl ProxyArgs {
                     .with_context(|| format!("the config file {} is not valid", path.display()))?
             }
         };
+        let security = self.security.config(&file)?;
         let seeds = match (self.seeds.is_empty(), file.seeds) {
             (false, _) => self.seeds.clone(),
             (true, Some(seeds)) if !seeds.is_empty() => seeds,
@@ -314,7 +322,76 @@ impl ProxyArgs {
         config.allow_flush = !self.no_flush && file.flush.unwrap_or(true);
         config.allow_config_set = !self.no_config_set && file.config_set.unwrap_or(true);
         config.fast_failover = self.fast_failover || file.fast_failover.unwrap_or(false);
+        config.security = security;
         Ok(ProxySettings { config, stats })
+    }
+}
+
+// ---- Security options ----
+
+/// Who may use the proxy and what the command policy lets through.
+#[derive(clap::Args, Default, Clone)]
+struct SecurityArgs {
+    /// A user clients authenticate as (`AUTH NAME PASSWORD`, or `AUTH PASSWORD` for the user
+    /// `default`), with every right; repeat for more. Once any user is given, clients must
+    /// AUTH first (only AUTH, HELLO, QUIT and RESET run before), unless a user `default` with
+    /// `nopass` is defined. The password shows in the process list: prefer --users FILE with
+    /// `#<sha256>` hashes.
+    #[arg(long = "user", value_name = "NAME:PASSWORD")]
+    users: Vec<String>,
+    /// ACL users, one per line as in a Redis ACL file: `user NAME [on|off] [>password |
+    /// #<sha256 hex> | nopass] [+@category -@category +command -command|sub allcommands]
+    /// [~pattern %R~pattern %W~pattern allkeys] [&channel allchannels]`; rules apply in order,
+    /// as `ACL SETUSER`'s. A new user is off, with no rights. Lines starting with `#` are
+    /// comments.
+    #[arg(long = "users", value_name = "FILE")]
+    users_file: Option<PathBuf>,
+    /// Let a kind of command through that the proxy refuses by default, because it lets
+    /// whoever reaches the proxy change or stop every node: `config-paths` (CONFIG SET dir,
+    /// dbfilename, logfile, *-file...), `config-auth` (CONFIG SET requirepass, masterauth,
+    /// bind, protected-mode, tls-*...), `module`, `debug`, `replication` (REPLICAOF,
+    /// SLAVEOF, FAILOVER, SYNC, PSYNC), `cluster-admin` (CLUSTER MEET, FORGET, RESET,
+    /// FAILOVER, SETSLOT, ADDSLOTS...), `shutdown`, `acl-admin` (ACL other than WHOAMI and
+    /// CAT); repeat for more. FLUSHALL, FLUSHDB, SCRIPT FLUSH and FUNCTION FLUSH run only for
+    /// users holding every command of `@dangerous` (without users: everyone).
+    #[arg(long = "allow", value_name = "KIND")]
+    allow: Vec<String>,
+}
+
+impl SecurityArgs {
+    /// Flags, else the config file's `user`, `users` and `allow`.
+    fn config(&self, file: &ProxyFile) -> anyhow::Result<proxy::security::SecurityConfig> {
+        use proxy::acl::user::{parse_user_option, parse_users_file};
+        let mut config = proxy::security::SecurityConfig::default();
+        let users = match (&self.users, &file.user) {
+            (flags, _) if !flags.is_empty() => flags.clone(),
+            (_, Some(from_file)) => from_file.clone(),
+            _ => Vec::new(),
+        };
+        for user in &users {
+            config.users.push(parse_user_option(user).map_err(anyhow::Error::msg)?);
+        }
+        if let Some(path) = self.users_file.as_ref().or(file.users.as_ref()) {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the users file {}", path.display()))?;
+            let specs = parse_users_file(&text)
+                .with_context(|| format!("the users file {} is not valid", path.display()))?;
+            config.users.extend(specs);
+        }
+        let kinds = if self.allow.is_empty() {
+            file.allow.clone().unwrap_or_default()
+        } else {
+            self.allow.clone()
+        };
+        for kind in kinds {
+            let kind = proxy::acl::policy::Kind::parse(&kind).map_err(anyhow::Error::msg)?;
+            config.allow = config.allow.with(kind);
+        }
+        // Rule names are checked against Redis 7.0's commands now, so a typo is an error
+        // before the proxy starts (the cluster's own table is used once connected).
+        proxy::acl::Users::compile(&config.users, &proxy::CommandTable::builtin())
+            .context("a user's rules are not valid")?;
+        Ok(config)
     }
 }
 
