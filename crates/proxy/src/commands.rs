@@ -78,6 +78,8 @@ pub enum Local {
     Scan,
     Config,
     Readonly,
+    /// ACL WHOAMI and ACL CAT: the proxy's users, not the nodes'.
+    Acl,
 }
 
 /// What a command does while the client has a transaction open (WATCH, or MULTI).
@@ -108,10 +110,14 @@ pub fn in_transaction(route: Route, multi: bool) -> InTransaction {
              or MULTI, or after EXEC, DISCARD or UNWATCH",
         ),
         Route::Local(
-            self::Local::Client | self::Local::Scan | self::Local::Config | self::Local::Info,
+            self::Local::Client
+            | self::Local::Scan
+            | self::Local::Config
+            | self::Local::Info
+            | self::Local::Acl,
         ) if multi => Refused(
-            "CLIENT, SCAN, CONFIG and INFO are answered by the proxy, not queued by a node; send \
-             them outside MULTI",
+            "CLIENT, SCAN, CONFIG, INFO and ACL are answered by the proxy, not queued by a node; \
+             send them outside MULTI",
         ),
         Route::AllMasters(_) if multi => Refused(
             "this command runs on every master, so it cannot be queued in one node's \
@@ -378,6 +384,7 @@ fn route_of(info: &CommandInfo) -> Route {
         "scan" => Some(Local(self::Local::Scan)),
         "randomkey" => Some(AllMasters(Merge::AnyValue)),
         "readonly" | "readwrite" => Some(Local(self::Local::Readonly)),
+        "acl|whoami" | "acl|cat" => Some(Local(self::Local::Acl)),
         "config|get" | "config|set" | "config|resetstat" => Some(Local(self::Local::Config)),
         "dbsize" => Some(AllMasters(Merge::Sum)),
         "keys" => Some(AllMasters(Merge::Concat)),

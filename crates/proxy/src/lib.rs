@@ -54,6 +54,8 @@ pub enum StartError {
     NoSeed { tried: String },
     #[error("cannot listen on {addr}: {error} (is another proxy or Redis using that port?)")]
     Bind { addr: SocketAddr, error: std::io::Error },
+    #[error("the proxy's users do not fit the cluster's commands: {0}")]
+    Users(acl::UsersError),
     #[error("cannot start a worker thread: {0}")]
     Thread(std::io::Error),
 }
@@ -76,7 +78,8 @@ pub async fn start(config: ProxyConfig) -> Result<ProxyHandle, StartError> {
     let local_addr =
         listener.local_addr().map_err(|error| StartError::Bind { addr: config.listen, error })?;
     let threads = config.threads.max(1);
-    let shared = Shared::new(config, table, map);
+    let security = security::Security::new(&config.security, &table).map_err(StartError::Users)?;
+    let shared = Shared::new(config, table, map, security);
     if let Some(version) = version {
         shared.set_redis_version(&version);
     }

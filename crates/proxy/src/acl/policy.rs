@@ -213,7 +213,6 @@ pub fn config_guard(parameter: &[u8]) -> Option<Kind> {
             | "cluster-announce-ip"
             | "cluster-port"
             | "replica-announce-ip"
-            | "acllog-max-len"
     ) || p.starts_with("tls-");
     if path {
         Some(Kind::ConfigPaths)

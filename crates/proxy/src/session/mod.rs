@@ -75,12 +75,17 @@ pub struct Session {
     paused_by_sync: bool,
     /// What CLIENT LIST shows of this client.
     entry: Arc<ClientEntry>,
+    /// The user the client authenticated as (`None`: not yet), and its address, by which
+    /// failed AUTH attempts are limited.
+    user: Option<crate::acl::UserId>,
+    peer_ip: Option<std::net::IpAddr>,
 }
 
 /// Serves one client until it leaves, breaks the protocol, or the proxy shuts down.
 pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let shared = ctx.shared.clone();
+    let peer_ip = stream.peer_addr().ok().map(|a| a.ip());
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
@@ -100,6 +105,7 @@ pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
         policy: Policy {
             allow_flush: config.allow_flush,
             allow_config_set: config.allow_config_set,
+            security: shared.security.clone(),
         },
         next_seq: 0,
         keys: Vec::with_capacity(16),
@@ -113,6 +119,8 @@ pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
         syncs: Rc::default(),
         paused_by_sync: false,
         entry,
+        user: shared.security.users.initial(),
+        peer_ip,
     };
     let mut input = BytesMut::with_capacity(INPUT_MIN);
     let mut parser = RequestParser::new(config.limits);
@@ -247,7 +255,12 @@ impl Session {
             Some(tx) if tx.multi => Tx::Multi,
             Some(_) => Tx::Watching,
         };
-        ClientState { tx, subscribed: self.subscribed.is_some(), resp3: self.resp3 }
+        ClientState {
+            tx,
+            subscribed: self.subscribed.is_some(),
+            resp3: self.resp3,
+            user: self.user,
+        }
     }
 
     /// Ends the client's own connections (it left, or said RESET).
