@@ -5,7 +5,9 @@
 # proxy's CPU seconds per million requests; then where the cores' time went on each path
 # (client, redis-server, proxy, idle; from /proc), and the ratio a never-idle path would reach.
 #
-# Usage: scripts/proxy-bench.sh [-n REQUESTS_AT_P1] [-m REQUESTS_AT_P16] [--threads N]
+# Usage: scripts/proxy-bench.sh [-n REQUESTS_AT_P1] [-m REQUESTS_AT_P16] [--threads N] [--users]
+# With --users: instead, the proxy without users against a second proxy whose clients AUTH as
+# an ACL user with key patterns (the cost of the rights checks), same cluster, same run.
 # Needs: redis-server, redis-benchmark (make deps), a release build (built here if missing).
 # It runs its own cluster on ports 27301-27306 (proxy 27310) in a temporary dir, with the
 # append-only file and RDB snapshots off, and removes it at the end, also on failure.
@@ -15,12 +17,14 @@ cd "$(dirname "$0")/.."
 N_P1=300000
 N_P16=1000000
 THREADS=""
+USERS_MODE=""
 while [ $# -gt 0 ]; do
   case "$1" in
     -n) N_P1="$2"; shift 2 ;;
     -m) N_P16="$2"; shift 2 ;;
     --threads) THREADS="$2"; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    --users) USERS_MODE=1; shift ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -34,6 +38,7 @@ PROXY_PORT=27310
 PROXY_PID=""
 cleanup() {
   [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null && wait "$PROXY_PID" 2>/dev/null
+  [ -n "${USERS_PID:-}" ] && kill "$USERS_PID" 2>/dev/null && wait "$USERS_PID" 2>/dev/null
   "$REDKEEP" down --dir "$DIR" --purge >/dev/null 2>&1 || true
   rm -rf "$DIR"
 }
@@ -79,6 +84,44 @@ measure() { # args: target-args... -- P d test n
   read -r rps p50 p99 client < <(bench "$@")
   echo "$rps $p50 $p99 $client $(($(redis_ticks) - r0)) $(($(cpu_ticks "$PROXY_PID") - p0)) $(($(idle_ticks) - i0))"
 }
+
+# ---- --users: the cost of AUTH rights checks ----
+# One run of one proxy; prints "rps p50 p99 proxy-ticks".
+proxy_run() { # args: proxy-pid target-args... -- P d test n
+  local pid=$1 t0 rps p50 p99; shift
+  t0=$(cpu_ticks "$pid")
+  read -r rps p50 p99 _ < <(bench "$@")
+  echo "$rps $p50 $p99 $(($(cpu_ticks "$pid") - t0))"
+}
+if [ -n "$USERS_MODE" ]; then
+  USERS_PORT=$((PROXY_PORT + 1))
+  # Every command allowed, but keys only under redis-benchmark's `key:` prefix, so each
+  # request's key is matched against patterns (allkeys would skip the key check).
+  printf 'user bench on >bench-pw +@all ~other:* ~key:*\n' > "$DIR/users.acl"
+  USERS_ARGS=(proxy "${SEEDS[@]}" --listen "127.0.0.1:$USERS_PORT" --stats off --users "$DIR/users.acl")
+  [ -n "$THREADS" ] && USERS_ARGS+=(--threads "$THREADS")
+  "$REDKEEP" "${USERS_ARGS[@]}" >"$DIR/proxy-users.log" 2>&1 &
+  USERS_PID=$!
+  for _ in $(seq 100); do redis-cli -p "$USERS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  redis-cli --user bench --pass bench-pw --no-auth-warning -p "$USERS_PORT" ping | grep -q PONG \
+    || { cat "$DIR/proxy-users.log" >&2; exit 1; }
+  echo "| -P | -d | test | no users ops/s | ACL user ops/s | user/none | no users p50/p99 ms | ACL user p50/p99 ms | proxy CPU s per 1M req, no users / ACL user |"
+  echo "|---:|---:|---|---:|---:|---:|---|---|---|"
+  for p in 16 1; do
+    n=$N_P1; [ "$p" = 16 ] && n=$N_P16
+    for d in 32 4096; do
+      for t in set get; do
+        read -r a_rps a_p50 a_p99 a_ticks < <(proxy_run "$PROXY_PID" -p "$PROXY_PORT" -- "$p" "$d" "$t" "$n")
+        read -r u_rps u_p50 u_p99 u_ticks < <(proxy_run "$USERS_PID" -p "$USERS_PORT" --user bench -a bench-pw -- "$p" "$d" "$t" "$n")
+        awk -v p="$p" -v d="$d" -v t="${t^^}" -v ar="$a_rps" -v ur="$u_rps" -v ap50="$a_p50" -v ap99="$a_p99" \
+            -v up50="$u_p50" -v up99="$u_p99" -v at="$a_ticks" -v ut="$u_ticks" -v hz="$TICKS" -v n="$n" \
+          'BEGIN { printf "| %s | %s | %s | %.0f | %.0f | %.0f%% | %s / %s | %s / %s | %.2f / %.2f |\n",
+                   p, d, t, ar, ur, 100 * ur / ar, ap50, ap99, up50, up99, (at / hz) / (n / 1e6), (ut / hz) / (n / 1e6) }'
+      done
+    done
+  done
+  exit 0
+fi
 
 RESULTS=()
 echo "| -P | -d | test | direct ops/s | proxy ops/s | proxy/direct | direct p50/p99 ms | proxy p50/p99 ms | proxy CPU s per 1M req |"
