@@ -28,6 +28,7 @@ pub mod session;
 pub mod shared;
 pub mod slotmap;
 pub mod snapshot;
+pub mod tls;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -54,8 +55,8 @@ pub enum StartError {
     NoSeed { tried: String },
     #[error("cannot listen on {addr}: {error} (is another proxy or Redis using that port?)")]
     Bind { addr: SocketAddr, error: std::io::Error },
-    #[error("the proxy's users do not fit the cluster's commands: {0}")]
-    Users(acl::UsersError),
+    #[error("{0}")]
+    Security(security::SecurityError),
     #[error("cannot start a worker thread: {0}")]
     Thread(std::io::Error),
 }
@@ -78,7 +79,8 @@ pub async fn start(config: ProxyConfig) -> Result<ProxyHandle, StartError> {
     let local_addr =
         listener.local_addr().map_err(|error| StartError::Bind { addr: config.listen, error })?;
     let threads = config.threads.max(1);
-    let security = security::Security::new(&config.security, &table).map_err(StartError::Users)?;
+    let security =
+        security::Security::new(&config.security, &table).map_err(StartError::Security)?;
     let shared = Shared::new(config, table, map, security);
     if let Some(version) = version {
         shared.set_redis_version(&version);

@@ -2,7 +2,7 @@
 //! compiled, shared form. The rules themselves are in [`crate::acl`].
 
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::acl::user::UserSpec;
@@ -21,6 +21,8 @@ pub struct SecurityConfig {
     pub auth_burst: u32,
     /// ...and then one per this long.
     pub auth_interval: Duration,
+    /// TLS on the client listener; `None`: plain TCP.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for SecurityConfig {
@@ -30,6 +32,7 @@ impl Default for SecurityConfig {
             allow: Allowed::none(),
             auth_burst: 10,
             auth_interval: Duration::from_secs(1),
+            tls: None,
         }
     }
 }
@@ -44,11 +47,24 @@ pub struct Security {
     pub allow: Allowed,
     /// Failed AUTH per client address; locked only on AUTH, never per request.
     limiter: Mutex<AuthLimiter>,
+    /// The client listener's TLS, read from its files at start.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// Security settings that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SecurityError {
+    #[error("the proxy's users do not fit the cluster's commands: {0}")]
+    Users(#[from] UsersError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl Security {
-    pub fn new(config: &SecurityConfig, table: &CommandTable) -> Result<Security, UsersError> {
+    pub fn new(config: &SecurityConfig, table: &CommandTable) -> Result<Security, SecurityError> {
+        let tls = config.tls.as_ref().map(crate::tls::server_config).transpose()?;
         Ok(Security {
+            tls,
             users: Users::compile(&config.users, table)?,
             allow: config.allow,
             limiter: Mutex::new(AuthLimiter::new(

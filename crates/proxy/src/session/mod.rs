@@ -20,7 +20,6 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use resp::{Parsed, RequestParser, write};
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use crate::backend::Backend;
@@ -90,7 +89,11 @@ pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
     let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     // Replies are written from where they arrive (see `client`); the session reads.
-    let (mut reader, writer) = stream.into_split();
+    let (reader, writer) = stream.into_split();
+    let (mut reader, writer) = match crate::tls::ClientReader::new(&shared, reader, writer) {
+        Ok(sides) => sides,
+        Err(e) => return tracing::warn!(error = %e, "cannot start TLS for a client"),
+    };
     let client = Rc::new(Client::with_writer(
         shared.next_client_id(),
         Some(writer),
@@ -193,7 +196,7 @@ pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
         let room = input.capacity() - input.len();
         tokio::select! {
             _ = client.wake.notified() => {}
-            read = reader.read_buf(&mut input), if can_read => {
+            read = reader.read(&mut input), if can_read => {
                 match read {
                     // Like Redis: a client that closed its side is gone.
                     Ok(0) | Err(_) => break,
