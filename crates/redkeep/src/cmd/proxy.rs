@@ -137,6 +137,10 @@ struct ProxyFile {
     user: Option<Vec<String>>,
     users: Option<PathBuf>,
     allow: Option<Vec<String>>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
+    tls_auth_clients: Option<String>,
 }
 
 /// Everything the proxy runs with, once flags, file and defaults are combined.
@@ -356,6 +360,31 @@ struct SecurityArgs {
     /// users holding every command of `@dangerous` (without users: everyone).
     #[arg(long = "allow", value_name = "KIND")]
     allow: Vec<String>,
+    /// Serve clients over TLS with this certificate chain (PEM); with --tls-key. Clients
+    /// then connect with `redis-cli --tls --cacert CA.pem`; plain connections get an error.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates are checked against; with it, clients
+    /// must show one it signed (see --tls-auth-clients).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
+    /// With --tls-ca, as Redis' tls-auth-clients: `yes` (a client certificate is required),
+    /// `optional` (one shown must be valid) or `no`. [default: yes]
+    #[arg(long, value_name = "MODE", requires = "tls_ca", value_parser = parse_client_auth)]
+    tls_auth_clients: Option<proxy::tls::ClientAuth>,
+}
+
+fn parse_client_auth(text: &str) -> Result<proxy::tls::ClientAuth, String> {
+    use proxy::tls::ClientAuth;
+    match text {
+        "yes" => Ok(ClientAuth::Required),
+        "optional" => Ok(ClientAuth::Optional),
+        "no" => Ok(ClientAuth::No),
+        _ => Err(format!("expected `yes`, `optional` or `no`, got `{text}`")),
+    }
 }
 
 impl SecurityArgs {
@@ -387,11 +416,42 @@ impl SecurityArgs {
             let kind = proxy::acl::policy::Kind::parse(&kind).map_err(anyhow::Error::msg)?;
             config.allow = config.allow.with(kind);
         }
+        config.tls = self.tls(file)?;
+        if let Some(tls) = &config.tls {
+            // The files are read now, so a wrong path or key fails before the proxy starts.
+            proxy::tls::server_config(tls).context("the proxy's TLS settings are not usable")?;
+        }
         // Rule names are checked against Redis 7.0's commands now, so a typo is an error
         // before the proxy starts (the cluster's own table is used once connected).
         proxy::acl::Users::compile(&config.users, &proxy::CommandTable::builtin())
             .context("a user's rules are not valid")?;
         Ok(config)
+    }
+}
+
+impl SecurityArgs {
+    /// `--tls-*`, else the config file's `tls-*`.
+    fn tls(&self, file: &ProxyFile) -> anyhow::Result<Option<proxy::tls::TlsConfig>> {
+        let pick = |flag: &Option<PathBuf>, key: &Option<PathBuf>| flag.clone().or(key.clone());
+        let (cert, key) =
+            (pick(&self.tls_cert, &file.tls_cert), pick(&self.tls_key, &file.tls_key));
+        let ca = pick(&self.tls_ca, &file.tls_ca);
+        let client_auth = match (self.tls_auth_clients, &file.tls_auth_clients) {
+            (Some(mode), _) => mode,
+            (None, Some(text)) => parse_client_auth(text)
+                .map_err(|e| anyhow::anyhow!("`tls-auth-clients` in the config file: {e}"))?,
+            (None, None) => proxy::tls::ClientAuth::Required,
+        };
+        match (cert, key) {
+            (Some(cert), Some(key)) => {
+                Ok(Some(proxy::tls::TlsConfig { cert, key, ca, client_auth }))
+            }
+            (None, None) if ca.is_none() => Ok(None),
+            _ => anyhow::bail!(
+                "TLS needs both a certificate and its key: give --tls-cert and --tls-key (or \
+                 `tls-cert` and `tls-key` in the config file)"
+            ),
+        }
     }
 }
 
@@ -510,5 +570,29 @@ mod tests {
         assert!(format!("{err:#}").contains("`retry-budget` in the config file"), "{err:#}");
         let err = settings_with("listne = \"x\"", &[]).err().unwrap();
         assert!(format!("{err:#}").contains("unknown field `listne`"), "{err:#}");
+    }
+
+    #[test]
+    fn security_comes_from_flags_or_the_file_and_bad_values_are_named() {
+        use proxy::acl::policy::Kind;
+        let file = "user = [\"app:pw\"]\nallow = [\"debug\"]\n";
+        let s = settings_with(file, &[]).unwrap();
+        assert_eq!(s.config.security.users.len(), 1);
+        assert!(s.config.security.allow.contains(Kind::Debug));
+        let s = settings_with(file, &["--allow", "module", "--user", "a:1", "--user", "b:2"]);
+        let security = s.unwrap().config.security;
+        assert!(security.allow.contains(Kind::Module) && !security.allow.contains(Kind::Debug));
+        assert_eq!(security.users.len(), 2, "the flags win");
+        let err = settings_with("allow = [\"everything\"]", &[]).err().unwrap();
+        assert!(format!("{err:#}").contains("expected one of config-paths"), "{err:#}");
+        let err = settings_with("", &["--user", "nopassword"]).err().unwrap();
+        assert!(format!("{err:#}").contains("NAME:PASSWORD"), "{err:#}");
+        let err = settings_with("tls-cert = \"/nonexistent.pem\"", &[]).err().unwrap();
+        assert!(format!("{err:#}").contains("--tls-key"), "{err:#}");
+        let dir = tempfile::tempdir().unwrap();
+        let users = dir.path().join("users.acl");
+        std::fs::write(&users, "user a on >x +get ~*\nuser b on +nosuch\n").unwrap();
+        let err = settings_with("", &["--users", users.to_str().unwrap()]).err().unwrap();
+        assert!(format!("{err:#}").contains("+nosuch"), "{err:#}");
     }
 }
