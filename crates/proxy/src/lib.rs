@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod notify;
 pub mod plan;
 pub mod pubsub;
+pub mod rates;
 pub mod request;
 pub mod security;
 pub mod session;
@@ -100,6 +101,7 @@ pub async fn start(config: ProxyConfig) -> Result<ProxyHandle, StartError> {
     tokio::spawn(accept_loop(shared.clone(), listener, senders));
     tokio::spawn(refresh_loop(shared.clone()));
     tokio::spawn(health::check_loop(shared.clone(), shared.config.health_interval));
+    tokio::spawn(rates::sample_loop(shared.clone()));
     tracing::info!(%local_addr, threads, "proxy listening");
     Ok(ProxyHandle { local_addr, shared, workers })
 }
@@ -185,7 +187,8 @@ async fn accept_loop(
             let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
             continue;
         }
-        shared.stats.clients_connected.fetch_add(1, Relaxed);
+        let connected = shared.stats.clients_connected.fetch_add(1, Relaxed) + 1;
+        shared.stats.clients_peak.fetch_max(connected, Relaxed);
         Stats::add(&shared.stats.clients_total, 1);
         let Ok(stream) = stream.into_std() else { continue };
         if workers[next % workers.len()].send(stream).is_err() {
