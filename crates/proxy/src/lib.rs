@@ -73,6 +73,10 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Learns the cluster from the seeds, listens, and starts serving.
 pub async fn start(config: ProxyConfig) -> Result<ProxyHandle, StartError> {
+    // Every connection to a node authenticates with them: admin ones and the backends.
+    if config.security.node_credentials.is_some() {
+        cluster::admin::set_credentials(config.security.node_credentials.clone());
+    }
     let (map, table, version) = learn(&config.seeds).await?;
     let listener = TcpListener::bind(config.listen)
         .await

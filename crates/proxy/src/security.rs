@@ -23,6 +23,8 @@ pub struct SecurityConfig {
     pub auth_interval: Duration,
     /// TLS on the client listener; `None`: plain TCP.
     pub tls: Option<crate::tls::TlsConfig>,
+    /// What the proxy authenticates to the nodes with (`--node-user`, `--node-password`).
+    pub node_credentials: Option<cluster::admin::Credentials>,
 }
 
 impl Default for SecurityConfig {
@@ -33,6 +35,7 @@ impl Default for SecurityConfig {
             auth_burst: 10,
             auth_interval: Duration::from_secs(1),
             tls: None,
+            node_credentials: None,
         }
     }
 }

@@ -141,6 +141,8 @@ struct ProxyFile {
     tls_key: Option<PathBuf>,
     tls_ca: Option<PathBuf>,
     tls_auth_clients: Option<String>,
+    node_user: Option<String>,
+    node_password: Option<String>,
 }
 
 /// Everything the proxy runs with, once flags, file and defaults are combined.
@@ -375,6 +377,14 @@ struct SecurityArgs {
     /// `optional` (one shown must be valid) or `no`. [default: yes]
     #[arg(long, value_name = "MODE", requires = "tls_ca", value_parser = parse_client_auth)]
     tls_auth_clients: Option<proxy::tls::ClientAuth>,
+    /// The ACL user the proxy authenticates to the nodes as, with --node-password.
+    /// [default: default]
+    #[arg(long, value_name = "NAME")]
+    node_user: Option<String>,
+    /// The password the proxy authenticates to the nodes with (`AUTH`, on every connection it
+    /// opens to them); never logged nor shown on the stats page. [default: --password]
+    #[arg(long, value_name = "PASSWORD", env = "REDKEEP_NODE_PASSWORD", hide_env_values = true)]
+    node_password: Option<String>,
 }
 
 fn parse_client_auth(text: &str) -> Result<proxy::tls::ClientAuth, String> {
@@ -417,6 +427,14 @@ impl SecurityArgs {
             config.allow = config.allow.with(kind);
         }
         config.tls = self.tls(file)?;
+        let node_user = self.node_user.clone().or(file.node_user.clone());
+        config.node_credentials = match self.node_password.clone().or(file.node_password.clone()) {
+            Some(password) => Some(cluster::admin::Credentials { user: node_user, password }),
+            None if node_user.is_some() => anyhow::bail!(
+                "--node-user needs a password: give --node-password or set REDKEEP_NODE_PASSWORD"
+            ),
+            None => None,
+        };
         if let Some(tls) = &config.tls {
             // The files are read now, so a wrong path or key fails before the proxy starts.
             proxy::tls::server_config(tls).context("the proxy's TLS settings are not usable")?;
