@@ -3,8 +3,9 @@
 #   make test  installs what is missing, runs fmt check, clippy and every test
 SHELL := /bin/bash
 CARGO ?= cargo
-# Debian/Ubuntu packages redkeep drives or tests with (chromium: the stats page's browser test).
-PACKAGES := redis-server redis-tools keepalived iproute2 procps chromium
+# Debian/Ubuntu packages redkeep drives or tests with (chromium: the stats page's browser test;
+# prometheus, prometheus-alertmanager: the monitoring rules' and alert routing's tests).
+PACKAGES := redis-server redis-tools keepalived iproute2 procps chromium prometheus prometheus-alertmanager
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 UP_ARGS ?=
 

@@ -53,6 +53,7 @@ enum Command {
     SetTimeout(cmd::scaling::SetTimeoutArgs),
     Backup(cmd::backup::BackupArgs),
     Restore(cmd::backup::RestoreArgs),
+    Monitor(cmd::monitor::MonitorArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -99,6 +100,7 @@ fn dispatch(command: Command) -> anyhow::Result<std::process::ExitCode> {
         Command::SetTimeout(args) => cmd::scaling::run_set_timeout(args),
         Command::Backup(args) => cmd::backup::run_backup(args),
         Command::Restore(args) => cmd::backup::run_restore(args),
+        Command::Monitor(args) => cmd::monitor::run(args),
     }
 }
 

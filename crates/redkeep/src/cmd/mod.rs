@@ -10,6 +10,7 @@ pub mod fix;
 pub mod health;
 pub mod keepalived;
 pub mod lab;
+pub mod monitor;
 pub mod proxy;
 pub mod status;
 pub mod up;
