@@ -63,6 +63,8 @@ pub struct ProxyConfig {
     /// Force a replica's takeover when its master refuses connections (see
     /// [`crate::failover`]); off leaves every failover to the cluster.
     pub fast_failover: bool,
+    /// Users, AUTH and the command policy (see [`crate::security`]).
+    pub security: crate::security::SecurityConfig,
 }
 
 impl ProxyConfig {
@@ -87,6 +89,7 @@ impl ProxyConfig {
             allow_config_set: true,
             drain_timeout: Duration::from_secs(5),
             fast_failover: false,
+            security: crate::security::SecurityConfig::default(),
         }
     }
 }

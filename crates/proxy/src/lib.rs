@@ -10,6 +10,7 @@
 //! owns its clients and backend connections; the accept loop and the topology refresher run on
 //! the caller's runtime.
 
+pub mod acl;
 pub mod backend;
 pub mod client;
 pub mod clients;
@@ -25,10 +26,12 @@ pub mod plan;
 pub mod pubsub;
 pub mod rates;
 pub mod request;
+pub mod security;
 pub mod session;
 pub mod shared;
 pub mod slotmap;
 pub mod snapshot;
+pub mod tls;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -55,6 +58,8 @@ pub enum StartError {
     NoSeed { tried: String },
     #[error("cannot listen on {addr}: {error} (is another proxy or Redis using that port?)")]
     Bind { addr: SocketAddr, error: std::io::Error },
+    #[error("{0}")]
+    Security(security::SecurityError),
     #[error("cannot start a worker thread: {0}")]
     Thread(std::io::Error),
 }
@@ -70,6 +75,10 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Learns the cluster from the seeds, listens, and starts serving.
 pub async fn start(config: ProxyConfig) -> Result<ProxyHandle, StartError> {
+    // Every connection to a node authenticates with them: admin ones and the backends.
+    if config.security.node_credentials.is_some() {
+        cluster::admin::set_credentials(config.security.node_credentials.clone());
+    }
     let (map, table, version) = learn(&config.seeds).await?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -77,7 +86,9 @@ pub async fn start(config: ProxyConfig) -> Result<ProxyHandle, StartError> {
     let local_addr =
         listener.local_addr().map_err(|error| StartError::Bind { addr: config.listen, error })?;
     let threads = config.threads.max(1);
-    let shared = Shared::new(config, table, map);
+    let security =
+        security::Security::new(&config.security, &table).map_err(StartError::Security)?;
+    let shared = Shared::new(config, table, map, security);
     if let Some(version) = version {
         shared.set_redis_version(&version);
     }

@@ -36,14 +36,22 @@ pub struct Shared {
     /// The cluster's Redis version (`redis_version` of INFO), as HELLO reports it: the seed's
     /// at start, then the lowest of the nodes the health checker reached in its last round.
     redis_version: RwLock<Arc<str>>,
+    /// Users and the command policy, compiled against `table`.
+    pub security: Arc<crate::security::Security>,
 }
 
 /// What HELLO says before any node told its version (the built-in command table's).
 pub const FALLBACK_REDIS_VERSION: &str = "7.0.15";
 
 impl Shared {
-    pub fn new(config: ProxyConfig, table: CommandTable, map: SlotMap) -> Arc<Shared> {
+    pub fn new(
+        config: ProxyConfig,
+        table: CommandTable,
+        map: SlotMap,
+        security: crate::security::Security,
+    ) -> Arc<Shared> {
         Arc::new(Shared {
+            security: Arc::new(security),
             config,
             table,
             map: RwLock::new(Arc::new(map)),
