@@ -342,8 +342,9 @@ fn transaction_step<'t>(
     Plan::Transaction { info, step }
 }
 
-/// Settings that the proxy refuses to set on every node: the proxy cannot authenticate to
-/// the nodes yet, so a password or an ACL file on them would lock it out of its own cluster.
+/// Settings that the proxy refuses to set on every node even when the command policy allows
+/// CONFIG SET of them: a password or an ACL file set through the proxy would lock it out of its
+/// own cluster, whose credentials it was started with.
 const CREDENTIAL_SETTINGS: [&str; 4] = ["requirepass", "masterauth", "masteruser", "aclfile"];
 
 /// CONFIG GET, SET and RESETSTAT; SET is refused by `--no-config-set`, and for the settings
@@ -361,9 +362,10 @@ fn config<'t>(info: &'t CommandInfo, policy: &Policy, args: &(impl Args + ?Sized
             return refuse(
                 Some(info),
                 format!(
-                    "ERR redkeep: CONFIG SET {name} is refused: the proxy cannot authenticate to \
-                     the nodes yet, so setting it on every node would lock the proxy out of its \
-                     own cluster (every command would get NOAUTH)"
+                    "ERR redkeep: CONFIG SET {name} is refused: set on every node through the \
+                     proxy, it would lock the proxy out of its own cluster (every command would \
+                     get NOAUTH); set it on the nodes themselves and give the proxy \
+                     --node-user/--node-password"
                 ),
             );
         }
