@@ -84,7 +84,8 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
     if args.stuck_after == 0 {
         anyhow::bail!("--stuck-after must be at least 1 pass");
     }
-    let mut reporter = args.monitor.clone().map(|url| (url, alerts::Reporter::new(args.stuck_after)));
+    let mut reporter =
+        args.monitor.clone().map(|url| (url, alerts::Reporter::new(args.stuck_after)));
     let want = Want { masters: args.masters, replicas: args.replicas };
     if args.once || args.dry_run {
         let report = super::block_on(async {

@@ -63,14 +63,8 @@ impl Reporter {
                     "the controller could not reach or match this for {} pass(es) in a row",
                     entry.passes
                 );
-                let alarm = alarm(
-                    "controller_stuck",
-                    labels,
-                    summary,
-                    description,
-                    entry.since_ms,
-                    at_ms,
-                );
+                let alarm =
+                    alarm("controller_stuck", labels, summary, description, entry.since_ms, at_ms);
                 changes.push(alarm.clone());
                 entry.firing = Some(alarm);
             }
@@ -184,8 +178,10 @@ mod tests {
         let batches = reporter.step(&report, 1_000);
         assert_eq!(batches.len(), 2);
         let action = CONTROLLER_ACTION.to_string();
-        assert_eq!(names_and_states(&batches[0]), [(action.clone(), State::Firing); 2]);
-        assert_eq!(names_and_states(&batches[1]), [(action, State::Resolved); 2]);
+        let firing = (action.clone(), State::Firing);
+        assert_eq!(names_and_states(&batches[0]), [firing.clone(), firing]);
+        let resolved = (action, State::Resolved);
+        assert_eq!(names_and_states(&batches[1]), [resolved.clone(), resolved]);
         let (done, failed) = (&batches[0][0], &batches[0][1]);
         assert_eq!(
             (done.labels["severity"].as_str(), done.labels["action"].as_str()),
@@ -209,7 +205,10 @@ mod tests {
         let batches = reporter.step(&stuck, 2_000);
         assert_eq!(names_and_states(&batches[0]), [(CONTROLLER_STUCK.to_string(), State::Firing)]);
         let alarm = &batches[0][0];
-        assert_eq!((alarm.labels["addr"].as_str(), alarm.active_since_ms), ("10.0.0.3:6379", 1_000));
+        assert_eq!(
+            (alarm.labels["addr"].as_str(), alarm.active_since_ms),
+            ("10.0.0.3:6379", 1_000)
+        );
         assert!(reporter.step(&stuck, 3_000).is_empty(), "firing is said once");
         let batches = reporter.step(&PassReport::default(), 4_000);
         assert_eq!(batches[0][0].state, State::Resolved);
