@@ -4,11 +4,11 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 # Debian/Ubuntu packages redkeep drives or tests with (chromium: the stats page's browser test).
-PACKAGES := redis-server redis-tools keepalived iproute2 procps chromium
+PACKAGES := redis-server redis-tools keepalived iproute2 procps chromium python3 python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 UP_ARGS ?=
 
-.PHONY: up test deps build check-toolchain fmt-check clippy unit
+.PHONY: up test deps system-deps client-deps build check-toolchain fmt-check clippy unit
 
 up: deps build
 	./target/release/redkeep up $(UP_ARGS)
@@ -18,8 +18,10 @@ test: deps check-toolchain fmt-check clippy unit
 build: check-toolchain
 	$(CARGO) build --release --locked -p redkeep
 
+deps: system-deps client-deps
+
 # Installs only the packages that are missing; apt-get update runs first when any is.
-deps:
+system-deps:
 	@missing=""; for p in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
@@ -40,3 +42,21 @@ clippy:
 
 unit:
 	$(CARGO) test --locked --workspace
+
+# Cluster-aware clients the proxy's tests run against it (crates/proxy/tests/clients, see
+# cluster_clients.rs): redis-py pinned in requirements.txt, in a venv there; ioredis from the
+# committed package-lock.json. Each step reruns only when its pin changes.
+CLIENTS_DIR := crates/proxy/tests/clients
+
+client-deps: $(CLIENTS_DIR)/.venv/installed $(CLIENTS_DIR)/node_modules/.package-lock.json
+
+$(CLIENTS_DIR)/.venv/installed: $(CLIENTS_DIR)/requirements.txt
+	python3 -m venv $(CLIENTS_DIR)/.venv
+	$(CLIENTS_DIR)/.venv/bin/pip install -q --disable-pip-version-check -r $<
+	touch $@
+
+# nodejs and npm come from Debian when no node is installed (NodeSource's nodejs has npm).
+$(CLIENTS_DIR)/node_modules/.package-lock.json: $(CLIENTS_DIR)/package-lock.json
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm; }
+	cd $(CLIENTS_DIR) && npm ci --no-audit --no-fund

@@ -78,6 +78,8 @@ pub enum Local {
     Scan,
     Config,
     Readonly,
+    /// CLUSTER ...: the proxy as a one-node cluster (see [`crate::cluster_view`]).
+    Cluster,
 }
 
 /// What a command does while the client has a transaction open (WATCH, or MULTI).
@@ -107,12 +109,12 @@ pub fn in_transaction(route: Route, multi: bool) -> InTransaction {
             "HELLO cannot change the protocol while a transaction is open; send it before WATCH \
              or MULTI, or after EXEC, DISCARD or UNWATCH",
         ),
-        Route::Local(self::Local::Client | self::Local::Scan | self::Local::Config) if multi => {
-            Refused(
-                "CLIENT, SCAN and CONFIG are answered by the proxy, not queued by a node; send \
-                 them outside MULTI",
-            )
-        }
+        Route::Local(
+            self::Local::Client | self::Local::Scan | self::Local::Config | self::Local::Cluster,
+        ) if multi => Refused(
+            "CLIENT, SCAN, CONFIG and CLUSTER are answered by the proxy, not queued by a node; \
+             send them outside MULTI",
+        ),
         Route::Local(_) if multi => Pinned,
         Route::Local(_) | Route::Unsupported(_) => AsUsual,
         Route::PubSub => Refused("Pub/Sub commands are not supported inside a transaction"),
@@ -352,7 +354,8 @@ fn route_of(info: &CommandInfo) -> Route {
         "info" => Some(Local(self::Local::Info)),
         "scan" => Some(Local(self::Local::Scan)),
         "randomkey" => Some(AllMasters(Merge::AnyValue)),
-        "readonly" | "readwrite" => Some(Local(self::Local::Readonly)),
+        // ASKING too: the proxy follows ASK itself, so a client never needs it.
+        "readonly" | "readwrite" | "asking" => Some(Local(self::Local::Readonly)),
         "config|get" | "config|set" | "config|resetstat" => Some(Local(self::Local::Config)),
         "dbsize" => Some(AllMasters(Merge::Sum)),
         "keys" => Some(AllMasters(Merge::Concat)),
@@ -376,6 +379,9 @@ fn route_of(info: &CommandInfo) -> Route {
     };
     if let Some(route) = special {
         return route;
+    }
+    if info.name == "cluster" || info.name.starts_with("cluster|") {
+        return Local(self::Local::Cluster);
     }
     if has_keys(info) {
         if info.flags.blocking { Blocking } else { Keyed }

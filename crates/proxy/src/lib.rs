@@ -11,6 +11,7 @@
 pub mod backend;
 pub mod client;
 pub mod clients;
+pub mod cluster_view;
 pub mod commands;
 pub mod config;
 pub mod failover;
@@ -50,6 +51,8 @@ pub enum StartError {
     NoSeed { tried: String },
     #[error("cannot listen on {addr}: {error} (is another proxy or Redis using that port?)")]
     Bind { addr: SocketAddr, error: std::io::Error },
+    #[error("--announce {0}")]
+    Announce(String),
     #[error("cannot start a worker thread: {0}")]
     Thread(std::io::Error),
 }
@@ -65,6 +68,9 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Learns the cluster from the seeds, listens, and starts serving.
 pub async fn start(config: ProxyConfig) -> Result<ProxyHandle, StartError> {
+    if let Some(announce) = &config.announce {
+        cluster_view::parse_announce(announce).map_err(StartError::Announce)?;
+    }
     let (map, table, version) = learn(&config.seeds).await?;
     let listener = TcpListener::bind(config.listen)
         .await

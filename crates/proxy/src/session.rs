@@ -666,6 +666,20 @@ impl Session {
         text
     }
 
+    /// CLUSTER ...: the proxy as the one node of a cluster (see [`crate::cluster_view`]).
+    fn cluster(&mut self, seq: u64, info: &CommandInfo, args: &ReqArgs, frame: Bytes) {
+        use crate::cluster_view::{ClusterAnswer, View, announced, answer};
+        let config = &self.ctx.shared.config;
+        let (host, port, id) = announced(config.announce.as_deref(), &self.entry.laddr);
+        let uncovered = self.ctx.map().uncovered();
+        let view = View { host: &host, port, id: &id, uncovered, resp3: self.resp3 };
+        match answer(&view, args) {
+            ClusterAnswer::Reply(reply) => self.reply(seq, &reply),
+            ClusterAnswer::ToSlot(slot) => self.keyed_at(seq, info, args, frame, Some(slot)),
+            ClusterAnswer::Refused(error) => self.reply_error(seq, &error),
+        }
+    }
+
     /// CONFIG GET from one master; CONFIG SET and RESETSTAT on every node.
     fn config(&mut self, seq: u64, info: &CommandInfo, args: &ReqArgs, frame: Bytes) {
         let sub = args.arg(1).to_ascii_uppercase();
@@ -882,6 +896,7 @@ impl Session {
                 write::simple(&mut out, b"RESET");
             }
             Local::Readonly => write::simple(&mut out, b"OK"),
+            Local::Cluster => return self.cluster(seq, info, args, frame),
             Local::Scan => return self.scan(seq, args),
             Local::Info => return self.info(seq, args),
             Local::Config => return self.config(seq, info, args, frame),
