@@ -17,6 +17,7 @@ pub mod config;
 pub mod failover;
 pub mod fanout;
 mod fasthash;
+pub mod freshness;
 pub mod health;
 pub mod metrics;
 pub mod notify;
@@ -251,10 +252,19 @@ async fn refresh_loop(shared: Arc<Shared>) {
             _ = shared.refresh_wanted.notified() => {}
             _ = shared.shutdown.cancelled() => return,
         }
-        if let Some(map) = fetch_map(&shared).await
-            && map != *shared.map()
-        {
-            shared.set_map(map);
+        match fetch_map(&shared).await {
+            Ok(map) => {
+                shared.freshness().refreshed(std::time::Instant::now());
+                if map != *shared.map() {
+                    shared.set_map(map);
+                }
+            }
+            Err(error) => {
+                // Once per outage, not per attempt (every 100 ms while a master is down).
+                if shared.freshness().failed(&error) {
+                    tracing::warn!(%error, "no node answered CLUSTER NODES; keeping the old slot map");
+                }
+            }
         }
         // Many redirects in a burst make one refresh, not one each.
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -271,8 +281,9 @@ fn master_in_trouble(shared: &Shared) -> bool {
     })
 }
 
-/// The map as the first reachable node sees it: the current masters first, then the seeds.
-async fn fetch_map(shared: &Shared) -> Option<SlotMap> {
+/// The map as the first reachable node sees it: the current masters first, then the seeds;
+/// when none answers, what the last one said.
+async fn fetch_map(shared: &Shared) -> Result<SlotMap, String> {
     let current = shared.map();
     let masters = current.serving_masters();
     let mut candidates: Vec<String> = masters
@@ -290,12 +301,19 @@ async fn fetch_map(shared: &Shared) -> Option<SlotMap> {
         let health = shared.health.lock().unwrap_or_else(|e| e.into_inner());
         candidates.sort_by_key(|addr| health.get(addr).is_some_and(|h| !h.up));
     }
+    let mut last_error = "no node to ask".to_string();
     for addr in candidates {
         let topology = tokio::time::timeout(ADMIN_TIMEOUT, cluster::ops::topology_of(&addr)).await;
-        if let Ok(Ok(topology)) = topology {
-            return Some(SlotMap::from_topology(&topology));
+        match topology {
+            Ok(Ok(topology)) => return Ok(SlotMap::from_topology(&topology)),
+            Ok(Err(e)) => last_error = format!("{addr}: {e}"),
+            Err(_) => last_error = format!("{addr}: no answer within {ADMIN_TIMEOUT:?}"),
         }
     }
-    tracing::warn!("no node answered CLUSTER NODES; keeping the old slot map");
-    None
+    Err(last_error)
+}
+
+/// How old the slot map may get before health fails (see [`freshness::stale_after`]).
+pub fn topology_stale_after(config: &ProxyConfig) -> Duration {
+    freshness::stale_after(config.refresh_interval, ADMIN_TIMEOUT)
 }

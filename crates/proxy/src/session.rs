@@ -662,6 +662,8 @@ impl Session {
         for (name, value) in fields {
             text.push_str(&format!("{name}:{value}\r\n"));
         }
+        let stale_after = crate::topology_stale_after(&shared.config);
+        text.push_str(&shared.freshness().report(Instant::now(), stale_after).info_lines());
         text.push_str("\r\n");
         text
     }

@@ -34,6 +34,8 @@ pub struct Shared {
     /// The cluster's Redis version (`redis_version` of INFO), as HELLO reports it: the seed's
     /// at start, then the lowest of the nodes the health checker reached in its last round.
     redis_version: RwLock<Arc<str>>,
+    /// When the slot map was last read from a node, and why the refreshes since failed.
+    freshness: std::sync::Mutex<crate::freshness::Freshness>,
 }
 
 /// What HELLO says before any node told its version (the built-in command table's).
@@ -55,7 +57,12 @@ impl Shared {
             next_client_id: AtomicU64::new(1),
             clients: Arc::default(),
             redis_version: RwLock::new(FALLBACK_REDIS_VERSION.into()),
+            freshness: std::sync::Mutex::new(crate::freshness::Freshness::new(Instant::now())),
         })
+    }
+
+    pub fn freshness(&self) -> std::sync::MutexGuard<'_, crate::freshness::Freshness> {
+        self.freshness.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn redis_version(&self) -> Arc<str> {
