@@ -19,6 +19,7 @@ pub mod fanout;
 mod fasthash;
 pub mod freshness;
 pub mod health;
+pub mod info;
 pub mod metrics;
 pub mod notify;
 pub mod pubsub;

@@ -622,50 +622,25 @@ impl Session {
         self.ctx.dispatch(req, sink);
     }
 
-    /// INFO: the proxy's own section, then the keyspace summed over the masters. `INFO proxy`
-    /// is answered from the proxy alone, so health checks do not wait on a dead node.
+    /// INFO [section ...]: the masters' sections merged, the proxy's own (see [`crate::info`]).
+    /// Sections the proxy makes itself (`proxy`, `cluster`) are answered without asking any
+    /// node, so a health check does not wait on a dead one.
     fn info(&mut self, seq: u64, args: &ReqArgs) {
-        let proxy_section = self.proxy_info().into_bytes();
-        if args.count() == 2 && args.arg(1).eq_ignore_ascii_case(b"proxy") {
+        let names: Vec<&[u8]> = (1..args.count()).map(|i| args.arg(i)).collect();
+        let sections = crate::info::requested(&names);
+        let port = self.entry.laddr.rsplit_once(':').and_then(|(_, p)| p.parse().ok());
+        let local = crate::info::local(&self.ctx.shared, &self.ctx.map(), port.unwrap_or(0));
+        let Some(command) = crate::info::node_command(&sections) else {
             let mut reply = Vec::new();
-            write::bulk(&mut reply, &proxy_section);
+            let text = crate::info::render(&sections, &local, &[]);
+            crate::fanout::write_text(&mut reply, text.as_bytes(), self.resp3);
             return self.reply(seq, &reply);
-        }
+        };
+        let mut bytes = Vec::new();
+        write::command(&mut bytes, &command);
         let masters = self.nodes(false);
-        let bytes = Bytes::from_static(b"*2\r\n$4\r\nINFO\r\n$8\r\nkeyspace\r\n");
-        self.fan_out(seq, masters, bytes, MergeKind::Info { proxy_section }, true, false);
-    }
-
-    fn proxy_info(&self) -> String {
-        use std::sync::atomic::Ordering::Relaxed;
-        let shared = &self.ctx.shared;
-        let stats = &shared.stats;
-        let map = self.ctx.map();
-        let fields = [
-            ("uptime_in_seconds", shared.started.elapsed().as_secs()),
-            ("connected_clients", stats.clients_connected.load(Relaxed) as u64),
-            ("total_connections_received", stats.clients_total.load(Relaxed)),
-            ("total_commands_processed", stats.commands.load(Relaxed)),
-            ("error_replies", stats.errors.load(Relaxed)),
-            ("moved_followed", stats.moved.load(Relaxed)),
-            ("ask_followed", stats.ask.load(Relaxed)),
-            ("retries", stats.retries.load(Relaxed)),
-            ("outcome_unknown", stats.outcome_unknown.load(Relaxed)),
-            ("write_acks_confirmed", stats.acks_confirmed.load(Relaxed)),
-            ("write_acks_missing", stats.acks_missing.load(Relaxed)),
-            ("topology_refreshes", stats.topology_refreshes.load(Relaxed)),
-            ("forced_failovers", stats.forced_failovers.load(Relaxed)),
-            ("cluster_masters", map.serving_masters().len() as u64),
-            ("cluster_slots_uncovered", map.uncovered() as u64),
-        ];
-        let mut text = format!("# Proxy\r\nredkeep_version:{}\r\n", env!("CARGO_PKG_VERSION"));
-        for (name, value) in fields {
-            text.push_str(&format!("{name}:{value}\r\n"));
-        }
-        let stale_after = crate::topology_stale_after(&shared.config);
-        text.push_str(&shared.freshness().report(Instant::now(), stale_after).info_lines());
-        text.push_str("\r\n");
-        text
+        let kind = MergeKind::Info(Box::new((sections, local)));
+        self.fan_out(seq, masters, bytes.into(), kind, true, false);
     }
 
     /// CLUSTER ...: the proxy as the one node of a cluster (see [`crate::cluster_view`]).
@@ -940,7 +915,8 @@ impl Session {
             ("version", HelloValue::Text(&version)),
             ("proto", HelloValue::Int(if resp3 { 3 } else { 2 })),
             ("id", HelloValue::Int(self.client.id as i64)),
-            ("mode", HelloValue::Text("standalone")),
+            // As INFO's redis_mode: the proxy answers CLUSTER as a one-node cluster.
+            ("mode", HelloValue::Text("cluster")),
             ("role", HelloValue::Text("master")),
             ("modules", HelloValue::Empty),
         ];

@@ -34,6 +34,8 @@ pub struct Shared {
     /// The cluster's Redis version (`redis_version` of INFO), as HELLO reports it: the seed's
     /// at start, then the lowest of the nodes the health checker reached in its last round.
     redis_version: RwLock<Arc<str>>,
+    /// INFO's `run_id`: 40 hex characters, new on every start, as Redis' own.
+    pub run_id: String,
     /// When the slot map was last read from a node, and why the refreshes since failed.
     freshness: std::sync::Mutex<crate::freshness::Freshness>,
 }
@@ -57,6 +59,12 @@ impl Shared {
             next_client_id: AtomicU64::new(1),
             clients: Arc::default(),
             redis_version: RwLock::new(FALLBACK_REDIS_VERSION.into()),
+            run_id: format!(
+                "{:016x}{:016x}{:08x}",
+                rand::random::<u64>(),
+                rand::random::<u64>(),
+                rand::random::<u32>()
+            ),
             freshness: std::sync::Mutex::new(crate::freshness::Freshness::new(Instant::now())),
         })
     }
