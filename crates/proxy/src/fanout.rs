@@ -17,6 +17,9 @@ pub enum MergeKind {
     Merge(Merge),
     /// INFO: the sections asked for, merged from the masters' (see [`crate::info`]).
     Info(Box<(Vec<crate::info::Section>, crate::info::Local)>),
+    /// SLOWLOG, LATENCY, MEMORY: the nodes' reports, from these nodes in this order (see
+    /// [`crate::reports`]).
+    Reports(Box<(crate::reports::Report, Vec<String>)>),
 }
 
 /// The client's reply from every part's reply frame (`parts[i]` is one whole frame), in the
@@ -46,6 +49,13 @@ pub fn merge(kind: &MergeKind, parts: &[Vec<u8>], resp3: bool) -> Vec<u8> {
             match parts.iter().find(|p| p.as_slice() != b"+OK\r\n") {
                 Some(other) => return other.clone(),
                 None => write::simple(&mut out, b"OK"),
+            }
+        }
+        MergeKind::Merge(Merge::Min) => {
+            let least = parts.iter().map(|p| integer(p)).collect::<Option<Vec<i64>>>();
+            match least.and_then(|all| all.into_iter().min()) {
+                Some(n) => write::integer(&mut out, n),
+                None => return parts.first().map_or_else(Vec::new, |p| unexpected(p)),
             }
         }
         MergeKind::Split(Split::Count) | MergeKind::Merge(Merge::Sum) => {
@@ -92,6 +102,10 @@ pub fn merge(kind: &MergeKind, parts: &[Vec<u8>], resp3: bool) -> Vec<u8> {
                 0 => return parts.first().cloned().unwrap_or_else(|| b"$-1\r\n".to_vec()),
                 n => return values[rand::random_range(0..n)].clone(),
             }
+        }
+        MergeKind::Reports(request) => {
+            let (report, nodes) = request.as_ref();
+            return crate::reports::merge(*report, nodes, parts, resp3);
         }
         MergeKind::Info(request) => {
             let (sections, local) = request.as_ref();
@@ -246,6 +260,12 @@ mod tests {
         // The last master done: the whole scan is done.
         assert_eq!(next(scan_reply(reply("0").as_bytes(), 2, 3)), 0);
         assert!(scan_reply(reply("0").as_bytes(), 2, 3).ends_with(b"*1\r\n$1\r\nk\r\n"));
+    }
+
+    #[test]
+    fn lastsave_is_the_oldest_masters() {
+        let min = MergeKind::Merge(Merge::Min);
+        assert_eq!(merge(&min, &parts(&[":300\r\n", ":100\r\n", ":200\r\n"]), false), b":100\r\n");
     }
 
     #[test]

@@ -93,7 +93,7 @@ impl Section {
     }
 
     /// Asked of the masters (the proxy makes `cluster` and `proxy` itself).
-    fn from_nodes(self) -> bool {
+    fn asked_of_nodes(self) -> bool {
         !matches!(self, Cluster | Proxy)
     }
 }
@@ -140,7 +140,7 @@ pub fn requested(args: &[&[u8]]) -> Vec<Section> {
 /// The `INFO` to send the masters for `sections`; `None` when no section comes from them.
 pub fn node_command(sections: &[Section]) -> Option<Vec<&'static str>> {
     let mut command = vec!["INFO"];
-    command.extend(sections.iter().filter(|s| s.from_nodes()).map(|s| s.name()));
+    command.extend(sections.iter().filter(|s| s.asked_of_nodes()).map(|s| s.name()));
     (command.len() > 1).then_some(command)
 }
 

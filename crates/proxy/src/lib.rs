@@ -10,6 +10,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod client_admin;
 pub mod clients;
 pub mod cluster_view;
 pub mod commands;
@@ -23,6 +24,7 @@ pub mod info;
 pub mod metrics;
 pub mod notify;
 pub mod pubsub;
+pub mod reports;
 pub mod session;
 pub mod shared;
 pub mod slotmap;

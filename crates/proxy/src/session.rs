@@ -130,6 +130,8 @@ pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
         ctx.flush_queue.clone(),
     ));
     let entry = Arc::new(ClientEntry::new(client.id, peer, laddr, fd));
+    // Declared after the socket's halves, so dropped before them, also in a panic: a client
+    // leaves the registry before its socket closes, as CLIENT KILL relies on.
     let _listed = shared.clients.register(entry.clone());
     let mut session = Session {
         ctx,
@@ -536,6 +538,11 @@ impl Session {
             Some(b) if !b.is_broken() => b.clone(),
             _ => {
                 let b = self.ctx.private_backend(&addr, self.resp3);
+                // Named for the client on the node, for CLIENT UNBLOCK.
+                let name = crate::client_admin::blocking_connection_name(self.client.id);
+                let mut setname = Vec::new();
+                write::command(&mut setname, &[&b"CLIENT"[..], b"SETNAME", name.as_bytes()]);
+                b.send_raw(&setname, Sink::Discard);
                 self.blocking.insert(addr.clone(), b.clone());
                 b
             }
@@ -655,6 +662,41 @@ impl Session {
             ClusterAnswer::ToSlot(slot) => self.keyed_at(seq, info, args, frame, Some(slot)),
             ClusterAnswer::Refused(error) => self.reply_error(seq, &error),
         }
+    }
+
+    /// SLOWLOG, LATENCY, MEMORY reports: every node's (or master's), merged and labelled.
+    fn reports(&mut self, seq: u64, info: &CommandInfo, args: &ReqArgs, frame: Bytes) {
+        use crate::reports::{Nodes, report_of};
+        let list: Vec<&[u8]> = (0..args.count()).map(|i| args.arg(i)).collect();
+        let (report, which) = match report_of(&info.name, &list) {
+            Ok(Some(found)) => found,
+            Ok(None) => return self.reply_error(seq, &unknown_command(args)),
+            Err(e) => return self.reply_error(seq, &e),
+        };
+        let nodes = self.nodes(which == Nodes::All);
+        let names = nodes.iter().map(|n| n.to_string()).collect();
+        let kind = MergeKind::Reports(Box::new((report, names)));
+        self.fan_out(seq, nodes, frame, kind, true, false);
+    }
+
+    /// CLIENT UNBLOCK id: the client's blocking command runs on a connection of its own to a
+    /// master, named for the client there (see [`Session::blocking`]); the master that has it
+    /// is asked to unblock it, and answers the blocked command as Redis would (a nil for
+    /// TIMEOUT, an UNBLOCKED error for ERROR).
+    fn client_unblock(&mut self, seq: u64, args: &ReqArgs) {
+        let list: Vec<&[u8]> = (0..args.count()).map(|i| args.arg(i)).collect();
+        let (id, error) = match crate::client_admin::parse_unblock(&list) {
+            Ok(parsed) => parsed,
+            Err(e) => return self.reply_error(seq, &e),
+        };
+        let masters: Vec<String> = self.nodes(false).iter().map(|n| n.to_string()).collect();
+        let client = self.client.clone();
+        tokio::task::spawn_local(async move {
+            let unblocked = unblock_on_masters(&masters, id, error).await;
+            let mut out = Vec::new();
+            write::integer(&mut out, unblocked);
+            client.deliver(seq, &out);
+        });
     }
 
     /// CONFIG GET from one master; CONFIG SET and RESETSTAT on every node.
@@ -840,8 +882,11 @@ impl Session {
                      user. Are you sure your configuration is correct?",
                 );
             }
+            Local::Client if args.arg(1).eq_ignore_ascii_case(b"UNBLOCK") => {
+                return self.client_unblock(seq, args);
+            }
             Local::Client => {
-                if let Err(e) = self.client_command(args, &mut out) {
+                if let Err(e) = self.client_command(seq, args, &mut out) {
                     return self.reply_error(seq, &e);
                 }
             }
@@ -874,6 +919,14 @@ impl Session {
             }
             Local::Readonly => write::simple(&mut out, b"OK"),
             Local::Cluster => return self.cluster(seq, info, args, frame),
+            Local::Role => {
+                // A master with no replicas of its own: the proxy is what clients write to.
+                write::array_len(&mut out, 3);
+                write::bulk(&mut out, b"master");
+                write::integer(&mut out, 0);
+                write::array_len(&mut out, 0);
+            }
+            Local::Reports => return self.reports(seq, info, args, frame),
             Local::Scan => return self.scan(seq, args),
             Local::Info => return self.info(seq, args),
             Local::Config => return self.config(seq, info, args, frame),
@@ -936,7 +989,13 @@ impl Session {
         Ok(())
     }
 
-    fn client_command(&mut self, args: &ReqArgs, out: &mut Vec<u8>) -> Result<(), String> {
+    fn client_command(
+        &mut self,
+        seq: u64,
+        args: &ReqArgs,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        use crate::client_admin::{ReplyMode, check_on_off, parse_kill, parse_reply};
         let sub = args.arg(1).to_ascii_uppercase();
         match sub.as_slice() {
             b"SETNAME" if args.count() == 3 => {
@@ -970,8 +1029,34 @@ impl Session {
                 let list = shared.clients.list(&shared.table, &filter);
                 crate::fanout::write_text(out, list.as_bytes(), self.resp3);
             }
-            b"SETINFO" | b"NO-EVICT" | b"NO-TOUCH" => write::simple(out, b"OK"),
-            b"REPLY" => return Err("ERR redkeep proxy does not support CLIENT REPLY".into()),
+            b"SETINFO" => write::simple(out, b"OK"),
+            b"NO-EVICT" | b"NO-TOUCH" => {
+                check_on_off(args.arg(2))?;
+                write::simple(out, b"OK");
+            }
+            b"REPLY" => match parse_reply(args.arg(2))? {
+                ReplyMode::On => {
+                    self.client.unmute_from(seq);
+                    write::simple(out, b"OK");
+                }
+                ReplyMode::Off => self.client.mute(seq..u64::MAX),
+                ReplyMode::Skip => self.client.mute(seq..seq + 2),
+            },
+            b"KILL" => {
+                let list: Vec<&[u8]> = (0..args.count()).map(|i| args.arg(i)).collect();
+                let filter = parse_kill(&list)?;
+                let (picked, me) = self.ctx.shared.clients.kill(&filter, self.client.id);
+                // Its own connection closes after this reply, as in Redis.
+                self.closing |= me;
+                match (filter.old_form, picked) {
+                    (true, 0) => return Err("ERR No such client".into()),
+                    (true, _) => write::simple(out, b"OK"),
+                    (false, n) => write::integer(out, n as i64),
+                }
+            }
+            b"PAUSE" => return Err(crate::client_admin::PAUSE_REFUSED.into()),
+            // Nothing is paused (PAUSE is refused), so there is nothing to resume.
+            b"UNPAUSE" => write::simple(out, b"OK"),
             _ => {
                 let shown = String::from_utf8_lossy(&sub);
                 return Err(format!("ERR redkeep proxy does not support 'CLIENT {shown}'"));
@@ -1034,6 +1119,30 @@ fn is_idempotent(info: &CommandInfo, args: &ReqArgs) -> bool {
         "setex" | "psetex" | "hmset" | "mset" => true,
         _ => false,
     }
+}
+
+/// Asks each master for the connection named for proxy client `id` and unblocks it there:
+/// 1 when a master had it blocked, else 0 (as Redis answers for a client that is not blocked).
+async fn unblock_on_masters(masters: &[String], id: u64, error: bool) -> i64 {
+    use crate::client_admin::{blocking_connection_name, node_client_id};
+    let name = blocking_connection_name(id);
+    let timeout = std::time::Duration::from_secs(2);
+    for master in masters {
+        let ask = async {
+            let mut conn = cluster::admin::AdminConn::connect(master, timeout).await.ok()?;
+            let list = conn.query_text(&["CLIENT", "LIST", "TYPE", "normal"]).await.ok()?;
+            let node_id = node_client_id(&list, &name)?.to_string();
+            let mode = if error { "ERROR" } else { "TIMEOUT" };
+            match conn.query(&["CLIENT", "UNBLOCK", &node_id, mode]).await.ok()? {
+                resp::Value::Integer(n) => Some(n),
+                _ => None,
+            }
+        };
+        if let Ok(Some(n)) = tokio::time::timeout(timeout * 2, ask).await {
+            return n;
+        }
+    }
+    0
 }
 
 /// Redis' own wording for a command it does not know.
