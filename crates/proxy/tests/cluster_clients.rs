@@ -80,6 +80,19 @@ async fn ioredis_cluster_client_works_through_the_proxy() {
     println!("{out}");
 }
 
+#[tokio::test]
+async fn node_redis_cluster_client_works_through_the_proxy() {
+    assert!(
+        clients_dir().join("node_modules/redis").is_dir(),
+        "node-redis is not installed: {NODE_HINT}"
+    );
+    let (_cluster, proxy) = cluster_and_proxy().await;
+    let port = proxy.local_addr.port().to_string();
+    let args = ["cluster_client_node_redis.js".into(), "127.0.0.1".into(), port];
+    let out = run_client("node", &args, NODE_HINT).await;
+    println!("{out}");
+}
+
 /// With `--announce`, the one node is at the announced address (a VIP, a DNS name), with an ID
 /// derived from it; READONLY, READWRITE and ASKING are accepted; keys are never redirected.
 #[tokio::test]
