@@ -23,8 +23,42 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::client::{Reply, SHARED_REPLY};
+use crate::metrics::NodeStats;
 use crate::notify::LocalNotify;
-use crate::worker::{Ctx, Pending, Sink};
+use crate::request::{Pending, Sink};
+use crate::shared::Shared;
+
+/// What a connection needs from the worker that owns it: where replies and lost requests go.
+/// A trait, so that this module does not depend on [`crate::worker`] (which makes the
+/// connections); [`Backend::run`] is generic over it, so the calls are static.
+pub trait Owner: 'static {
+    fn shared(&self) -> &Shared;
+    /// Reads the clock for a new read event.
+    fn tick(&self) -> std::time::Instant;
+    /// The owner's statistics block for node `addr`.
+    fn node_stats(&self, addr: &str) -> std::sync::Arc<NodeStats>;
+    /// The connection ended: a new one is made for the next request.
+    fn forget_backend(&self, backend: &Backend);
+    /// A reply frame for `pending`.
+    fn on_reply(self: &Rc<Self>, backend: &Backend, pending: Pending, reply: Reply);
+    /// The reply of a `WAIT` the connection sent after the writes in `held`.
+    fn on_wait_reply(
+        self: &Rc<Self>,
+        backend: &Backend,
+        held: Vec<(Pending, Vec<u8>)>,
+        reply: &[u8],
+    );
+    /// Writes whose `WAIT` reply was lost with the connection.
+    fn on_wait_lost(&self, backend: &Backend, held: Vec<(Pending, Vec<u8>)>, reason: &str);
+    /// A request whose connection ended before its reply.
+    fn on_lost(
+        self: &Rc<Self>,
+        backend: &Backend,
+        pending: Pending,
+        maybe_sent: bool,
+        reason: &str,
+    );
+}
 
 /// How the frames of a connection are used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,14 +187,22 @@ impl Backend {
         }
     }
 
+    /// The proxy ended one client's connection itself ([`Backend::close`]: the client left
+    /// or said RESET), or the connection retired with nothing left to answer. (A shared
+    /// connection closed because its node failed is a failure: its requests count as lost.)
+    pub fn closed_on_purpose(&self) -> bool {
+        (self.closed.get() && self.mode != Mode::Shared)
+            || (self.retiring.get() && self.pending.borrow().is_empty())
+    }
+
     pub fn in_flight(&self) -> usize {
         self.pending.borrow().len()
     }
 
     /// Connects, then writes and reads until the connection breaks or `stop` is cancelled.
     /// Afterwards every pending entry is handed back to the worker, which retries or fails it.
-    pub async fn run(self: Rc<Self>, ctx: Rc<Ctx>) {
-        let shared = ctx.shared.clone();
+    pub async fn run<O: Owner>(self: Rc<Self>, ctx: Rc<O>) {
+        let shared = ctx.shared();
         let connect = tokio::time::timeout(
             shared.config.connect_timeout,
             TcpStream::connect(self.addr.as_str()),
@@ -282,11 +324,15 @@ impl Backend {
 
     /// Marks the connection broken and gives every pending entry back to the worker.
     /// `maybe_sent` says whether the requests may have reached the node.
-    fn fail(&self, ctx: &Rc<Ctx>, maybe_sent: bool, reason: &str) {
+    fn fail<O: Owner>(&self, ctx: &Rc<O>, maybe_sent: bool, reason: &str) {
         self.broken.set(true);
         let pending = self.pending.borrow().len();
-        if !(self.retiring.get() && pending == 0) {
-            crate::shared::Stats::add(&ctx.shared.stats.backend_failures, 1);
+        if self.closed_on_purpose() {
+            // A client left (or said RESET) while its transaction, blocking command or
+            // subscriptions had this connection: nothing went wrong.
+            tracing::debug!(node = %self.addr, %reason, pending, "backend connection closed");
+        } else {
+            crate::shared::Stats::add(&ctx.shared().stats.backend_failures, 1);
             tracing::warn!(node = %self.addr, %reason, pending, "backend connection ended");
         }
         ctx.forget_backend(self);

@@ -105,8 +105,8 @@ pub enum InTransaction {
 ///
 /// Commands of keys go to the transaction's node. QUIT and RESET act at once, as in Redis.
 /// Inside MULTI the node queues what it can answer itself; what only the proxy can answer
-/// (its clients, its cursor, settings for every node) is refused, since EXEC's reply is the
-/// node's. A protocol change (HELLO) is refused while the transaction's connection, opened in
+/// (its clients, its cursor, settings for every node, its INFO) and what runs on every master
+/// (KEYS, DBSIZE, FLUSHALL, ...) is refused, since EXEC's reply is the one node's. A protocol change (HELLO) is refused while the transaction's connection, opened in
 /// the old protocol, is in use. Pub/Sub would turn that connection into a subscriber.
 pub fn in_transaction(route: Route, multi: bool) -> InTransaction {
     use InTransaction::*;
@@ -117,10 +117,20 @@ pub fn in_transaction(route: Route, multi: bool) -> InTransaction {
              or MULTI, or after EXEC, DISCARD or UNWATCH",
         ),
         Route::Local(
-            self::Local::Client | self::Local::Scan | self::Local::Config | self::Local::Cluster,
+            self::Local::Client
+            | self::Local::Scan
+            | self::Local::Config
+            | self::Local::Info
+            | self::Local::Cluster
+            | self::Local::Role
+            | self::Local::Reports,
         ) if multi => Refused(
-            "CLIENT, SCAN, CONFIG and CLUSTER are answered by the proxy, not queued by a node; \
-             send them outside MULTI",
+            "CLIENT, SCAN, CONFIG, INFO, CLUSTER, ROLE, SLOWLOG, LATENCY and MEMORY are \
+             answered by the proxy, not queued by a node; send them outside MULTI",
+        ),
+        Route::AllMasters(_) if multi => Refused(
+            "this command runs on every master, so it cannot be queued in one node's \
+             transaction; send it outside MULTI",
         ),
         Route::Local(_) if multi => Pinned,
         Route::Local(_) | Route::Unsupported(_) => AsUsual,
@@ -442,6 +452,14 @@ pub enum KeyError {
     Syntax,
     #[error("numkeys should be greater than 0")]
     NumKeys,
+    #[error("value is not an integer or out of range")]
+    NotInteger,
+    #[error("Number of keys can't be negative")]
+    NegativeKeys,
+    #[error("Number of keys can't be greater than number of args")]
+    TooManyKeys,
+    #[error("at least 1 input key is needed for '{0}' command")]
+    NoInputKey(String),
     #[error("the proxy cannot find the keys of '{0}'")]
     Unknown(String),
 }
@@ -498,18 +516,17 @@ fn movable_key_positions(
     match name {
         // EVAL script numkeys key... arg...
         "eval" | "eval_ro" | "evalsha" | "evalsha_ro" | "fcall" | "fcall_ro" => {
-            numkeys_at(args, 2, 3, 1, out, true)
+            script_keys(args, out)
         }
         // ZUNION numkeys key...; SINTERCARD/ZINTERCARD numkeys key...; LMPOP/ZMPOP numkeys key...
-        "zunion" | "zinter" | "zdiff" | "zintercard" | "sintercard" | "lmpop" | "zmpop" => {
-            numkeys_at(args, 1, 2, 1, out, false)
-        }
+        "zunion" | "zinter" | "zdiff" => set_operation_keys(name, args, 1, out),
+        "zintercard" | "sintercard" | "lmpop" | "zmpop" => numkeys_at(args, 1, 2, 1, out),
         // ZUNIONSTORE dest numkeys key...; BLMPOP/BZMPOP timeout numkeys key...
         "zunionstore" | "zinterstore" | "zdiffstore" => {
             out.push(1);
-            numkeys_at(args, 2, 3, 1, out, false)
+            set_operation_keys(name, args, 2, out)
         }
-        "blmpop" | "bzmpop" => numkeys_at(args, 2, 3, 1, out, false),
+        "blmpop" | "bzmpop" => numkeys_at(args, 2, 3, 1, out),
         // XREAD [COUNT n] [BLOCK ms] STREAMS key... id...
         "xread" | "xreadgroup" => {
             let streams = args.find(1, b"STREAMS").ok_or(KeyError::Syntax)?;
@@ -551,15 +568,54 @@ fn movable_key_positions(
     }
 }
 
-/// Keys announced by a count at `count_at`, starting at `first`, every `step`. With
-/// `zero_ok` a count of 0 is allowed (EVAL with no keys).
+/// EVAL script numkeys key... arg... (and EVALSHA, FCALL): numkeys checked with Redis' words
+/// for each way it can be wrong.
+fn script_keys(args: &(impl Args + ?Sized), out: &mut Vec<usize>) -> Result<(), KeyError> {
+    let count: i64 = std::str::from_utf8(args.arg(2))
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(KeyError::NotInteger)?;
+    if count < 0 {
+        return Err(KeyError::NegativeKeys);
+    }
+    if count as u64 > (args.count() - 3) as u64 {
+        return Err(KeyError::TooManyKeys);
+    }
+    out.extend(3..3 + count as usize);
+    Ok(())
+}
+
+/// ZUNION/ZINTER/ZDIFF numkeys key... (and their STORE forms, numkeys at `count_at`), with
+/// Redis' errors.
+fn set_operation_keys(
+    name: &str,
+    args: &(impl Args + ?Sized),
+    count_at: usize,
+    out: &mut Vec<usize>,
+) -> Result<(), KeyError> {
+    let count: i64 = std::str::from_utf8(args.arg(count_at))
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(KeyError::NotInteger)?;
+    if count < 1 {
+        return Err(KeyError::NoInputKey(name.to_string()));
+    }
+    let first = count_at + 1;
+    if count as u64 > (args.count() - first) as u64 {
+        return Err(KeyError::Syntax);
+    }
+    out.extend(first..first + count as usize);
+    Ok(())
+}
+
+/// Keys announced by a count at `count_at`, starting at `first`, every `step` (SINTERCARD,
+/// LMPOP, ...): a count that is not a number above 0 is Redis' "numkeys" error for these.
 fn numkeys_at(
     args: &(impl Args + ?Sized),
     count_at: usize,
     first: usize,
     step: usize,
     out: &mut Vec<usize>,
-    zero_ok: bool,
 ) -> Result<(), KeyError> {
     if count_at >= args.count() {
         return Err(KeyError::Syntax);
@@ -568,7 +624,7 @@ fn numkeys_at(
         .ok()
         .and_then(|s| s.parse().ok())
         .ok_or(KeyError::NumKeys)?;
-    if count == 0 && !zero_ok {
+    if count == 0 {
         return Err(KeyError::NumKeys);
     }
     let end = first + count * step;
@@ -623,7 +679,14 @@ mod tests {
         assert_eq!(keys(&table, "EVAL s 2 a b x y").unwrap(), ["a", "b"]);
         assert_eq!(keys(&table, "EVALSHA s 0 x").unwrap(), Vec::<String>::new());
         assert_eq!(keys(&table, "FCALL_RO f 1 a x").unwrap(), ["a"]);
-        assert_eq!(keys(&table, "EVAL s 3 a b"), Err(KeyError::Syntax));
+        assert_eq!(keys(&table, "EVAL s 3 a b"), Err(KeyError::TooManyKeys));
+        assert_eq!(keys(&table, "EVAL s k1"), Err(KeyError::NotInteger));
+        assert_eq!(keys(&table, "FCALL f -1"), Err(KeyError::NegativeKeys));
+        assert_eq!(keys(&table, "ZUNION x a"), Err(KeyError::NotInteger));
+        assert_eq!(
+            keys(&table, "ZINTERSTORE d 0 a"),
+            Err(KeyError::NoInputKey("zinterstore".into()))
+        );
         assert_eq!(keys(&table, "XREAD COUNT 2 STREAMS s1 s2 0 0").unwrap(), ["s1", "s2"]);
         assert_eq!(keys(&table, "XREADGROUP GROUP g c STREAMS s >").unwrap(), ["s"]);
         assert_eq!(keys(&table, "XREAD STREAMS s1 s2 0"), Err(KeyError::Syntax));

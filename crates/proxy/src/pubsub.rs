@@ -26,6 +26,10 @@ pub struct Subscriber {
     pub pongs: VecDeque<Pong>,
     /// The session's count of [`Pong::Sync`] PINGs not answered yet.
     pub syncs: Rc<Cell<u32>>,
+    /// For a connection of shard channels: the client's shard subscriptions over all its
+    /// shard connections. Each confirmation says this connection's count; the client is told
+    /// the total instead, as one node would count them (see [`Subscriber::on_frame`]).
+    pub shard_total: Option<Rc<Cell<i64>>>,
 }
 
 /// Why a PING went on a subscription connection.
@@ -54,7 +58,13 @@ impl Subscriber {
         count: Rc<Cell<Option<i64>>>,
         syncs: Rc<Cell<u32>>,
     ) -> Subscriber {
-        Subscriber { client, resp3, count, pongs: VecDeque::new(), syncs }
+        Subscriber { client, resp3, count, pongs: VecDeque::new(), syncs, shard_total: None }
+    }
+
+    /// A subscriber for a connection of shard channels, counted into `total`.
+    pub fn for_shard(mut self, total: Rc<Cell<i64>>) -> Subscriber {
+        self.shard_total = Some(total);
+        self
     }
 
     pub fn on_frame(&mut self, frame: &[u8]) {
@@ -69,12 +79,21 @@ impl Subscriber {
             }
         }
         let kind = pubsub_kind(frame);
+        let mut total_frame = None;
         if let Some(kind) = kind
             && kind.ends_with(b"subscribe")
-            && let Some(count) = elements(frame).and_then(|e| e.get(2).and_then(|c| integer(c)))
+            && let Some(elements) = elements(frame)
+            && let Some(count) = elements.get(2).and_then(|c| integer(c))
         {
-            self.count.set(Some(count));
+            let before = self.count.replace(Some(count)).unwrap_or(0);
+            if let Some(total) = &self.shard_total {
+                // Confirmations come one at a time on one thread: the other connections'
+                // counts are those their last confirmations said.
+                total.set(total.get() + count - before);
+                total_frame = Some(with_count(&elements, total.get()));
+            }
         }
+        let frame = total_frame.as_deref().unwrap_or(frame);
         if self.resp3 && kind.is_some() && frame.first() == Some(&b'*') {
             // Same elements, announced as a push.
             let mut push = frame.to_vec();
@@ -95,6 +114,17 @@ impl Subscriber {
         self.client.broken.set(true);
         self.client.wake.notify();
     }
+}
+
+/// A confirmation `[kind, channel, count]` with another count.
+fn with_count(elements: &[&[u8]], count: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    write::array_len(&mut out, elements.len());
+    for element in &elements[..2] {
+        out.extend_from_slice(element);
+    }
+    write::integer(&mut out, count);
+    out
 }
 
 /// A PING's reply: in subscribed mode `pong` and the PING's argument, `+PONG` once the
@@ -141,6 +171,26 @@ mod tests {
         let out = client.take_output();
         assert!(out.starts_with(b">3\r\n$9\r\nsubscribe"));
         assert!(out.windows(9).any(|w| w == b">3\r\n$7\r\nm"));
+    }
+
+    #[test]
+    fn shard_confirmations_count_the_subscriptions_of_every_shard_connection() {
+        let client = Rc::new(Client::new(1));
+        let total = Rc::new(Cell::new(0));
+        let shard = |count: &Rc<Cell<Option<i64>>>| {
+            Subscriber::new(client.clone(), false, count.clone(), Rc::default())
+                .for_shard(total.clone())
+        };
+        let (count_a, count_b) = (Rc::new(Cell::new(None)), Rc::new(Cell::new(None)));
+        let (mut a, mut b) = (shard(&count_a), shard(&count_b));
+        a.on_frame(b"*3\r\n$10\r\nssubscribe\r\n$3\r\nfoo\r\n:1\r\n");
+        b.on_frame(b"*3\r\n$10\r\nssubscribe\r\n$3\r\nbar\r\n:1\r\n");
+        b.on_frame(b"*3\r\n$12\r\nsunsubscribe\r\n$3\r\nbar\r\n:0\r\n");
+        a.on_frame(b"*3\r\n$12\r\nsunsubscribe\r\n$3\r\nfoo\r\n:0\r\n");
+        assert_eq!((count_a.get(), count_b.get(), total.get()), (Some(0), Some(0), 0));
+        let out = String::from_utf8(client.take_output()).unwrap();
+        let counts: Vec<&str> = out.split("\r\n").filter(|l| l.starts_with(':')).collect();
+        assert_eq!(counts, [":1", ":2", ":1", ":0"]);
     }
 
     #[test]

@@ -140,4 +140,29 @@ impl Stats {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
     }
+
+    /// `CONFIG RESETSTAT`: the counters start again from zero, as Redis' INFO stats do (the
+    /// gauge of connected clients is left alone).
+    pub fn reset_counters(&self) {
+        let counters = [
+            &self.clients_total,
+            &self.clients_rejected,
+            &self.commands,
+            &self.errors,
+            &self.moved,
+            &self.ask,
+            &self.retries,
+            &self.outcome_unknown,
+            &self.protocol_errors,
+            &self.acks_confirmed,
+            &self.acks_missing,
+            &self.topology_refreshes,
+            &self.forced_failovers,
+            &self.backend_connects,
+            &self.backend_failures,
+        ];
+        for counter in counters {
+            counter.store(0, Relaxed);
+        }
+    }
 }

@@ -12,155 +12,18 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use resp::write;
 
-use crate::backend::{Backend, Mode};
-use crate::client::{Client, FlushQueue, Reply};
+use crate::backend::{Backend, Mode, Owner};
+use crate::client::{FlushQueue, Reply};
 use crate::config::{ReadFrom, WriteAck};
-use crate::fanout::{MergeKind, merge};
 use crate::fasthash::FastMap;
 use crate::metrics::{CommandStats, NodeStats};
+use crate::request::{Fanout, Pending, Request, Sink, Target};
 use crate::shared::{Shared, Stats};
 use crate::slotmap::{Redirect, SlotMap, is_transient_error, parse_redirect};
 
 /// Redirects followed at once; after these, each waits a backoff first (the cluster is
 /// mid-change and nodes disagree), within the retry budget.
 const IMMEDIATE_REDIRECTS: u32 = 4;
-
-/// A command on its way to a node.
-pub struct Request {
-    /// RESP, as sent.
-    pub bytes: Bytes,
-    pub target: Target,
-    /// May go to a node again after a connection broke with it in flight: read-only, or
-    /// idempotent with the same reply (SET without NX/XX/GET, ...).
-    pub retry_safe: bool,
-    /// Read-only: may go to a replica with `--read-from replica`.
-    pub readonly: bool,
-    /// When the first retry was decided; the retry budget counts from there (no clock read on
-    /// the common path).
-    pub retrying_since: Option<Instant>,
-    pub attempts: u32,
-    /// When the proxy read it (the worker's clock of that read event).
-    pub received: Instant,
-    /// For per-command statistics; `None` for the proxy's own requests and parts.
-    pub command: Option<u16>,
-    /// With `--write-ack replica`: a write whose reply waits until a replica confirmed it
-    /// (see [`Backend::send`]).
-    pub ack: bool,
-    /// The client speaks RESP3 (after `HELLO 3`): sent on a RESP3 connection, so that the
-    /// node's reply is already in the client's protocol.
-    pub resp3: bool,
-}
-
-impl Request {
-    pub fn new(
-        bytes: Bytes,
-        target: Target,
-        readonly: bool,
-        retry_safe: bool,
-        received: Instant,
-    ) -> Request {
-        Request {
-            bytes,
-            target,
-            retry_safe,
-            readonly,
-            retrying_since: None,
-            attempts: 0,
-            received,
-            command: None,
-            ack: false,
-            resp3: false,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub enum Target {
-    /// The master of this slot (or one of its replicas, for reads, when so configured).
-    Slot(u16),
-    /// This node.
-    Node(Rc<str>),
-}
-
-/// Where a reply goes.
-pub enum Sink {
-    Client {
-        client: Rc<Client>,
-        seq: u64,
-    },
-    Part {
-        fanout: Rc<RefCell<Fanout>>,
-        index: usize,
-    },
-    /// A SCAN on master `index` of `masters`: the cursor is rewritten for the client.
-    Scan {
-        client: Rc<Client>,
-        seq: u64,
-        index: usize,
-        masters: usize,
-    },
-    /// ASKING's and READONLY's replies.
-    Discard,
-    /// The reply to a `WAIT` the proxy sent after writes (`--write-ack replica`): it decides
-    /// the replies of the writes before it that wait on their connection (see
-    /// [`Ctx::on_wait_reply`]).
-    Wait,
-}
-
-pub struct Pending {
-    pub req: Request,
-    pub sink: Sink,
-}
-
-impl Pending {
-    /// An entry for bytes the proxy sent on its own (ASKING, READONLY).
-    pub fn internal(sink: Sink) -> Pending {
-        Pending {
-            req: Request::new(Bytes::new(), Target::Slot(0), false, false, Instant::now()),
-            sink,
-        }
-    }
-}
-
-/// A command split over several nodes, waiting for all their replies.
-pub struct Fanout {
-    client: Rc<Client>,
-    seq: u64,
-    kind: MergeKind,
-    /// The merged reply is built in RESP3.
-    resp3: bool,
-    parts: Vec<Vec<u8>>,
-    left: usize,
-}
-
-impl Fanout {
-    pub fn new(
-        client: Rc<Client>,
-        seq: u64,
-        kind: MergeKind,
-        parts: usize,
-        resp3: bool,
-    ) -> Rc<RefCell<Fanout>> {
-        Rc::new(RefCell::new(Fanout {
-            client,
-            seq,
-            kind,
-            resp3,
-            parts: vec![Vec::new(); parts],
-            left: parts,
-        }))
-    }
-
-    fn part_done(fanout: &RefCell<Fanout>, index: usize, frame: &[u8]) {
-        let mut f = fanout.borrow_mut();
-        f.parts[index] = frame.to_vec();
-        f.left -= 1;
-        if f.left == 0 {
-            let reply = merge(&f.kind, &f.parts, f.resp3);
-            f.client.deliver(f.seq, &reply);
-        }
-    }
-}
 
 /// One worker thread's routing state.
 pub struct Ctx {
@@ -444,7 +307,10 @@ impl Ctx {
         if matches!(pending.sink, Sink::Discard | Sink::Wait) {
             return;
         }
-        self.shared.want_refresh();
+        let on_purpose = backend.closed_on_purpose();
+        if !on_purpose {
+            self.shared.want_refresh();
+        }
         let addr = &backend.addr;
         if backend.mode == Mode::Shared && (!maybe_sent || pending.req.retry_safe) {
             let mut reply = Vec::new();
@@ -454,7 +320,9 @@ impl Ctx {
             );
             return self.retry_later(pending, &reply);
         }
-        Stats::add(&self.shared.stats.outcome_unknown, 1);
+        if !on_purpose {
+            Stats::add(&self.shared.stats.outcome_unknown, 1);
+        }
         let mut reply = Vec::new();
         let text = format!(
             "ERR redkeep: the connection to {addr} broke after the command was sent ({reason}); \
@@ -579,4 +447,43 @@ fn pick_replica(map: &SlotMap, master: u16) -> Option<u16> {
 /// Pause before retry `attempt`: 10 ms doubling, at most 400 ms.
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(10u64 << attempt.min(5).saturating_sub(1)).min(Duration::from_millis(400))
+}
+
+/// The connections this worker makes report to it.
+impl Owner for Ctx {
+    fn shared(&self) -> &Shared {
+        &self.shared
+    }
+    fn tick(&self) -> Instant {
+        Ctx::tick(self)
+    }
+    fn node_stats(&self, addr: &str) -> Arc<NodeStats> {
+        Ctx::node_stats(self, addr)
+    }
+    fn forget_backend(&self, backend: &Backend) {
+        Ctx::forget_backend(self, backend)
+    }
+    fn on_reply(self: &Rc<Self>, backend: &Backend, pending: Pending, reply: Reply) {
+        Ctx::on_reply(self, backend, pending, reply)
+    }
+    fn on_wait_reply(
+        self: &Rc<Self>,
+        backend: &Backend,
+        held: Vec<(Pending, Vec<u8>)>,
+        reply: &[u8],
+    ) {
+        Ctx::on_wait_reply(self, backend, held, reply)
+    }
+    fn on_wait_lost(&self, backend: &Backend, held: Vec<(Pending, Vec<u8>)>, reason: &str) {
+        Ctx::on_wait_lost(self, backend, held, reason)
+    }
+    fn on_lost(
+        self: &Rc<Self>,
+        backend: &Backend,
+        pending: Pending,
+        maybe_sent: bool,
+        reason: &str,
+    ) {
+        Ctx::on_lost(self, backend, pending, maybe_sent, reason)
+    }
 }

@@ -1,0 +1,429 @@
+//! One client connection: read requests, classify each once into a [`Plan`]
+//! ([`crate::plan`]), execute the plan, and write the replies in request order.
+//!
+//! The execution is split by the mode the client is in: [`normal`] (keyed, split, fanned
+//! out), [`local`] (what the proxy answers itself), [`transaction`] (MULTI/EXEC/WATCH on a
+//! connection of the client's own), [`blocked`] (blocking commands on a connection of the
+//! client's own), [`subscribed`] (Pub/Sub).
+
+mod answers;
+mod blocked;
+mod local;
+mod normal;
+mod subscribed;
+mod transaction;
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use resp::{Parsed, RequestParser, write};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+use crate::backend::Backend;
+use crate::client::{Client, Flushed};
+use crate::clients::ClientEntry;
+use crate::commands::{Args, CommandInfo};
+use crate::plan::{ClientState, Plan, Policy, Tx, classify};
+use crate::request::{Request, Sink, Target};
+use crate::shared::{Shared, Stats};
+use crate::worker::Ctx;
+
+use subscribed::Subscriptions;
+use transaction::Transaction;
+
+/// The arguments of the request just parsed, as slices of its bytes.
+struct ReqArgs<'a> {
+    parser: &'a RequestParser,
+    frame: &'a [u8],
+}
+
+impl Args for ReqArgs<'_> {
+    fn count(&self) -> usize {
+        self.parser.argc()
+    }
+    fn arg(&self, i: usize) -> &[u8] {
+        self.parser.arg(self.frame, i)
+    }
+}
+
+pub struct Session {
+    ctx: Rc<Ctx>,
+    client: Rc<Client>,
+    policy: Policy,
+    next_seq: u64,
+    keys: Vec<usize>,
+    resp3: bool,
+    name: Option<Vec<u8>>,
+    closing: bool,
+    tx: Option<Transaction>,
+    /// Connections of this client's own for blocking commands, by node.
+    blocking: HashMap<String, Rc<Backend>>,
+    /// In subscribed mode: the subscription connections.
+    subscribed: Option<Subscriptions>,
+    /// A request that goes over another connection than the earlier ones (see
+    /// [`Plan::waits_for_earlier_replies`]) waits at the start of the input until every
+    /// earlier reply is written.
+    waiting_for_replies: bool,
+    /// In subscribed mode, (un)subscribes whose confirmations are not all in (see
+    /// [`crate::pubsub::Pong::Sync`]): the next command waits for them.
+    syncs: Rc<Cell<u32>>,
+    /// Requests wait in the input until `syncs` is zero.
+    paused_by_sync: bool,
+    /// What CLIENT LIST shows of this client.
+    entry: Arc<ClientEntry>,
+}
+
+/// Serves one client until it leaves, breaks the protocol, or the proxy shuts down.
+pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let shared = ctx.shared.clone();
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+    // Replies are written from where they arrive (see `client`); the session reads.
+    let (mut reader, writer) = stream.into_split();
+    let client = Rc::new(Client::with_writer(
+        shared.next_client_id(),
+        Some(writer),
+        ctx.flush_queue.clone(),
+    ));
+    let entry = Arc::new(ClientEntry::new(client.id, peer, laddr, fd));
+    // Declared after the socket's halves, so dropped before them, also in a panic: a client
+    // leaves the registry before its socket closes, as CLIENT KILL relies on.
+    let _listed = shared.clients.register(entry.clone());
+    let config = &shared.config;
+    let mut session = Session {
+        ctx,
+        client: client.clone(),
+        policy: Policy {
+            allow_flush: config.allow_flush,
+            allow_config_set: config.allow_config_set,
+        },
+        next_seq: 0,
+        keys: Vec::with_capacity(16),
+        resp3: false,
+        name: None,
+        closing: false,
+        tx: None,
+        blocking: HashMap::new(),
+        subscribed: None,
+        waiting_for_replies: false,
+        syncs: Rc::default(),
+        paused_by_sync: false,
+        entry,
+    };
+    let mut input = BytesMut::with_capacity(INPUT_MIN);
+    let mut parser = RequestParser::new(config.limits);
+    let mut last_activity = Instant::now();
+    // Made once: each `cancelled()` registers with the token's lock, which every worker
+    // thread shares.
+    let shutdown = shared.shutdown.cancelled();
+    tokio::pin!(shutdown);
+    // How much room a read gets: grows when reads fill it (large values, deep pipelines).
+    let mut read_size = INPUT_MIN;
+    loop {
+        if client.broken.get() {
+            session.closing = true;
+        }
+        // A write the socket did not take whole is finished here; before closing or a
+        // request that waits for earlier replies, every reply is written first.
+        let drain = session.closing || session.waiting_for_replies;
+        if client.is_stalled() || (drain && client.has_output()) {
+            match client.finish_write() {
+                Flushed::All => {}
+                Flushed::Blocked => {
+                    if std::future::poll_fn(|cx| client.poll_writable(cx)).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                Flushed::Failed => break,
+            }
+        }
+        let in_flight = session.next_seq - client.answered();
+        if session.closing && in_flight == 0 {
+            break;
+        }
+        if session.waiting_for_replies && in_flight == 0 {
+            session.waiting_for_replies = false;
+            session.read_requests(&mut input, &mut parser);
+            continue;
+        }
+        session.leave_subscribed_mode_when_done();
+        let synced = session.syncs.get() == 0;
+        if synced && session.paused_by_sync {
+            // The unsubscribes are confirmed: the requests after them, in whichever mode the
+            // client is in now.
+            session.paused_by_sync = false;
+            session.read_requests(&mut input, &mut parser);
+            continue;
+        }
+        // Requests wait in the input (for earlier replies, or confirmations). The socket is
+        // still read, up to a bound, so that a client that leaves while its BLPOP blocks is
+        // noticed: its connection to the node is closed, and nothing is popped for nobody.
+        let paused = session.waiting_for_replies || !synced;
+        let can_read = !session.closing
+            && (!paused || input.len() < INPUT_MAX)
+            && in_flight < config.max_pending_per_client as u64;
+        let idle_deadline =
+            config.client_idle_timeout.map(|t| tokio::time::Instant::from_std(last_activity + t));
+        // Replies are written without the session; it hears of them only when it waits on
+        // them.
+        client.watch.set(
+            !can_read
+                || paused
+                || session.subscribed.is_some()
+                || (idle_deadline.is_some() && in_flight > 0),
+        );
+        if can_read && input.capacity() - input.len() < read_size / 4 {
+            // Room for a whole read. Without it, a full buffer whose requests are still in
+            // flight (they share its memory) is replaced by one no larger than the first.
+            input.reserve(read_size);
+        }
+        let room = input.capacity() - input.len();
+        tokio::select! {
+            _ = client.wake.notified() => {}
+            read = reader.read_buf(&mut input), if can_read => {
+                match read {
+                    // Like Redis: a client that closed its side is gone.
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        read_size = match n {
+                            n if n == room => (read_size * 2).min(INPUT_MAX),
+                            n if n < read_size / 4 => (read_size / 2).max(INPUT_MIN),
+                            _ => read_size,
+                        };
+                        last_activity = session.ctx.tick();
+                        session.read_requests(&mut input, &mut parser);
+                        session.publish_state(last_activity);
+                    }
+                }
+            }
+            _ = &mut shutdown, if !session.closing => session.closing = true,
+            _ = sleep_until(idle_deadline), if idle_deadline.is_some() && in_flight == 0 => break,
+        }
+    }
+    client.close();
+    session.end();
+}
+
+/// A client's first read buffer, and the room each read gets at first.
+const INPUT_MIN: usize = 16 * 1024;
+/// The most room a read gets, for clients whose reads fill what they are given.
+const INPUT_MAX: usize = 256 * 1024;
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Session {
+    /// What CLIENT LIST shows that changes with requests: once per read event.
+    fn publish_state(&self, at: Instant) {
+        let mut flags = 0;
+        if self.subscribed.is_some() {
+            flags |= crate::clients::SUBSCRIBED;
+        }
+        if self.tx.as_ref().is_some_and(|tx| tx.multi) {
+            flags |= crate::clients::IN_MULTI;
+        }
+        let ms = self.ctx.shared.clients.ms_since_start(at);
+        self.entry.set_state(ms, self.resp3, flags);
+    }
+
+    fn set_name(&mut self, name: Option<Vec<u8>>) {
+        self.entry.set_name(name.as_deref());
+        self.name = name;
+    }
+
+    /// What the classification needs to know of this client.
+    fn state(&self) -> ClientState {
+        let tx = match &self.tx {
+            None => Tx::None,
+            Some(tx) if tx.multi => Tx::Multi,
+            Some(_) => Tx::Watching,
+        };
+        ClientState { tx, subscribed: self.subscribed.is_some(), resp3: self.resp3 }
+    }
+
+    /// Ends the client's own connections (it left, or said RESET).
+    fn end(&mut self) {
+        for (_, backend) in self.blocking.drain() {
+            backend.close();
+        }
+        if let Some(subscriptions) = self.subscribed.take() {
+            subscriptions.close();
+        }
+        if let Some(backend) = self.tx.take().and_then(|tx| tx.backend) {
+            backend.close();
+        }
+    }
+
+    /// Handles every complete request in `input`.
+    fn read_requests(&mut self, input: &mut BytesMut, parser: &mut RequestParser) {
+        let first_seq = self.next_seq;
+        self.client.start_reading();
+        self.parse_and_handle(input, parser);
+        self.client.end_reading(self.next_seq);
+        // One shared counter update per read, not per request.
+        Stats::add(&self.ctx.shared.stats.commands, self.next_seq - first_seq);
+    }
+
+    fn parse_and_handle(&mut self, input: &mut BytesMut, parser: &mut RequestParser) {
+        // Once per read: the plans borrow the command table from it.
+        let shared: Arc<Shared> = self.ctx.shared.clone();
+        while !self.closing
+            && !self.waiting_for_replies
+            && self.syncs.get() == 0
+            && !input.is_empty()
+        {
+            match parser.parse(input) {
+                Ok(Parsed::Incomplete) => break,
+                Ok(Parsed::Empty { consumed }) => {
+                    let _ = input.split_to(consumed);
+                }
+                Ok(Parsed::Request { consumed }) => {
+                    let state = self.state();
+                    let args = ReqArgs { parser, frame: parser.resp(input) };
+                    let plan = classify(&shared.table, &self.policy, state, &args, &mut self.keys);
+                    if plan.waits_for_earlier_replies(state)
+                        && self.next_seq != self.client.answered()
+                    {
+                        // Read again (and classified again) once they are written.
+                        parser.reset();
+                        self.waiting_for_replies = true;
+                        break;
+                    }
+                    let inline = input[0] != b'*';
+                    let frame = if inline {
+                        let frame = Bytes::copy_from_slice(parser.resp(input));
+                        let _ = input.split_to(consumed);
+                        frame
+                    } else {
+                        input.split_to(consumed).freeze()
+                    };
+                    self.execute(plan, &ReqArgs { parser, frame: &frame }, &frame);
+                }
+                Err(e) => {
+                    Stats::add(&self.ctx.shared.stats.protocol_errors, 1);
+                    let seq = self.take_seq();
+                    self.reply_error(seq, &format!("ERR Protocol error: {e}"));
+                    self.closing = true;
+                    input.clear();
+                }
+            }
+        }
+        self.paused_by_sync = self.syncs.get() > 0 && !input.is_empty();
+    }
+
+    /// Runs a request's plan.
+    fn execute(&mut self, plan: Plan<'_>, args: &ReqArgs, frame: &Bytes) {
+        let info = plan.info();
+        if let Some(info) = info {
+            self.entry.set_command(info.id);
+        }
+        if let Plan::Subscribed { action, .. } = plan {
+            // Answered by Pub/Sub frames, not a numbered reply.
+            return self.subscribed_request(action, args, frame);
+        }
+        let seq = self.take_seq();
+        if let Some(info) = info {
+            crate::metrics::bump(&self.ctx.commands.calls[usize::from(info.id)], 1);
+        }
+        match plan {
+            Plan::Slot { info, slot } => self.keyed_at(seq, info, args, frame, slot),
+            Plan::Split { info, split } => self.split(seq, info, split, args),
+            Plan::FanOut { info, merge } => self.all_masters(seq, info, merge, frame),
+            Plan::AnyMaster { info } => self.any_master(seq, info, frame),
+            Plan::Local { info, local } => self.local(seq, info, local, args, frame),
+            Plan::Transaction { info, step } => self.transaction(seq, info, step, args, frame),
+            Plan::Blocking { info, slot } => self.blocking(seq, info, slot, args, frame),
+            Plan::Subscribe { action, .. } => self.subscribe(seq, action, args, frame),
+            Plan::NothingToUnsubscribe { info } => {
+                let channels: Vec<&[u8]> = (1..args.count()).map(|i| args.arg(i)).collect();
+                self.reply(seq, &subscribed::nothing_to_unsubscribe(&info.name, &channels, 0));
+            }
+            Plan::Subscribed { .. } => unreachable!("executed above"),
+            Plan::Refuse(refusal) if refusal.aborts => self.reply_error(seq, &refusal.error),
+            Plan::Refuse(refusal) => self.reply_error_only(seq, &refusal.error),
+        }
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq - 1
+    }
+
+    fn reply(&self, seq: u64, frame: &[u8]) {
+        self.client.deliver(seq, frame);
+    }
+
+    /// An error the proxy gives to a request. Inside MULTI it aborts the transaction.
+    fn reply_error(&self, seq: u64, text: &str) {
+        if let Some(tx) = self.tx.as_ref().filter(|tx| tx.multi) {
+            tx.aborted.set(true);
+        }
+        self.reply_error_only(seq, text);
+    }
+
+    /// An error that leaves an open transaction as it is (a nested MULTI, as in Redis).
+    fn reply_error_only(&self, seq: u64, text: &str) {
+        Stats::add(&self.ctx.shared.stats.errors, 1);
+        let mut out = Vec::with_capacity(text.len() + 3);
+        write::error(&mut out, text.as_bytes());
+        self.reply(seq, &out);
+    }
+
+    fn request(&self, info: &CommandInfo, args: &ReqArgs, bytes: Bytes, target: Target) -> Request {
+        let retry_safe = info.flags.readonly || is_idempotent(info, args);
+        let mut req = Request::new(bytes, target, info.flags.readonly, retry_safe, self.ctx.now());
+        req.command = Some(info.id);
+        req.ack = self.ctx.write_ack && info.writes;
+        req.resp3 = self.resp3;
+        req
+    }
+
+    fn sink(&self, seq: u64) -> Sink {
+        Sink::Client { client: self.client.clone(), seq }
+    }
+
+    fn first_master(&self) -> Option<Rc<str>> {
+        let map = self.ctx.map();
+        map.serving_masters().first().map(|&m| map.addr(m).into())
+    }
+
+    /// The serving masters (and with `replicas`, every replica too), in address order.
+    fn nodes(&self, replicas: bool) -> Vec<Rc<str>> {
+        let map = self.ctx.map();
+        let masters = map.serving_masters();
+        let mut nodes: Vec<Rc<str>> = masters.iter().map(|&m| map.addr(m).into()).collect();
+        if replicas {
+            for &m in &masters {
+                nodes.extend(map.replicas_of(m).map(|r| Rc::from(map.addr(r))));
+            }
+        }
+        nodes
+    }
+}
+
+/// True for writes that may be sent again after a lost connection and give the same reply:
+/// SET without NX/XX/GET, SETEX, PSETEX, HMSET.
+fn is_idempotent(info: &CommandInfo, args: &ReqArgs) -> bool {
+    match info.name.as_str() {
+        "set" => (3..args.count()).all(|i| {
+            let a = args.arg(i);
+            !(a.eq_ignore_ascii_case(b"NX")
+                || a.eq_ignore_ascii_case(b"XX")
+                || a.eq_ignore_ascii_case(b"GET"))
+        }),
+        "setex" | "psetex" | "hmset" | "mset" => true,
+        _ => false,
+    }
+}
