@@ -71,6 +71,22 @@ def main():
     pubsub.unsubscribe("py-news")
     pubsub.close()
 
+    # Sharded Pub/Sub: the channel's slot is the proxy's, like every slot.
+    sharded = rc.pubsub()
+    sharded.ssubscribe("py-shard")
+    confirm = sharded.get_sharded_message(timeout=10)
+    check(confirm and confirm["type"] == "ssubscribe", f"ssubscribe: {confirm}")
+    deadline = time.time() + 20
+    received = None
+    while received is None and time.time() < deadline:
+        rc.spublish("py-shard", "sharded hello")
+        message = sharded.get_sharded_message(timeout=0.5)
+        if message and message["type"] == "smessage":
+            received = message
+    check(received and received["data"] == "sharded hello", f"smessage: {received}")
+    sharded.sunsubscribe("py-shard")
+    sharded.close()
+
     # Cluster questions the client may ask, answered by the proxy.
     check(rc.cluster_keyslot("foo") == 12182, "CLUSTER KEYSLOT")
     info = rc.cluster_info()
