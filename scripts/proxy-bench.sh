@@ -5,7 +5,12 @@
 # proxy's CPU seconds per million requests; then where the cores' time went on each path
 # (client, redis-server, proxy, idle; from /proc), and the ratio a never-idle path would reach.
 #
+# With --baseline BIN (another build of redkeep, e.g. of main), a second proxy from BIN runs
+# beside this one (port 27311) and every test runs on both, interleaved (the order alternates
+# from test to test), --rounds times; only that before/after table is printed then.
+#
 # Usage: scripts/proxy-bench.sh [-n REQUESTS_AT_P1] [-m REQUESTS_AT_P16] [--threads N]
+#                               [--baseline BIN] [--rounds N]
 # Needs: redis-server, redis-benchmark (make deps), a release build (built here if missing).
 # It runs its own cluster on ports 27301-27306 (proxy 27310) in a temporary dir, with the
 # append-only file and RDB snapshots off, and removes it at the end, also on failure.
@@ -15,12 +20,16 @@ cd "$(dirname "$0")/.."
 N_P1=300000
 N_P16=1000000
 THREADS=""
+BASELINE=""
+ROUNDS=1
 while [ $# -gt 0 ]; do
   case "$1" in
     -n) N_P1="$2"; shift 2 ;;
     -m) N_P16="$2"; shift 2 ;;
     --threads) THREADS="$2"; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    --baseline) BASELINE="$2"; shift 2 ;;
+    --rounds) ROUNDS="$2"; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -32,8 +41,11 @@ DIR=$(mktemp -d /tmp/redkeep-bench.XXXXXX)
 BASE=27301
 PROXY_PORT=27310
 PROXY_PID=""
+BASELINE_PORT=27311
+BASELINE_PID=""
 cleanup() {
   [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null && wait "$PROXY_PID" 2>/dev/null
+  [ -n "$BASELINE_PID" ] && kill "$BASELINE_PID" 2>/dev/null && wait "$BASELINE_PID" 2>/dev/null
   "$REDKEEP" down --dir "$DIR" --purge >/dev/null 2>&1 || true
   rm -rf "$DIR"
 }
@@ -56,6 +68,14 @@ PROXY_ARGS=(proxy "${SEEDS[@]}" --listen "127.0.0.1:$PROXY_PORT" --stats off)
 PROXY_PID=$!
 for _ in $(seq 100); do redis-cli -p "$PROXY_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 redis-cli -p "$PROXY_PORT" ping >/dev/null || { cat "$DIR/proxy.log" >&2; exit 1; }
+if [ -n "$BASELINE" ]; then
+  BASELINE_ARGS=(proxy "${SEEDS[@]}" --listen "127.0.0.1:$BASELINE_PORT" --stats off)
+  [ -n "$THREADS" ] && BASELINE_ARGS+=(--threads "$THREADS")
+  "$BASELINE" "${BASELINE_ARGS[@]}" >"$DIR/baseline.log" 2>&1 &
+  BASELINE_PID=$!
+  for _ in $(seq 100); do redis-cli -p "$BASELINE_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  redis-cli -p "$BASELINE_PORT" ping >/dev/null || { cat "$DIR/baseline.log" >&2; exit 1; }
+fi
 
 TICKS=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -72,13 +92,52 @@ bench() { # args: target-args... -- P d test n
   awk '{print $16 + $17}' "/proc/$BASHPID/stat"
 }
 
-# One measured run of one path; prints "rps p50 p99 client redis proxy idle", CPU in ticks.
+# One measured run of one path; prints "rps p50 p99 client redis proxy idle", CPU in ticks
+# (the proxy's is that of $MEASURED_PID).
+MEASURED_PID=""
 measure() { # args: target-args... -- P d test n
-  local r0 i0 p0 rps p50 p99 client
-  r0=$(redis_ticks); i0=$(idle_ticks); p0=$(cpu_ticks "$PROXY_PID")
+  local r0 i0 p0 rps p50 p99 client pid=${MEASURED_PID:-$PROXY_PID}
+  r0=$(redis_ticks); i0=$(idle_ticks); p0=$(cpu_ticks "$pid")
   read -r rps p50 p99 client < <(bench "$@")
-  echo "$rps $p50 $p99 $client $(($(redis_ticks) - r0)) $(($(cpu_ticks "$PROXY_PID") - p0)) $(($(idle_ticks) - i0))"
+  echo "$rps $p50 $p99 $client $(($(redis_ticks) - r0)) $(($(cpu_ticks "$pid") - p0)) $(($(idle_ticks) - i0))"
 }
+
+# --baseline: each test on the baseline proxy and on this one, in alternating order, for
+# each round; one table row per test and round.
+if [ -n "$BASELINE" ]; then
+  echo "Before (--baseline $BASELINE) and after (this build), interleaved, $ROUNDS round(s):"
+  echo
+  echo "| round | -P | -d | test | before ops/s | after ops/s | after/before | before p50/p99 ms | after p50/p99 ms | before CPU s per 1M | after CPU s per 1M | after/before CPU |"
+  echo "|---:|---:|---:|---|---:|---:|---:|---|---|---:|---:|---:|"
+  turn=0
+  for round in $(seq "$ROUNDS"); do
+    for p in 16 1; do
+      n=$N_P1; [ "$p" = 16 ] && n=$N_P16
+      for d in 32 4096; do
+        for t in set get; do
+          turn=$((turn + 1))
+          for side in $(if [ $((turn % 2)) = 0 ]; then echo before after; else echo after before; fi); do
+            if [ "$side" = before ]; then
+              MEASURED_PID=$BASELINE_PID
+              read -r b_rps b_p50 b_p99 _ _ b_proxy _ < <(measure -p "$BASELINE_PORT" -- "$p" "$d" "$t" "$n")
+            else
+              MEASURED_PID=$PROXY_PID
+              read -r a_rps a_p50 a_p99 _ _ a_proxy _ < <(measure -p "$PROXY_PORT" -- "$p" "$d" "$t" "$n")
+            fi
+          done
+          MEASURED_PID=""
+          awk -v r="$round" -v p="$p" -v d="$d" -v t="${t^^}" -v br="$b_rps" -v ar="$a_rps" \
+              -v bp50="$b_p50" -v bp99="$b_p99" -v ap50="$a_p50" -v ap99="$a_p99" \
+              -v bt="$b_proxy" -v at="$a_proxy" -v hz="$TICKS" -v n="$n" \
+            'BEGIN { bc = (bt / hz) / (n / 1e6); ac = (at / hz) / (n / 1e6)
+                     printf "| %s | %s | %s | %s | %.0f | %.0f | %.0f%% | %s / %s | %s / %s | %.2f | %.2f | %.0f%% |\n",
+                       r, p, d, t, br, ar, 100 * ar / br, bp50, bp99, ap50, ap99, bc, ac, (bc > 0 ? 100 * ac / bc : 0) }'
+        done
+      done
+    done
+  done
+  exit 0
+fi
 
 RESULTS=()
 echo "| -P | -d | test | direct ops/s | proxy ops/s | proxy/direct | direct p50/p99 ms | proxy p50/p99 ms | proxy CPU s per 1M req |"

@@ -116,23 +116,25 @@ pub fn in_transaction(route: Route, multi: bool) -> InTransaction {
             "HELLO cannot change the protocol while a transaction is open; send it before WATCH \
              or MULTI, or after EXEC, DISCARD or UNWATCH",
         ),
+        // What any node answers as the proxy would is queued by the node; what only the proxy
+        // can answer (CLIENT, SCAN, CONFIG, INFO, and any new local command unless listed
+        // here) is refused.
         Route::Local(
-            self::Local::Client
-            | self::Local::Scan
-            | self::Local::Config
-            | self::Local::Info
-            | self::Local::Cluster
-            | self::Local::Role
-            | self::Local::Reports,
-        ) if multi => Refused(
-            "CLIENT, SCAN, CONFIG, INFO, CLUSTER, ROLE, SLOWLOG, LATENCY and MEMORY are \
-             answered by the proxy, not queued by a node; send them outside MULTI",
+            self::Local::Ping
+            | self::Local::Echo
+            | self::Local::Time
+            | self::Local::Command
+            | self::Local::Select
+            | self::Local::Auth
+            | self::Local::Readonly,
+        ) if multi => Pinned,
+        Route::Local(_) if multi => Refused(
+            "this command is answered by the proxy, not queued by a node; send it outside MULTI",
         ),
         Route::AllMasters(_) if multi => Refused(
             "this command runs on every master, so it cannot be queued in one node's \
              transaction; send it outside MULTI",
         ),
-        Route::Local(_) if multi => Pinned,
         Route::Local(_) | Route::Unsupported(_) => AsUsual,
         Route::PubSub => Refused("Pub/Sub commands are not supported inside a transaction"),
         Route::Keyed
@@ -454,10 +456,6 @@ pub enum KeyError {
     NumKeys,
     #[error("value is not an integer or out of range")]
     NotInteger,
-    #[error("Number of keys can't be negative")]
-    NegativeKeys,
-    #[error("Number of keys can't be greater than number of args")]
-    TooManyKeys,
     #[error("at least 1 input key is needed for '{0}' command")]
     NoInputKey(String),
     #[error("the proxy cannot find the keys of '{0}'")]
@@ -568,20 +566,15 @@ fn movable_key_positions(
     }
 }
 
-/// EVAL script numkeys key... arg... (and EVALSHA, FCALL): numkeys checked with Redis' words
-/// for each way it can be wrong.
+/// EVAL script numkeys key... arg... (and EVALSHA, FCALL). A numkeys the node would refuse
+/// (not a number, negative, more than the arguments) finds no key: the request then goes to
+/// any master, which refuses it in its own words and order (FCALL looks up the function
+/// first) without running anything, or queues it inside MULTI as Redis does.
 fn script_keys(args: &(impl Args + ?Sized), out: &mut Vec<usize>) -> Result<(), KeyError> {
-    let count: i64 = std::str::from_utf8(args.arg(2))
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or(KeyError::NotInteger)?;
-    if count < 0 {
-        return Err(KeyError::NegativeKeys);
+    let count = std::str::from_utf8(args.arg(2)).ok().and_then(|s| s.parse::<usize>().ok());
+    if let Some(count) = count.filter(|&count| count <= args.count() - 3) {
+        out.extend(3..3 + count);
     }
-    if count as u64 > (args.count() - 3) as u64 {
-        return Err(KeyError::TooManyKeys);
-    }
-    out.extend(3..3 + count as usize);
     Ok(())
 }
 
@@ -679,9 +672,10 @@ mod tests {
         assert_eq!(keys(&table, "EVAL s 2 a b x y").unwrap(), ["a", "b"]);
         assert_eq!(keys(&table, "EVALSHA s 0 x").unwrap(), Vec::<String>::new());
         assert_eq!(keys(&table, "FCALL_RO f 1 a x").unwrap(), ["a"]);
-        assert_eq!(keys(&table, "EVAL s 3 a b"), Err(KeyError::TooManyKeys));
-        assert_eq!(keys(&table, "EVAL s k1"), Err(KeyError::NotInteger));
-        assert_eq!(keys(&table, "FCALL f -1"), Err(KeyError::NegativeKeys));
+        // The node refuses these in its own words.
+        assert_eq!(keys(&table, "EVAL s 3 a b").unwrap(), Vec::<String>::new());
+        assert_eq!(keys(&table, "EVAL s k1").unwrap(), Vec::<String>::new());
+        assert_eq!(keys(&table, "FCALL f -1").unwrap(), Vec::<String>::new());
         assert_eq!(keys(&table, "ZUNION x a"), Err(KeyError::NotInteger));
         assert_eq!(
             keys(&table, "ZINTERSTORE d 0 a"),

@@ -1,10 +1,12 @@
 //! redkeep's cluster-aware proxy: one address that serves any Redis client by sending each
 //! command to the master owning its keys' slot, following failovers and slot moves itself.
 //!
-//! Layout: [`commands`] (what each command is and how it is served), [`slotmap`] (which node
-//! serves a slot), [`fanout`] (merging split commands) are pure. [`session`] reads a client's
-//! requests, [`worker`] routes them, [`backend`] is a pipelined node connection, [`client`]
-//! keeps replies in request order. Each worker thread runs its own current-thread runtime and
+//! Layout: [`commands`] (what each command is and how it is served), [`plan`] (a request
+//! classified once into what to do with it), [`slotmap`] (which node serves a slot),
+//! [`fanout`] (merging split commands) are pure. [`session`] reads a client's requests and
+//! executes their plans, [`worker`] routes them, [`backend`] is a pipelined node connection
+//! (it reports to its worker through [`backend::Owner`]), [`request`] is what travels between
+//! them, [`client`] keeps replies in request order. Each worker thread runs its own current-thread runtime and
 //! owns its clients and backend connections; the accept loop and the topology refresher run on
 //! the caller's runtime.
 
