@@ -6,7 +6,11 @@
 //! [`fanout`] (merging split commands) are pure. [`session`] reads a client's requests and
 //! executes their plans, [`worker`] routes them, [`backend`] is a pipelined node connection
 //! (it reports to its worker through [`backend::Owner`]), [`request`] is what travels between
-//! them, [`client`] keeps replies in request order. Each worker thread runs its own current-thread runtime and
+//! them, [`client`] keeps replies in request order. What the proxy answers about the whole
+//! cluster is pure too: [`cluster_view`] (the proxy as a one-node cluster, for cluster-aware
+//! clients), [`info`] (INFO's sections merged from the masters'), [`reports`] (SLOWLOG,
+//! LATENCY, MEMORY merged and labelled), [`client_admin`] (CLIENT KILL/REPLY/UNBLOCK),
+//! [`freshness`] (how old the slot map is). Each worker thread runs its own current-thread runtime and
 //! owns its clients and backend connections; the accept loop and the topology refresher run on
 //! the caller's runtime.
 
