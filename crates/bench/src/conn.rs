@@ -58,6 +58,26 @@ impl SlotTable {
     }
 }
 
+/// Checks that `addr` answers a PING, for a run to fail at once, with one error, when its
+/// target is down or is not a Redis server.
+pub async fn probe(addr: &str) -> Result<(), String> {
+    let hint = "is the proxy (or Redis) running there? `redkeep up` starts a local cluster \
+                with its proxy; --target names another";
+    let mut conn = NodeConn::connect(addr).await.map_err(|e| format!("{e}: {hint}"))?;
+    conn.stream
+        .write_all(b"*1\r\n$4\r\nPING\r\n")
+        .await
+        .map_err(|e| format!("{addr}: {e}: {hint}"))?;
+    let mut scanner = Scanner::new(Limits::default());
+    let answer =
+        tokio::time::timeout(std::time::Duration::from_secs(5), conn.next_frame(&mut scanner));
+    match answer.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("{addr} did not answer PING ({e}): {hint}")),
+        Err(_) => Err(format!("{addr} did not answer PING within 5 s: {hint}")),
+    }
+}
+
 struct NodeConn {
     stream: TcpStream,
     read: BytesMut,

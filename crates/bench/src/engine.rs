@@ -88,7 +88,10 @@ impl PhaseState {
 
 /// What one connection measured in a phase.
 struct Tally {
+    /// Latency of the operations that succeeded (a failed one is not served throughput).
     histogram: Histogram<u64>,
+    /// Operations done, failed or not.
+    ops: u64,
     errors: u64,
     missing: u64,
     wrong: u64,
@@ -102,6 +105,7 @@ impl Tally {
     fn new() -> Tally {
         Tally {
             histogram: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid HDR bounds"),
+            ops: 0,
             errors: 0,
             missing: 0,
             wrong: 0,
@@ -136,6 +140,9 @@ pub async fn run(
     let table = if workload.cluster {
         Some(Arc::new(RwLock::new(SlotTable::load(&workload.target).await?)))
     } else {
+        // As with --cluster, a target that does not answer ends the run before it starts,
+        // with one error, instead of phases of failed operations.
+        crate::conn::probe(&workload.target).await?;
         None
     };
     let mut phases = Vec::new();
@@ -263,7 +270,6 @@ async fn connection(
         );
         let mut errors = 0;
         for (i, outcome) in outcomes.iter().enumerate() {
-            let _ = tally.histogram.record(latency.min(60_000_000));
             let failed = match outcome {
                 Outcome::Ok | Outcome::Match => false,
                 Outcome::Missing => {
@@ -285,6 +291,8 @@ async fn connection(
             };
             if failed {
                 errors += 1;
+            } else {
+                let _ = tally.histogram.record(latency.min(60_000_000));
             }
             add_to_batch(
                 &mut tally.batches,
@@ -292,6 +300,7 @@ async fn connection(
                 (1, u64::from(failed), start_s, end_s),
             );
         }
+        tally.ops += outcomes.len() as u64;
         tally.errors += errors;
         state.progress.done.fetch_add(outcomes.len() as u64, Relaxed);
         state.progress.errors.fetch_add(errors, Relaxed);
@@ -400,20 +409,24 @@ fn summarize(name: &str, size: usize, seconds: f64, tallies: Vec<Tally>) -> (Pha
     let mut histogram =
         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid HDR bounds");
     let mut batches: BTreeMap<u64, (u64, u64, f64, f64)> = BTreeMap::new();
-    let (mut errors, mut missing, mut wrong) = (0, 0, 0);
+    let (mut ops, mut errors, mut missing, mut wrong) = (0, 0, 0, 0);
     let mut failed = HashSet::new();
+    let mut first_error = None;
     for tally in tallies {
         let _ = histogram.add(&tally.histogram);
+        ops += tally.ops;
         errors += tally.errors;
         missing += tally.missing;
         wrong += tally.wrong;
         failed.extend(tally.failed_sets);
-        if let Some(error) = &tally.first_error {
-            tracing::warn!(phase = name, size, %error, "errors in this phase");
-        }
+        first_error = first_error.or(tally.first_error);
         for (number, b) in tally.batches {
             add_to_batch(&mut batches, number, b);
         }
+    }
+    // One line per phase, not one per connection.
+    if let Some(error) = &first_error {
+        tracing::warn!(phase = name, size, errors, first = %error, "operations failed in this phase");
     }
     let batches = batches
         .into_iter()
@@ -428,7 +441,7 @@ fn summarize(name: &str, size: usize, seconds: f64, tallies: Vec<Tally>) -> (Pha
     let phase = Phase {
         op: name.to_string(),
         size,
-        requests: histogram.len(),
+        requests: ops,
         errors,
         missing,
         wrong,

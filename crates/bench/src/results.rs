@@ -64,8 +64,11 @@ pub struct Phase {
 }
 
 impl Phase {
+    /// Operations that succeeded per second: a failed one (an error, a lost connection, a
+    /// wrong or missing value) is not throughput.
     pub fn ops_per_sec(&self) -> f64 {
-        if self.seconds > 0.0 { self.requests as f64 / self.seconds } else { 0.0 }
+        let served = self.requests.saturating_sub(self.errors);
+        if self.seconds > 0.0 { served as f64 / self.seconds } else { 0.0 }
     }
 
     /// Value bytes moved per second, in MB (10^6 bytes).
@@ -102,4 +105,31 @@ pub struct Batch {
     /// Seconds since the phase started.
     pub start: f64,
     pub end: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phase(requests: u64, errors: u64) -> Phase {
+        Phase {
+            op: "SET".into(),
+            size: 1000,
+            requests,
+            errors,
+            missing: 0,
+            wrong: 0,
+            seconds: 2.0,
+            latency: Latency::default(),
+            batches: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn failed_operations_are_not_throughput() {
+        assert_eq!(phase(100, 100).ops_per_sec(), 0.0);
+        assert_eq!(phase(100, 100).mb_per_sec(), 0.0);
+        assert_eq!(phase(100, 20).ops_per_sec(), 40.0);
+        assert_eq!(phase(100, 20).error_percent(), 20.0);
+    }
 }

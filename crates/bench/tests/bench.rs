@@ -234,3 +234,46 @@ async fn mixed_open_loop_and_stopped_runs_count_what_they_did() {
     assert!(table.lines().nth(1).unwrap().contains("1.00"), "{table}");
     proxy.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_operations_are_errors_not_throughput() {
+    // A Redis that refuses every SET: out of memory, and no eviction.
+    let server = deploy::testing::StandaloneServer::start();
+    let mut conn =
+        cluster::admin::AdminConn::connect(&server.addr(), Duration::from_secs(2)).await.unwrap();
+    conn.query_ok(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]).await.unwrap();
+    conn.query_ok(&["CONFIG", "SET", "maxmemory", "1"]).await.unwrap();
+    let mut w = workload(&server.addr(), false);
+    w.sizes = vec![64];
+    w.requests = Some(500);
+    let phases = bench::engine::run(&w, |_, _, _, _| {}).await.unwrap();
+    let set = phases.iter().find(|p| p.op == "SET").unwrap();
+    assert_eq!((set.requests, set.errors), (500, 500), "every SET was refused");
+    assert_eq!(set.ops_per_sec(), 0.0, "refused operations are not throughput");
+    assert_eq!(set.latency.histogram, Vec::new(), "nor latency of served requests");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_target_ends_the_run_before_it_starts() {
+    let target = format!("127.0.0.1:{}", deploy::ports::free_port());
+    let mut phases_started = 0;
+    let w = workload(&target, false);
+    let result = bench::engine::run(&w, |_, _, _, _| phases_started += 1).await;
+    let Err(error) = result else { panic!("a run against nothing did not fail") };
+    assert!(error.contains(&target) && error.contains("cannot connect"), "{error}");
+    assert_eq!(phases_started, 0, "no phase ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_version_behind_a_proxy_is_recorded() {
+    let cluster = TestCluster::start(3, 0).await;
+    let proxy = start_proxy(&cluster).await;
+    let mut conn = cluster::admin::AdminConn::connect(&cluster.addrs()[0], Duration::from_secs(2))
+        .await
+        .unwrap();
+    let info = conn.info("server").await.unwrap();
+    let version = cluster::admin::info_field(&info, "redis_version").unwrap().to_string();
+    let (mode, seen, _) = bench::describe_target(&proxy.local_addr.to_string(), None).await;
+    assert_eq!((mode.as_str(), seen.as_str()), ("proxy", version.as_str()));
+    proxy.shutdown().await;
+}

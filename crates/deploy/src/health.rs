@@ -3,12 +3,19 @@
 
 use std::time::Duration;
 
-use cluster::admin::{AdminConn, info_field};
+use cluster::admin::{AdminConn, AdminError, info_field};
 
 /// The `# Proxy` section of a redkeep proxy's INFO; an error saying why when there is none
 /// (nothing answers, or what answers is not a redkeep proxy).
 pub async fn proxy_info(addr: &str, timeout: Duration) -> Result<Vec<(String, String)>, String> {
-    let mut conn = AdminConn::connect(addr, timeout).await.map_err(|e| e.to_string())?;
+    let mut conn = AdminConn::connect(addr, timeout).await.map_err(|e| match e {
+        // The generic text asks whether a redis-server runs there; here a proxy should.
+        AdminError::Connect { source, .. } => format!(
+            "no redkeep proxy answers on {addr} ({source}): start one there (`redkeep proxy`, \
+             or `redkeep up` for a local cluster), or name the right one with --proxy HOST:PORT"
+        ),
+        other => other.to_string(),
+    })?;
     let info = conn.info("proxy").await.map_err(|e| e.to_string())?;
     match info_field(&info, "redkeep_version") {
         Some(_) => Ok(info),

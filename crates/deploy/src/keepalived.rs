@@ -43,6 +43,8 @@ pub enum VrrpError {
     PassTooLong,
     #[error("--router-id must be between 1 and 255")]
     BadRouterId,
+    #[error("--priority must be between 1 and 255 (keepalived refuses 0)")]
+    BadPriority,
     #[error("`{0}` must not contain spaces or quotes (keepalived splits script lines on them)")]
     BadPath(String),
 }
@@ -98,6 +100,9 @@ fn validate(spec: &VrrpSpec) -> Result<(), VrrpError> {
     }
     if spec.virtual_router_id == 0 {
         return Err(VrrpError::BadRouterId);
+    }
+    if spec.priority == 0 {
+        return Err(VrrpError::BadPriority);
     }
     for text in [&spec.redkeep, &spec.proxy, &spec.notify_log, &spec.interface] {
         if text.is_empty() || text.contains([' ', '"', '\'']) {
@@ -325,5 +330,6 @@ mod tests {
         assert_eq!(bad(|s| s.auth_pass = Some("toolongpass".into())), VrrpError::PassTooLong);
         assert_eq!(bad(|s| s.virtual_router_id = 0), VrrpError::BadRouterId);
         assert!(matches!(bad(|s| s.redkeep = "/my path/redkeep".into()), VrrpError::BadPath(_)));
+        assert!(matches!(bad(|s| s.priority = 0), VrrpError::BadPriority));
     }
 }

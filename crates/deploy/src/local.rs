@@ -122,6 +122,30 @@ pub enum DeployError {
     Damaged { dir: PathBuf, reason: String },
     #[error("node {port} did not start: {reason}\n--- last lines of {} ---\n{log_tail}", log.display())]
     NodeFailed { port: u16, reason: String, log: PathBuf, log_tail: String },
+    #[error(
+        "node {port} did not start: its cluster state file {} is corrupted (redis-server \
+         refuses it; its data is still in {}). To bring the node back: restore that file from \
+         your backup; or, when another node of its shard is alive (`redkeep status` shows a \
+         master for its slots), start it afresh as a replica: move nodes.conf and appendonlydir \
+         out of {}, start it with `redis-server {}/redis.conf --daemonize yes`, join it with \
+         `redis-cli --cluster add-node {host}:{port} {host}:{other_port} --cluster-slave` (it \
+         copies its data from its master), and remove its old id from the others with \
+         `redkeep call {host}:{other_port} CLUSTER FORGET <old id>` (`redkeep check` names it)",
+        nodes_conf.display(), node_dir.display(), node_dir.display(), node_dir.display()
+    )]
+    CorruptNodesConf {
+        host: String,
+        port: u16,
+        other_port: u16,
+        nodes_conf: PathBuf,
+        node_dir: PathBuf,
+    },
+    #[error(
+        "the cluster in {} is already run by another `redkeep up` (pid {pid}): use it as it is, \
+         or stop it first (Ctrl-C where it runs, or `redkeep down --dir {}`, which stops it)",
+        dir.display(), dir.display()
+    )]
+    AlreadyUp { dir: PathBuf, pid: String },
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
 }
@@ -182,6 +206,21 @@ pub fn open(dir: &Path) -> Result<LocalDir, DeployError> {
         }
     }
     Ok(local)
+}
+
+/// The file a running `redkeep up` locks (and writes its pid into) in the dir's root.
+pub const UP_LOCK_FILE: &str = "up.lock";
+
+/// Held while a `redkeep up` runs; dropping it (or the process ending) releases the lock.
+#[derive(Debug)]
+pub struct UpLock {
+    _file: std::fs::File,
+}
+
+/// True when a node's log says redis-server refused to load its `nodes.conf`.
+pub fn refuses_its_nodes_conf(log_tail: &str) -> bool {
+    log_tail.contains("corrupted cluster config file")
+        || log_tail.contains("Unrecoverable error: corrupted cluster")
 }
 
 /// A node started by [`LocalDir::start`].
@@ -311,7 +350,64 @@ impl LocalDir {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let log_tail = lines[lines.len().saturating_sub(10)..].join("\n");
+        if refuses_its_nodes_conf(&log_tail) {
+            let node_dir = self.node_dir(port);
+            return DeployError::CorruptNodesConf {
+                host: self.manifest.host.clone(),
+                port,
+                other_port: self
+                    .manifest
+                    .ports
+                    .iter()
+                    .copied()
+                    .find(|&p| p != port)
+                    .unwrap_or(port),
+                nodes_conf: node_dir.join("nodes.conf"),
+                node_dir,
+            };
+        }
         DeployError::NodeFailed { port, reason, log, log_tail }
+    }
+
+    /// The pid of the `redkeep up` that holds this dir's lock (see [`LocalDir::lock_up`]), if
+    /// one runs now.
+    pub fn up_holder(&self) -> Option<u32> {
+        use std::os::fd::AsRawFd;
+        let mut file = std::fs::File::open(self.root.join(UP_LOCK_FILE)).ok()?;
+        // SAFETY: flock(2) on a descriptor this function owns; no memory is shared.
+        let free = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
+        if free {
+            return None; // Released when `file` is dropped.
+        }
+        let mut pid = String::new();
+        file.read_to_string(&mut pid).ok()?;
+        pid.trim().parse().ok()
+    }
+
+    /// Takes the lock a running `redkeep up` holds on this dir (released when its process
+    /// ends, however it ends), so that a second `up` says so instead of starting a second
+    /// proxy for the same nodes. The returned guard holds it.
+    pub fn lock_up(&self) -> Result<UpLock, DeployError> {
+        use std::os::fd::AsRawFd;
+        let path = self.root.join(UP_LOCK_FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(format!("opening {}", path.display())))?;
+        // SAFETY: flock(2) on a descriptor this function owns; no memory is shared.
+        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if !locked {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = if pid.trim().is_empty() { "unknown".into() } else { pid.trim().to_string() };
+            return Err(DeployError::AlreadyUp { dir: self.root.clone(), pid });
+        }
+        let _ = file.set_len(0);
+        let _ = write!(file, "{}", std::process::id());
+        Ok(UpLock { _file: file })
     }
 
     /// Stops every running node of this dir: `SHUTDOWN` (which saves), then SIGTERM and
@@ -377,10 +473,14 @@ impl LocalDir {
     /// Stops this dir's detached proxy (SIGTERM, which drains it, then SIGKILL); true when
     /// one was running.
     pub fn stop_proxy(&self) -> bool {
-        let Some(pid) = self.proxy_pid() else { return false };
-        process::terminate(pid, Duration::from_secs(10));
+        let running = self.proxy_pid();
+        if let Some(pid) = running {
+            process::terminate(pid, Duration::from_secs(10));
+        }
+        // Also when the proxy had already gone: a pid file left behind would name a process
+        // that may one day be another one.
         let _ = std::fs::remove_file(self.proxy_dir().join("proxy.pid"));
-        true
+        running.is_some()
     }
 
     /// Deletes what this dir holds (nodes must be stopped first): node dirs, the manifest, and
@@ -398,6 +498,7 @@ impl LocalDir {
             std::fs::remove_dir_all(&proxy)
                 .map_err(io_err(format!("removing {}", proxy.display())))?;
         }
+        let _ = std::fs::remove_file(self.root.join(UP_LOCK_FILE));
         let manifest = self.root.join(MANIFEST_FILE);
         std::fs::remove_file(&manifest)
             .map_err(io_err(format!("removing {}", manifest.display())))?;

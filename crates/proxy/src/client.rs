@@ -19,6 +19,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -275,7 +276,10 @@ impl Client {
                 }
             };
             match written {
-                Ok(n) => replies.consume(n),
+                Ok(n) => {
+                    crate::metrics::bump(&self.flush_queue.traffic.bytes_out, n as u64);
+                    replies.consume(n)
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flushed::Blocked,
                 Err(_) => return Flushed::Failed,
             }
@@ -339,9 +343,16 @@ impl Client {
 pub struct FlushQueue {
     clients: RefCell<Vec<Rc<Client>>>,
     wake: LocalNotify,
+    /// Where the bytes written to the worker's clients are counted.
+    traffic: Arc<crate::metrics::ClientTraffic>,
 }
 
 impl FlushQueue {
+    /// A queue whose clients' written bytes count in `traffic` (the worker's block).
+    pub fn counting(traffic: Arc<crate::metrics::ClientTraffic>) -> FlushQueue {
+        FlushQueue { clients: RefCell::default(), wake: LocalNotify::new(), traffic }
+    }
+
     fn add(&self, client: Rc<Client>) {
         let mut clients = self.clients.borrow_mut();
         if clients.is_empty() {

@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod notify;
 pub mod plan;
 pub mod pubsub;
+pub mod rates;
 pub mod reports;
 pub mod request;
 pub mod session;
@@ -109,6 +110,7 @@ pub async fn start(config: ProxyConfig) -> Result<ProxyHandle, StartError> {
     tokio::spawn(accept_loop(shared.clone(), listener, senders));
     tokio::spawn(refresh_loop(shared.clone()));
     tokio::spawn(health::check_loop(shared.clone(), shared.config.health_interval));
+    tokio::spawn(rates::sample_loop(shared.clone()));
     tracing::info!(%local_addr, threads, "proxy listening");
     Ok(ProxyHandle { local_addr, shared, workers })
 }
@@ -194,7 +196,8 @@ async fn accept_loop(
             let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
             continue;
         }
-        shared.stats.clients_connected.fetch_add(1, Relaxed);
+        let connected = shared.stats.clients_connected.fetch_add(1, Relaxed) + 1;
+        shared.stats.clients_peak.fetch_max(connected, Relaxed);
         Stats::add(&shared.stats.clients_total, 1);
         let Ok(stream) = stream.into_std() else { continue };
         if workers[next % workers.len()].send(stream).is_err() {

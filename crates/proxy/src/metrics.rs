@@ -74,6 +74,30 @@ impl HistogramSnapshot {
         (i < BUCKETS - 1).then(|| 1u64 << i)
     }
 
+    /// An estimate of the latency (µs) below which `q` of the samples fall: found by linear
+    /// interpolation inside the bucket that holds the `q`-th sample, as Prometheus'
+    /// `histogram_quantile` does. Bucket `i` holds [2^(i-1), 2^i) µs, so the true value is
+    /// within a factor of two of the estimate; the last, unbounded bucket gives its lower
+    /// bound.
+    pub fn estimate_us(&self, q: f64) -> Option<f64> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = (total as f64) * q.clamp(0.0, 1.0);
+        let mut below = 0u64;
+        for (i, &c) in self.counts.iter().enumerate() {
+            if c > 0 && (below + c) as f64 >= rank {
+                let lower = if i == 0 { 0.0 } else { (1u64 << (i - 1)) as f64 };
+                let Some(upper) = Self::upper_bound_us(i) else { return Some(lower) };
+                let inside = ((rank - below as f64) / c as f64).clamp(0.0, 1.0);
+                return Some(lower + (upper as f64 - lower) * inside);
+            }
+            below += c;
+        }
+        None
+    }
+
     /// The latency (µs, a bucket's upper bound) below which `q` of the samples fall.
     pub fn percentile_us(&self, q: f64) -> Option<u64> {
         let total = self.count();
@@ -103,11 +127,57 @@ pub struct NodeStats {
 }
 
 /// What one worker saw of each command, indexed by [`crate::commands::CommandInfo::id`].
+///
+/// `errors` are error replies the client got for the command: from its node, or made by the
+/// proxy (a refused command, an unreachable node once retries ran out). A redirect the proxy
+/// followed, or an error it retried, is not one (those count as redirects and retries). A
+/// command split over several nodes (MGET over slots, a fan-out) counts one latency and at
+/// most one error per part, since the parts are answered separately: its rows may show more
+/// latency samples and errors than calls.
 #[derive(Debug)]
 pub struct CommandStats {
     pub calls: Vec<AtomicU64>,
     pub errors: Vec<AtomicU64>,
     pub latency: Vec<Histogram>,
+    /// Errors for requests that name no known command (`ERR unknown command`).
+    pub unknown_errors: AtomicU64,
+}
+
+/// Counts one reply a client got for `command`: its latency from the proxy reading the
+/// request, and whether it was an error. A request the proxy made without a command id (the
+/// queued commands of a transaction replayed on its connection) is not counted.
+pub fn answered(stats: &CommandStats, command: Option<u16>, latency: Duration, is_error: bool) {
+    if let Some(id) = command {
+        stats.latency[usize::from(id)].record(latency);
+    }
+    if is_error {
+        command_error(stats, command);
+    }
+}
+
+/// Counts one error reply a client got for `command` from a node, or from the proxy once the
+/// request was sent (see [`answered`] for `None`).
+pub fn command_error(stats: &CommandStats, command: Option<u16>) {
+    if let Some(counter) = command.and_then(|id| stats.errors.get(usize::from(id))) {
+        bump(counter, 1);
+    }
+}
+
+/// Counts an error the proxy answered a request with itself (a refused command, bad
+/// arguments); `None`: the request named no known command.
+pub fn proxy_error(stats: &CommandStats, command: Option<u16>) {
+    match command.and_then(|id| stats.errors.get(usize::from(id))) {
+        Some(counter) => bump(counter, 1),
+        None => bump(&stats.unknown_errors, 1),
+    }
+}
+
+/// Bytes between clients and one worker: what the proxy read from its clients and wrote to
+/// them (RESP as on the wire).
+#[derive(Debug, Default)]
+pub struct ClientTraffic {
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
 }
 
 impl CommandStats {
@@ -116,6 +186,7 @@ impl CommandStats {
             calls: (0..commands).map(|_| AtomicU64::new(0)).collect(),
             errors: (0..commands).map(|_| AtomicU64::new(0)).collect(),
             latency: (0..commands).map(|_| Histogram::default()).collect(),
+            unknown_errors: AtomicU64::new(0),
         }
     }
 }
@@ -125,6 +196,7 @@ impl CommandStats {
 pub struct Registry {
     nodes: Mutex<Vec<(String, Arc<NodeStats>)>>,
     commands: Mutex<Vec<Arc<CommandStats>>>,
+    traffic: Mutex<Vec<Arc<ClientTraffic>>>,
 }
 
 impl Registry {
@@ -143,6 +215,27 @@ impl Registry {
         let block = Arc::new(CommandStats::new(commands));
         self.commands.lock().unwrap_or_else(|e| e.into_inner()).push(block.clone());
         block
+    }
+
+    /// A new block for one worker's client traffic.
+    pub fn traffic_block(&self) -> Arc<ClientTraffic> {
+        let block = Arc::new(ClientTraffic::default());
+        self.traffic.lock().unwrap_or_else(|e| e.into_inner()).push(block.clone());
+        block
+    }
+
+    /// Bytes read from and written to clients, by every worker.
+    pub fn traffic(&self) -> (u64, u64) {
+        let blocks = self.traffic.lock().unwrap_or_else(|e| e.into_inner());
+        blocks
+            .iter()
+            .fold((0, 0), |(i, o), b| (i + b.bytes_in.load(Relaxed), o + b.bytes_out.load(Relaxed)))
+    }
+
+    /// Error replies to requests that named no known command, by every worker.
+    pub fn unknown_errors(&self) -> u64 {
+        let blocks = self.commands.lock().unwrap_or_else(|e| e.into_inner());
+        blocks.iter().map(|b| b.unknown_errors.load(Relaxed)).sum()
     }
 
     /// Per node address: replies, errors, open connections, latency.
@@ -210,6 +303,46 @@ mod tests {
     }
 
     #[test]
+    fn estimates_interpolate_inside_the_bucket() {
+        let h = Histogram::default();
+        for _ in 0..100 {
+            h.record(Duration::from_micros(100)); // bucket [64, 128)
+        }
+        let s = h.snapshot();
+        assert_eq!(s.estimate_us(0.5), Some(96.0));
+        assert_eq!(s.estimate_us(1.0), Some(128.0));
+        assert_eq!(HistogramSnapshot::default().estimate_us(0.5), None);
+        // 90 fast, 10 slow: p50 among the fast, p99 among the slow ([2048, 4096) µs).
+        for _ in 0..11 {
+            h.record(Duration::from_millis(3));
+        }
+        let s = h.snapshot();
+        assert!(s.estimate_us(0.5).unwrap() < 128.0);
+        let p99 = s.estimate_us(0.99).unwrap();
+        assert!((2048.0..=4096.0).contains(&p99), "{p99}");
+        // The unbounded last bucket gives its lower bound.
+        let slow = Histogram::default();
+        slow.record(Duration::from_secs(3600));
+        assert_eq!(slow.snapshot().estimate_us(0.5), Some((1u64 << (BUCKETS - 2)) as f64));
+    }
+
+    #[test]
+    fn answers_count_errors_per_command_or_as_unknown() {
+        let stats = CommandStats::new(3);
+        answered(&stats, Some(1), Duration::from_micros(5), true);
+        answered(&stats, Some(1), Duration::from_micros(5), false);
+        answered(&stats, None, Duration::ZERO, true); // no command id: not counted
+        command_error(&stats, Some(2));
+        proxy_error(&stats, Some(2));
+        proxy_error(&stats, None); // an unknown command
+        proxy_error(&stats, Some(99)); // not in the table: counted, as unknown
+        assert_eq!(stats.errors[1].load(Relaxed), 1);
+        assert_eq!(stats.errors[2].load(Relaxed), 2);
+        assert_eq!(stats.unknown_errors.load(Relaxed), 2);
+        assert_eq!(stats.latency[1].snapshot().count(), 2);
+    }
+
+    #[test]
     fn blocks_of_several_workers_add_up() {
         let registry = Registry::default();
         for _ in 0..2 {
@@ -223,5 +356,9 @@ mod tests {
         assert_eq!((nodes[0].1, nodes[0].4.count()), (6, 2));
         let commands = registry.commands();
         assert_eq!(commands.iter().map(|c| (c.0, c.1)).collect::<Vec<_>>(), [(2, 10)]);
+        for n in [3, 4] {
+            bump(&registry.traffic_block().bytes_in, n);
+        }
+        assert_eq!(registry.traffic(), (7, 0));
     }
 }

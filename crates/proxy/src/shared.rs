@@ -25,6 +25,8 @@ pub struct Shared {
     pub stats: Stats,
     /// Per-worker statistics blocks (per node, per command).
     pub registry: crate::metrics::Registry,
+    /// The last seconds of sampled totals, for per-second rates (see [`crate::rates`]).
+    pub rates: std::sync::Mutex<crate::rates::RateWindow>,
     /// The health checker's last word on each node.
     pub health: std::sync::Mutex<std::collections::HashMap<String, crate::health::NodeHealth>>,
     pub started: Instant,
@@ -54,6 +56,7 @@ impl Shared {
             shutdown: CancellationToken::new(),
             stats: Stats::default(),
             registry: crate::metrics::Registry::default(),
+            rates: Default::default(),
             health: std::sync::Mutex::new(std::collections::HashMap::new()),
             started: Instant::now(),
             next_client_id: AtomicU64::new(1),
@@ -112,6 +115,8 @@ impl Shared {
 #[derive(Default)]
 pub struct Stats {
     pub clients_connected: AtomicUsize,
+    /// The most clients connected at once since the proxy started.
+    pub clients_peak: AtomicUsize,
     pub clients_total: AtomicU64,
     pub clients_rejected: AtomicU64,
     pub commands: AtomicU64,

@@ -37,6 +37,8 @@ pub struct Ctx {
     /// This worker's statistics blocks.
     pub commands: Arc<CommandStats>,
     node_stats: RefCell<FastMap<String, Arc<NodeStats>>>,
+    /// Bytes read from and written to this worker's clients.
+    pub traffic: Arc<crate::metrics::ClientTraffic>,
     /// `--write-ack replica`: writes are confirmed by a replica before they are answered.
     pub write_ack: bool,
     /// `WAIT 1 <timeout ms>`, as sent after writes when `write_ack`.
@@ -50,6 +52,7 @@ impl Ctx {
         let map = (*shared.map()).clone();
         let epoch = shared.epoch();
         let commands = shared.registry.command_block(shared.table.len());
+        let traffic = shared.registry.traffic_block();
         Rc::new(Ctx {
             map: RefCell::new(map),
             epoch: Cell::new(epoch),
@@ -59,7 +62,8 @@ impl Ctx {
             node_stats: RefCell::new(FastMap::default()),
             write_ack: shared.config.write_ack == WriteAck::Replica,
             wait: wait_command(shared.config.write_ack_timeout),
-            flush_queue: Rc::default(),
+            flush_queue: Rc::new(FlushQueue::counting(traffic.clone())),
+            traffic,
             shared,
         })
     }
@@ -128,6 +132,7 @@ impl Ctx {
     /// Sends a request to its node.
     pub fn dispatch(self: &Rc<Self>, req: Request, sink: Sink) {
         if let Some(refusal) = self.unackable(&req) {
+            crate::metrics::command_error(&self.commands, req.command);
             return deliver(&self.shared, sink, &refusal);
         }
         let backend = {
@@ -223,17 +228,10 @@ impl Ctx {
     pub fn on_reply(self: &Rc<Self>, backend: &Backend, mut pending: Pending, reply: Reply) {
         let frame = reply.bytes();
         let is_error = frame.first() == Some(&b'-');
-        if let Some(id) = pending.req.command {
-            let id = usize::from(id);
-            self.commands.latency[id]
-                .record(self.now().saturating_duration_since(pending.req.received));
-            if is_error {
-                crate::metrics::bump(&self.commands.errors[id], 1);
-            }
-        }
         if is_error && !matches!(pending.sink, Sink::Discard) {
             if let Some(redirect) = parse_redirect(frame) {
                 if backend.mode == Mode::Private {
+                    crate::metrics::command_error(&self.commands, pending.req.command);
                     return deliver(&self.shared, pending.sink, &private_redirect_error(&redirect));
                 }
                 if pending.req.attempts < IMMEDIATE_REDIRECTS {
@@ -247,6 +245,11 @@ impl Ctx {
             } else if is_transient_error(frame) && backend.mode == Mode::Shared {
                 return self.retry_later(pending, frame);
             }
+        }
+        // What the client gets: redirects followed and errors retried above are not counted.
+        if !matches!(pending.sink, Sink::Discard | Sink::Wait) {
+            let latency = self.now().saturating_duration_since(pending.req.received);
+            crate::metrics::answered(&self.commands, pending.req.command, latency, is_error);
         }
         match pending.sink {
             Sink::Client { client, seq } => client.deliver_reply(seq, reply),
@@ -284,6 +287,7 @@ impl Ctx {
         let budget = self.shared.config.retry_budget;
         let since = *pending.req.retrying_since.get_or_insert_with(Instant::now);
         if since.elapsed() >= budget {
+            crate::metrics::command_error(&self.commands, pending.req.command);
             return deliver(&self.shared, pending.sink, last_reply);
         }
         Stats::add(&self.shared.stats.retries, 1);
@@ -329,6 +333,7 @@ impl Ctx {
              it may or may not have run"
         );
         write::error(&mut reply, text.as_bytes());
+        crate::metrics::command_error(&self.commands, pending.req.command);
         deliver(&self.shared, pending.sink, &reply);
     }
 }
@@ -389,6 +394,7 @@ impl Ctx {
         let mut error = Vec::new();
         write::error(&mut error, text.as_bytes());
         for (pending, _) in held {
+            crate::metrics::command_error(&self.commands, pending.req.command);
             deliver(&self.shared, pending.sink, &error);
         }
     }

@@ -3,6 +3,10 @@
 
 use clap::{Parser, Subcommand};
 
+// First, so that its `print!`/`println!` (a closed stdout ends redkeep quietly) are the ones
+// every command uses.
+#[macro_use]
+mod out;
 mod cmd;
 
 /// Highly available Redis Cluster without hand work: one command brings up a 3-master /
@@ -42,6 +46,8 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: in a file or a pipe they are noise.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match dispatch(cli.command) {
         Ok(code) => code,

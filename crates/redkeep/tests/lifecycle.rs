@@ -116,6 +116,17 @@ fn up_check_failover_rejoin_down() {
         "the proxy answers PING"
     );
 
+    // `up` in the foreground on it says it is up already, and starts nothing.
+    let foreground: Vec<&str> = up_args.iter().copied().filter(|a| *a != "--detach").collect();
+    let again = redkeep(&foreground);
+    assert!(!again.status.success(), "{}", describe(&again));
+    assert!(!stdout(&again).contains("Cluster is up"), "{}", describe(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already up, with a detached proxy"),
+        "{}",
+        describe(&again)
+    );
+
     let check = redkeep(&["check", &seed]);
     assert!(check.status.success(), "check of a fresh cluster failed: {}", describe(&check));
 

@@ -1,8 +1,10 @@
 //! The proxy's stats over HTTP, so an operator can see at a glance whether the cluster behind
 //! the proxy is healthy and what the proxy is doing, and so monitoring can scrape it:
 //!
-//! - `GET /stats`: an HTML page in the spirit of HAProxy's stats page (proxy summary, one row
-//!   per Redis node, one per command), rendered on the server and refreshed in place every 2 s;
+//! - `GET /stats`: an HTML page in the spirit of HAProxy's stats page (alarms, proxy summary
+//!   with rates, one row per Redis node with its memory, keys and replication, one per
+//!   command), rendered on the server and refreshed in place every 2 s from `GET /stats/parts`
+//!   (the same parts rendered again, as JSON of HTML strings);
 //! - `GET /metrics`: the Prometheus text format;
 //! - `GET /api/v1/stats` (the whole [`Snapshot`]) and `GET /api/v1/nodes` (its nodes) as JSON;
 //! - `GET /` redirects to `/stats`.
@@ -80,6 +82,7 @@ fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/stats") }))
         .route("/stats", get(stats_page))
+        .route("/stats/parts", get(stats_parts))
         .route("/metrics", get(metrics))
         .route("/api/v1/stats", get(api_stats))
         .route("/api/v1/nodes", get(api_nodes))
@@ -89,6 +92,10 @@ fn router(state: Arc<AppState>) -> Router {
 async fn stats_page(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let html = page::render(&state.snapshot(), now_ms());
     ([(header::CACHE_CONTROL, "no-store")], Html(html))
+}
+
+async fn stats_parts(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    ([(header::CACHE_CONTROL, "no-store")], Json(page::parts(&state.snapshot(), now_ms())))
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {

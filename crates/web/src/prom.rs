@@ -1,6 +1,11 @@
 //! `/metrics`: the Prometheus text exposition format (0.0.4), written by hand from a
 //! [`Snapshot`].
 //!
+//! The proxy's own figures are `redkeep_proxy_*`. What the health checker reads from each
+//! node's INFO uses redis_exporter's names (`redis_up`, `redis_memory_used_bytes`,
+//! `redis_db_keys`, ...) with a `node` label holding the node's address, so dashboards made
+//! for redis_exporter work with it; see [`node_gauges`].
+//!
 //! Why by hand: the workers' counters are lock-free per-thread blocks that are only summed when
 //! someone reads them (see `proxy::metrics`), so there is nothing for a metrics library to
 //! own; putting one in between would add a second copy of every counter and a lock or an
@@ -18,11 +23,19 @@ const PREFIX: &str = "redkeep_proxy_";
 
 /// The whole exposition for one snapshot.
 pub fn render(snap: &Snapshot) -> String {
-    let mut out = Text(String::with_capacity(16 * 1024));
+    let mut out = Text { out: String::with_capacity(32 * 1024), prefix: PREFIX };
     let p = &snap.proxy;
 
     out.family("clients_connected", "gauge", "Client connections open now.");
     out.sample("clients_connected", &[], p.clients_connected as u64);
+    out.family("clients_peak", "gauge", "The most client connections open at once.");
+    out.sample("clients_peak", &[], p.clients_peak as u64);
+    out.family("clients_max", "gauge", "Client connections allowed (--max-clients).");
+    out.sample("clients_max", &[], p.clients_max as u64);
+    out.family("client_received_bytes_total", "counter", "Bytes read from clients.");
+    out.sample("client_received_bytes_total", &[], p.bytes_in);
+    out.family("client_sent_bytes_total", "counter", "Bytes written to clients.");
+    out.sample("client_sent_bytes_total", &[], p.bytes_out);
     out.family("connections_total", "counter", "Client connections accepted.");
     out.sample("connections_total", &[], p.clients_total);
     out.family(
@@ -36,7 +49,8 @@ pub fn render(snap: &Snapshot) -> String {
     out.family(
         "errors_total",
         "counter",
-        "Error replies sent to clients (from nodes or the proxy).",
+        "Error replies sent to clients (from nodes or the proxy): the sum of \
+         command_errors_total, unknown commands included.",
     );
     out.sample("errors_total", &[], p.errors);
     out.family("redirects_total", "counter", "MOVED and ASK redirects the proxy followed.");
@@ -98,11 +112,18 @@ pub fn render(snap: &Snapshot) -> String {
         out.histogram("node_latency_seconds", ("node", &n.addr), &n.latency);
     }
 
+    node_gauges(&mut out, snap);
+
     out.family("command_calls_total", "counter", "Calls of the command by clients.");
     for c in &snap.commands {
         out.sample("command_calls_total", &[("command", &c.name)], c.calls);
     }
-    out.family("command_errors_total", "counter", "Error replies to the command.");
+    out.family(
+        "command_errors_total",
+        "counter",
+        "Error replies clients got for the command, from nodes or the proxy (redirects \
+         followed and retries are not errors).",
+    );
     for c in &snap.commands {
         out.sample("command_errors_total", &[("command", &c.name)], c.errors);
     }
@@ -114,44 +135,183 @@ pub fn render(snap: &Snapshot) -> String {
     for c in &snap.commands {
         out.histogram("command_latency_seconds", ("command", &c.name), &c.latency);
     }
-    out.0
+    out.out
 }
 
-struct Text(String);
+/// What the health checks read from the nodes: redis_exporter's names where it has one (with
+/// a `node` label, since one proxy reports on every node), `redkeep_proxy_node_*` where not.
+/// Figures from INFO are given for nodes whose last check passed only: an old reading of a
+/// node that is down would look current.
+fn node_gauges(out: &mut Text, snap: &Snapshot) {
+    let redis = |out: &mut Text| out.prefix = "";
+    redis(out);
+    out.family(
+        "redis_cluster_state",
+        "gauge",
+        "1 when every slot has a serving master (the proxy's view), else 0.",
+    );
+    out.sample("redis_cluster_state", &[], u64::from(snap.cluster.state == "ok"));
+    out.family("redis_up", "gauge", "1 when the last health check of the node passed, else 0.");
+    for n in &snap.nodes {
+        out.sample("redis_up", &[("node", &n.addr)], u64::from(n.state == "up"));
+    }
+    let live: Vec<_> =
+        snap.nodes.iter().filter_map(|n| Some((n, n.health.as_ref().filter(|h| h.up)?))).collect();
+    out.family(
+        "redis_instance_info",
+        "gauge",
+        "1 per node that answered its last check, labelled with its role (master or slave, as \
+         its ROLE says) and version.",
+    );
+    for (n, h) in &live {
+        let labels = [
+            ("node", n.addr.as_str()),
+            ("role", h.role.as_str()),
+            ("redis_version", h.figures.redis_version.as_str()),
+        ];
+        out.sample("redis_instance_info", &labels, 1);
+    }
+    type Figure = fn(&proxy::health::NodeHealth) -> u64;
+    let simple: [(&str, &str, &str, Figure); 7] = [
+        ("redis_memory_used_bytes", "gauge", "used_memory from INFO.", |h| h.figures.used_memory),
+        ("redis_memory_max_bytes", "gauge", "maxmemory from INFO (0: no limit).", |h| {
+            h.figures.maxmemory
+        }),
+        ("redis_evicted_keys_total", "counter", "evicted_keys from INFO.", |h| {
+            h.figures.evicted_keys
+        }),
+        ("redis_connected_clients", "gauge", "connected_clients from INFO.", |h| {
+            h.connected_clients
+        }),
+        (
+            "redis_master_repl_offset",
+            "gauge",
+            "master_repl_offset from INFO: the replication stream position.",
+            |h| h.figures.master_repl_offset,
+        ),
+        ("redis_net_input_bytes_total", "counter", "total_net_input_bytes from INFO.", |h| {
+            h.figures.total_net_input_bytes
+        }),
+        ("redis_net_output_bytes_total", "counter", "total_net_output_bytes from INFO.", |h| {
+            h.figures.total_net_output_bytes
+        }),
+    ];
+    for (name, kind, help, figure) in simple {
+        out.family(name, kind, help);
+        for (n, h) in &live {
+            out.sample(name, &[("node", &n.addr)], figure(h));
+        }
+    }
+    out.family("redis_db_keys", "gauge", "Keys per database, from INFO keyspace.");
+    for (n, h) in &live {
+        for (db, keys) in &h.figures.db_keys {
+            out.sample("redis_db_keys", &[("node", &n.addr), ("db", db)], *keys);
+        }
+    }
+    out.family(
+        "redis_connected_slave_offset_bytes",
+        "gauge",
+        "How far each replica got in its master's replication stream, as the master lists it.",
+    );
+    out.family(
+        "redis_connected_slave_lag_seconds",
+        "gauge",
+        "Seconds since each replica last acknowledged, as its master lists it.",
+    );
+    for (n, h) in &live {
+        for r in &h.figures.replicas {
+            let (ip, port) = r.addr.rsplit_once(':').unwrap_or((&r.addr, ""));
+            let ip = ip.trim_start_matches('[').trim_end_matches(']');
+            let labels = [
+                ("node", n.addr.as_str()),
+                ("slave_ip", ip),
+                ("slave_port", port),
+                ("slave_state", r.state.as_str()),
+            ];
+            out.sample("redis_connected_slave_offset_bytes", &labels, r.offset);
+            out.sample("redis_connected_slave_lag_seconds", &labels, r.lag_secs);
+        }
+    }
+    out.prefix = PREFIX;
+    out.family(
+        "node_replication_lag_bytes",
+        "gauge",
+        "A replica: bytes of its master's replication stream it has not acknowledged.",
+    );
+    for n in &snap.nodes {
+        if let Some(r) = &n.replication {
+            out.sample(
+                "node_replication_lag_bytes",
+                &[("node", &n.addr), ("master", &r.master)],
+                r.behind_bytes,
+            );
+        }
+    }
+    out.family(
+        "node_last_up_timestamp_seconds",
+        "gauge",
+        "When the node last passed a health check (Unix time).",
+    );
+    out.family(
+        "node_down_since_timestamp_seconds",
+        "gauge",
+        "A node that is down: when its first failed check of this outage was (Unix time).",
+    );
+    for n in &snap.nodes {
+        let Some(h) = &n.health else { continue };
+        if let Some(ms) = h.last_up_ms {
+            out.sample_f64("node_last_up_timestamp_seconds", &[("node", &n.addr)], ms as f64 / 1e3);
+        }
+        if let Some(ms) = h.down_since_ms.filter(|_| !h.up) {
+            out.sample_f64(
+                "node_down_since_timestamp_seconds",
+                &[("node", &n.addr)],
+                ms as f64 / 1e3,
+            );
+        }
+    }
+}
+
+/// The exposition being written; `prefix` goes before every name.
+struct Text {
+    out: String,
+    prefix: &'static str,
+}
 
 impl Text {
     fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP {PREFIX}{name} {}", escape_help(help));
-        let _ = writeln!(self.0, "# TYPE {PREFIX}{name} {kind}");
+        let prefix = self.prefix;
+        let _ = writeln!(self.out, "# HELP {prefix}{name} {}", escape_help(help));
+        let _ = writeln!(self.out, "# TYPE {prefix}{name} {kind}");
     }
 
     fn name_and_labels(&mut self, name: &str, labels: &[(&str, &str)]) {
-        let _ = write!(self.0, "{PREFIX}{name}");
+        let _ = write!(self.out, "{}{name}", self.prefix);
         if !labels.is_empty() {
-            self.0.push('{');
+            self.out.push('{');
             for (i, (key, value)) in labels.iter().enumerate() {
                 if i > 0 {
-                    self.0.push(',');
+                    self.out.push(',');
                 }
-                let _ = write!(self.0, "{key}=\"{}\"", escape_label(value));
+                let _ = write!(self.out, "{key}=\"{}\"", escape_label(value));
             }
-            self.0.push('}');
+            self.out.push('}');
         }
     }
 
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
         self.name_and_labels(name, labels);
-        let _ = writeln!(self.0, " {value}");
+        let _ = writeln!(self.out, " {value}");
     }
 
     fn sample_i64(&mut self, name: &str, labels: &[(&str, &str)], value: i64) {
         self.name_and_labels(name, labels);
-        let _ = writeln!(self.0, " {value}");
+        let _ = writeln!(self.out, " {value}");
     }
 
     fn sample_f64(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         self.name_and_labels(name, labels);
-        let _ = writeln!(self.0, " {value}");
+        let _ = writeln!(self.out, " {value}");
     }
 
     /// Cumulative `_bucket`s with `le` in seconds, then `_sum` (seconds) and `_count`. Every
@@ -289,6 +449,61 @@ mod tests {
         assert_eq!(line_value(&text, r#"redkeep_proxy_node_up{node="10.0.0.1:7000"}"#), "1");
         assert_eq!(line_value(&text, r#"redkeep_proxy_node_up{node="10.0.0.2:7001"}"#), "0");
         assert_eq!(line_value(&text, r#"redkeep_proxy_command_calls_total{command="get"}"#), "40");
+    }
+
+    #[test]
+    fn node_gauges_use_redis_exporter_names() {
+        let text = render(&snapshot());
+        let up = r#"{node="10.0.0.1:7000"}"#;
+        assert_eq!(line_value(&text, "redis_cluster_state"), "1");
+        assert_eq!(line_value(&text, &format!("redis_up{up}")), "1");
+        assert_eq!(line_value(&text, r#"redis_up{node="10.0.0.2:7001"}"#), "0");
+        assert_eq!(
+            line_value(
+                &text,
+                r#"redis_instance_info{node="10.0.0.1:7000",role="master",redis_version="7.0.15"}"#
+            ),
+            "1"
+        );
+        assert_eq!(line_value(&text, &format!("redis_memory_used_bytes{up}")), "1572864");
+        assert_eq!(line_value(&text, &format!("redis_memory_max_bytes{up}")), "104857600");
+        assert_eq!(line_value(&text, &format!("redis_evicted_keys_total{up}")), "5");
+        assert_eq!(line_value(&text, &format!("redis_connected_clients{up}")), "7");
+        assert_eq!(line_value(&text, &format!("redis_master_repl_offset{up}")), "1500");
+        assert_eq!(line_value(&text, r#"redis_db_keys{node="10.0.0.1:7000",db="db0"}"#), "12");
+        assert_eq!(line_value(&text, r#"redis_db_keys{node="10.0.0.1:7000",db="db3"}"#), "1");
+        let slave =
+            r#"{node="10.0.0.1:7000",slave_ip="10.0.0.2",slave_port="7001",slave_state="online"}"#;
+        assert_eq!(
+            line_value(&text, &format!("redis_connected_slave_offset_bytes{slave}")),
+            "1200"
+        );
+        assert_eq!(line_value(&text, &format!("redis_connected_slave_lag_seconds{slave}")), "1");
+        assert_eq!(
+            line_value(
+                &text,
+                r#"redkeep_proxy_node_replication_lag_bytes{node="10.0.0.2:7001",master="10.0.0.1:7000"}"#
+            ),
+            "300"
+        );
+        // The node that is down: redis_up 0 and when it went down, no stale figures.
+        assert!(!text.contains(r#"redis_memory_used_bytes{node="10.0.0.2:7001"}"#));
+        assert_eq!(
+            line_value(
+                &text,
+                r#"redkeep_proxy_node_down_since_timestamp_seconds{node="10.0.0.2:7001"}"#
+            ),
+            "1700000002"
+        );
+        assert!(!text.contains(r#"node_down_since_timestamp_seconds{node="10.0.0.1:7000"}"#));
+        assert_eq!(line_value(&text, "redkeep_proxy_clients_peak"), "5");
+        assert_eq!(line_value(&text, "redkeep_proxy_client_sent_bytes_total"), "3145728");
+        for family in
+            ["redis_up", "redis_db_keys", "redis_memory_used_bytes", "redis_cluster_state"]
+        {
+            assert_eq!(text.matches(&format!("# TYPE {family} gauge\n")).count(), 1, "{family}");
+        }
+        assert_eq!(text.matches("# TYPE redis_evicted_keys_total counter\n").count(), 1);
     }
 
     #[test]

@@ -31,6 +31,7 @@ impl Session {
         let mut bytes = Vec::new();
         write::command(&mut bytes, &command);
         let mut req = Request::new(bytes.into(), Target::Node(addr), true, true, self.ctx.now());
+        req.command = self.command;
         req.resp3 = self.resp3;
         let sink = Sink::Scan { client: self.client.clone(), seq, index, masters: masters.len() };
         self.ctx.dispatch(req, sink);

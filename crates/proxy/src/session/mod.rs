@@ -56,6 +56,8 @@ pub struct Session {
     client: Rc<Client>,
     policy: Policy,
     next_seq: u64,
+    /// The command of the request being handled, for counting the proxy's errors to it.
+    command: Option<u16>,
     keys: Vec<usize>,
     resp3: bool,
     name: Option<Vec<u8>>,
@@ -105,6 +107,7 @@ pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
             allow_config_set: config.allow_config_set,
         },
         next_seq: 0,
+        command: None,
         keys: Vec::with_capacity(16),
         resp3: false,
         name: None,
@@ -193,6 +196,7 @@ pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
                     // Like Redis: a client that closed its side is gone.
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
+                        crate::metrics::bump(&session.ctx.traffic.bytes_in, n as u64);
                         read_size = match n {
                             n if n == room => (read_size * 2).min(INPUT_MAX),
                             n if n < read_size / 4 => (read_size / 2).max(INPUT_MIN),
@@ -312,6 +316,7 @@ impl Session {
                     self.execute(plan, &ReqArgs { parser, frame: &frame }, &frame);
                 }
                 Err(e) => {
+                    self.command = None;
                     Stats::add(&self.ctx.shared.stats.protocol_errors, 1);
                     let seq = self.take_seq();
                     self.reply_error(seq, &format!("ERR Protocol error: {e}"));
@@ -326,6 +331,7 @@ impl Session {
     /// Runs a request's plan.
     fn execute(&mut self, plan: Plan<'_>, args: &ReqArgs, frame: &Bytes) {
         let info = plan.info();
+        self.command = info.map(|info| info.id);
         if let Some(info) = info {
             self.entry.set_command(info.id);
         }
@@ -376,6 +382,7 @@ impl Session {
     /// An error that leaves an open transaction as it is (a nested MULTI, as in Redis).
     fn reply_error_only(&self, seq: u64, text: &str) {
         Stats::add(&self.ctx.shared.stats.errors, 1);
+        crate::metrics::proxy_error(&self.ctx.commands, self.command);
         let mut out = Vec::with_capacity(text.len() + 3);
         write::error(&mut out, text.as_bytes());
         self.reply(seq, &out);

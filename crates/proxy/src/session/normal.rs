@@ -102,6 +102,7 @@ impl Session {
         for (index, addr) in nodes.into_iter().enumerate() {
             let mut req =
                 Request::new(bytes.clone(), Target::Node(addr), readonly, readonly, self.ctx.now());
+            req.command = self.command;
             req.ack = ack;
             req.resp3 = self.resp3;
             self.ctx.dispatch(req, Sink::Part { fanout: fanout.clone(), index });

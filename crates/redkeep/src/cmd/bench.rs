@@ -32,6 +32,10 @@ pub struct BenchArgs {
 #[derive(clap::Subcommand)]
 enum BenchAction {
     /// Add several clients' results-client<ID>.json up into one (totals per size).
+    ///
+    /// The runs must be of one benchmark: the same target, sizes and settings (workload, key
+    /// pattern, connections, pipeline, rate), each client once. Otherwise it refuses, naming
+    /// the differences, unless --force.
     Merge {
         /// The JSON files.
         #[arg(required = true, num_args = 2..)]
@@ -39,6 +43,9 @@ enum BenchAction {
         /// Where the merged files go.
         #[arg(long, default_value = "results")]
         out: PathBuf,
+        /// Merge runs that differ all the same (each difference is printed as a warning).
+        #[arg(long)]
+        force: bool,
     },
     /// Print two runs' per-size differences as ratios (B over A).
     Compare { a: PathBuf, b: PathBuf },
@@ -111,7 +118,7 @@ struct RunArgs {
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.action {
-        Some(BenchAction::Merge { files, out }) => merge(&files, &out),
+        Some(BenchAction::Merge { files, out, force }) => merge(&files, &out, force),
         Some(BenchAction::Compare { a, b }) => {
             print!("{}", bench::merge::compare(&read(&a)?, &read(&b)?));
             Ok(ExitCode::SUCCESS)
@@ -127,8 +134,18 @@ fn read(path: &std::path::Path) -> anyhow::Result<RunResults> {
         .with_context(|| format!("{} is not a redkeep bench JSON file", path.display()))
 }
 
-fn merge(files: &[PathBuf], out: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn merge(files: &[PathBuf], out: &std::path::Path, force: bool) -> anyhow::Result<ExitCode> {
     let runs = files.iter().map(|f| read(f)).collect::<anyhow::Result<Vec<_>>>()?;
+    let differences = bench::merge::differences(&runs);
+    if !differences.is_empty() {
+        let list = differences.iter().map(|d| format!("\n  - {d}")).collect::<String>();
+        anyhow::ensure!(
+            force,
+            "these runs are not of one benchmark, their sum would mean nothing:{list}\n\
+             (runs 1.. are the files in the order given; --force merges them anyway)"
+        );
+        eprintln!("warning: merging runs that are not of one benchmark (--force):{list}");
+    }
     let merged = bench::merge::merge(&runs).map_err(anyhow::Error::msg)?;
     for path in bench::files::write_all(&merged, out)
         .with_context(|| format!("cannot write to {}", out.display()))?
@@ -241,15 +258,13 @@ fn run_workload(args: RunArgs) -> anyhow::Result<ExitCode> {
             rate: workload.rate,
         };
         let mut bar: Option<(indicatif::ProgressBar, tokio::task::JoinHandle<()>)> = None;
+        // Progress bars only on a terminal (indicatif draws nothing elsewhere): in a pipe or a
+        // log, one line per phase with its figures instead.
+        let lines_only = args.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr());
         let phases = bench::engine::run(&workload, |op, size, done, progress| {
-            if args.quiet {
+            if lines_only {
                 if let Some(p) = done {
-                    println!(
-                        "{op:>5} {:>8}: {:.0} ops/s, {} errors",
-                        show_size(size),
-                        p.ops_per_sec(),
-                        p.errors
-                    );
+                    println!("{}", phase_line(op, size, p));
                 }
                 return;
             }
@@ -258,13 +273,7 @@ fn run_workload(args: RunArgs) -> anyhow::Result<ExitCode> {
                 Some(phase) => {
                     if let Some((bar, ticker)) = bar.take() {
                         ticker.abort();
-                        bar.finish_with_message(format!(
-                            "{:.0} ops/s, {:.1} MB/s, p99 {} µs, {} errors",
-                            phase.ops_per_sec(),
-                            phase.mb_per_sec(),
-                            phase.latency.p99,
-                            phase.errors
-                        ));
+                        bar.finish_with_message(phase_figures(phase));
                     }
                 }
             }
@@ -286,6 +295,22 @@ fn run_workload(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A phase's figures, as its progress bar ends with them.
+fn phase_figures(phase: &bench::results::Phase) -> String {
+    format!(
+        "{:.0} ops/s, {:.1} MB/s, p99 {} µs, {} errors",
+        phase.ops_per_sec(),
+        phase.mb_per_sec(),
+        phase.latency.p99,
+        phase.errors
+    )
+}
+
+/// One line per phase, without progress bars.
+fn phase_line(op: &str, size: usize, phase: &bench::results::Phase) -> String {
+    format!("{op:>5} {:>8}: {}", show_size(size), phase_figures(phase))
 }
 
 /// A progress bar for one phase: elapsed time, operations and live ops/s.

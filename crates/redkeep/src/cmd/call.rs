@@ -6,15 +6,22 @@ use cluster::admin::{AdminConn, DEFAULT_TIMEOUT};
 use resp::Value;
 
 /// Run one command on every node of the cluster that HOST:PORT belongs to (like
-/// `redis-cli --cluster call`), and print each node's reply under its address.
+/// `redis-cli --cluster call`), and print each node's reply under its address (a reply of
+/// several lines is indented below it).
+///
+/// redkeep's own options may come anywhere, also after the command
+/// (`redkeep call 127.0.0.1:7001 DBSIZE --masters-only`). Arguments after `--` all go to Redis,
+/// for a command with an argument that starts with `-` (`-- ZRANGEBYSCORE k -inf +inf`);
+/// negative numbers need no `--`.
 ///
 /// Example: `redkeep call 127.0.0.1:7001 CONFIG SET maxmemory-policy allkeys-lru`
 #[derive(clap::Args)]
 pub struct CallArgs {
-    /// Any node of the cluster.
+    /// Any node of the cluster, HOST:PORT.
+    #[arg(value_parser = super::host_port)]
     node: String,
     /// The command and its arguments.
-    #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(required = true, num_args = 1.., allow_negative_numbers = true)]
     command: Vec<String>,
     /// Only the masters.
     #[arg(long)]
@@ -26,6 +33,7 @@ pub fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
+    super::refuse_proxy(&args.node, "call").await?;
     let mut topology = cluster::ops::topology_of(&args.node).await?;
     // A stable order, so that two runs can be compared line by line.
     topology.nodes.sort_by(|a, b| (&a.ip, a.port).cmp(&(&b.ip, b.port)));
@@ -39,7 +47,7 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         match reply {
             Ok(value) => {
                 failed += usize::from(matches!(value, Value::Error(_)));
-                println!("{addr}: {}", render(&value, 0).trim_end());
+                print!("{}", labelled(&addr, &render(&value, 0)));
             }
             Err(e) => {
                 failed += 1;
@@ -48,6 +56,22 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// A node's reply under its address: on the same line when it is one line, else indented
+/// below it, so that every node's part starts at the left margin.
+pub fn labelled(addr: &str, reply: &str) -> String {
+    let reply = reply.trim_end();
+    if !reply.contains('\n') {
+        return format!("{addr}: {reply}\n");
+    }
+    let mut out = format!("{addr}:\n");
+    for line in reply.lines() {
+        out.push_str("   ");
+        out.push_str(line.trim_end_matches('\r'));
+        out.push('\n');
+    }
+    out
 }
 
 /// A reply the way `redis-cli` prints it: `OK`, `(integer) 1`, `"text"`, `(nil)`, numbered
@@ -101,5 +125,16 @@ mod tests {
         let list =
             Value::Array(vec![Value::Bulk(b"a".to_vec()), Value::Array(vec![Value::Integer(1)])]);
         assert_eq!(render(&list, 0), "1) \"a\"\n2) 1) (integer) 1\n");
+    }
+
+    #[test]
+    fn a_reply_of_several_lines_is_indented_under_its_address() {
+        assert_eq!(labelled("h:1", "OK"), "h:1: OK\n");
+        assert_eq!(labelled("h:1", "1) \"a\"\n2) \"b\"\n"), "h:1:\n   1) \"a\"\n   2) \"b\"\n");
+        // INFO text comes with \r\n line ends.
+        assert_eq!(
+            labelled("h:1", "# Server\r\nredis_version:7.0\r\n"),
+            "h:1:\n   # Server\n   redis_version:7.0\n"
+        );
     }
 }

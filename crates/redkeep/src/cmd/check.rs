@@ -9,7 +9,8 @@ use std::process::ExitCode;
 /// Exits non-zero when anything is wrong, naming each problem.
 #[derive(clap::Args)]
 pub struct CheckArgs {
-    /// Any node of the cluster.
+    /// Any node of the cluster, HOST:PORT.
+    #[arg(value_parser = super::host_port)]
     node: Option<String>,
     /// Replicas every master should have.
     #[arg(long, default_value_t = 1)]
@@ -24,7 +25,12 @@ pub struct CheckArgs {
 
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let candidates = super::seed_candidates(args.node.as_deref(), &args.dir);
-    let views = super::block_on(super::first_answer(&candidates, cluster::ops::gather_views))?;
+    let views = super::block_on(async {
+        if let Some(node) = &args.node {
+            super::refuse_proxy(node, "check").await?;
+        }
+        super::first_answer(&candidates, cluster::ops::gather_views).await
+    })?;
     let report = cluster::check::check(&views, args.replicas);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -1,6 +1,6 @@
 //! `redkeep create`: form a cluster from nodes the user already runs.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -55,7 +55,7 @@ pub async fn form(addrs: &[String], replicas: usize, yes: bool) -> anyhow::Resul
 
 pub fn confirm(question: &str) -> anyhow::Result<bool> {
     print!("{question}");
-    std::io::stdout().flush()?;
+    crate::out::flush_stdout();
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     Ok(answer.trim() == "yes")

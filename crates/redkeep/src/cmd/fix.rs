@@ -9,7 +9,8 @@ use std::time::Duration;
 /// sides. Exits non-zero when something could not be fixed, saying what.
 #[derive(clap::Args)]
 pub struct FixArgs {
-    /// Any node of the cluster.
+    /// Any node of the cluster, HOST:PORT.
+    #[arg(value_parser = super::host_port)]
     node: String,
     /// Apply the plan without asking.
     #[arg(long, short)]
@@ -21,6 +22,7 @@ pub fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn fix(args: FixArgs) -> anyhow::Result<ExitCode> {
+    super::refuse_proxy(&args.node, "fix").await?;
     let (views, keys) = cluster::ops::gather_fix_input(&args.node).await?;
     let plan = cluster::fix::plan_fix(&views, &keys);
     print!("{plan}");

@@ -8,7 +8,7 @@ use std::time::Duration;
 #[derive(clap::Args)]
 pub struct HealthArgs {
     /// The proxy, HOST:PORT.
-    #[arg(long, default_value = "127.0.0.1:7010")]
+    #[arg(long, default_value = "127.0.0.1:7010", value_parser = super::host_port)]
     proxy: String,
     /// How long to wait for its answer.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]

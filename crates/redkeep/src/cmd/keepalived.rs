@@ -30,8 +30,8 @@ pub struct VrrpArgs {
     /// The interface the VIP lives on.
     #[arg(long, requires = "vip")]
     pub interface: Option<String>,
-    /// VRRP priority: higher wins (e.g. 150 on the first LB, 100 on the second).
-    #[arg(long, requires = "vip")]
+    /// VRRP priority, 1-255: higher wins (e.g. 150 on the first LB, 100 on the second).
+    #[arg(long, requires = "vip", value_parser = clap::value_parser!(u8).range(1..))]
     pub priority: Option<u8>,
     /// VRRP router id (1-255), the same on every LB host of this VIP. [default: 51]
     #[arg(long, requires = "vip")]
@@ -101,6 +101,10 @@ enum Action {
         /// Where the notify hook logs transitions.
         #[arg(long, default_value = "/var/log/redkeep-vrrp.log")]
         notify_log: String,
+        /// The redkeep binary the health and notify scripts run on the LB host (default: this
+        /// one, as installed: where it runs from now).
+        #[arg(long)]
+        redkeep_bin: Option<PathBuf>,
         /// Write the config here instead of printing it.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -108,6 +112,8 @@ enum Action {
     /// The notify hook: appends `TIME TYPE NAME STATE PRIORITY` (keepalived's arguments) to
     /// --file.
     Notify {
+        /// The file to append the transition to (created when missing), e.g.
+        /// /var/log/redkeep-vrrp.log.
         #[arg(long)]
         file: PathBuf,
         /// What keepalived passes: TYPE NAME STATE [PRIORITY].
@@ -118,8 +124,18 @@ enum Action {
 
 pub fn run(args: KeepalivedArgs) -> anyhow::Result<ExitCode> {
     match args.action {
-        Action::Render { vrrp, proxy, notify_log, out } => {
-            let text = render(&vrrp.spec(proxy, notify_log)?)?;
+        Action::Render { vrrp, proxy, notify_log, redkeep_bin, out } => {
+            let mut spec = vrrp.spec(proxy, notify_log)?;
+            if let Some(bin) = redkeep_bin {
+                anyhow::ensure!(
+                    bin.is_absolute(),
+                    "--redkeep-bin {} must be an absolute path (keepalived runs its scripts \
+                     without a PATH search)",
+                    bin.display()
+                );
+                spec.redkeep = bin.display().to_string();
+            }
+            let text = render(&spec)?;
             match out {
                 Some(path) => {
                     std::fs::write(&path, text)

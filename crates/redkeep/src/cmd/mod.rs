@@ -60,3 +60,50 @@ pub async fn first_answer<T>(
     }
     Err(last_error.map_or_else(|| anyhow::anyhow!("no node to ask"), Into::into))
 }
+
+/// Refuses a redkeep proxy's address where a Redis node's is needed, saying what to pass. A
+/// proxy is known by the `# Proxy` section of its INFO (it may answer CLUSTER commands as one
+/// virtual node, so their failing proves nothing). Anything else, also an address where
+/// nothing answers, passes: the command then reports on it as on any node.
+pub async fn refuse_proxy(addr: &str, command: &str) -> anyhow::Result<()> {
+    let timeout = std::time::Duration::from_secs(2);
+    if deploy::health::proxy_info(addr, timeout).await.is_ok() {
+        anyhow::bail!(
+            "{addr} is a redkeep proxy, not a Redis node: `redkeep {command}` needs one of the \
+             cluster's nodes (one of the proxy's --seed addresses; 127.0.0.1:7001 for a cluster \
+             of `redkeep up`). To check the proxy itself: `redkeep health --proxy {addr}`"
+        );
+    }
+    Ok(())
+}
+
+/// A clap value parser for a node's or a proxy's address: `HOST:PORT`, with a hint when the
+/// host or the port was left out (`7001`, `127.0.0.1`).
+pub fn host_port(text: &str) -> Result<String, String> {
+    let hint = match text.rsplit_once(':') {
+        _ if text.parse::<u16>().is_ok() => format!("did you mean 127.0.0.1:{text}?"),
+        None => format!("add the port, e.g. {text}:7001"),
+        Some(("", _)) => format!("add the host, e.g. 127.0.0.1{text}"),
+        Some((_, port)) => match port.parse::<u16>() {
+            Ok(0) | Err(_) => format!("the port `{port}` must be a number from 1 to 65535"),
+            Ok(_) => return Ok(text.to_string()),
+        },
+    };
+    Err(format!("expected HOST:PORT; {hint}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_port;
+
+    #[test]
+    fn host_port_names_what_is_missing() {
+        assert_eq!(host_port("127.0.0.1:7001"), Ok("127.0.0.1:7001".to_string()));
+        assert_eq!(host_port("redis-a:6379"), Ok("redis-a:6379".to_string()));
+        assert!(host_port("7001").unwrap_err().contains("127.0.0.1:7001"));
+        assert!(host_port("127.0.0.1").unwrap_err().contains("127.0.0.1:7001"));
+        assert!(host_port(":7001").unwrap_err().contains("add the host"));
+        assert!(host_port("h:0").unwrap_err().contains("1 to 65535"));
+        assert!(host_port("h:x").unwrap_err().contains("1 to 65535"));
+    }
+}

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 /// answers), or 127.0.0.1:7001.
 #[derive(clap::Args)]
 pub struct StatusArgs {
-    /// Any node of the cluster.
+    /// Any node of the cluster, HOST:PORT.
+    #[arg(value_parser = super::host_port)]
     node: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -19,13 +20,16 @@ pub struct StatusArgs {
     #[arg(long, default_value = ".redkeep")]
     dir: PathBuf,
     /// The redkeep proxy to report on too.
-    #[arg(long, default_value = "127.0.0.1:7010")]
+    #[arg(long, default_value = "127.0.0.1:7010", value_parser = super::host_port)]
     proxy: String,
 }
 
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let candidates = super::seed_candidates(args.node.as_deref(), &args.dir);
     let (report, proxy) = super::block_on(async {
+        if let Some(node) = &args.node {
+            super::refuse_proxy(node, "status").await?;
+        }
         let report = super::first_answer(&candidates, cluster::ops::gather_status).await?;
         let proxy =
             deploy::health::proxy_info(&args.proxy, std::time::Duration::from_millis(500)).await;

@@ -61,6 +61,16 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         node_timeout: args.node_timeout,
     };
     let (dir, origin) = local::prepare(&spec)?;
+    // Held until this command ends: in the foreground, as long as the cluster is served.
+    let _lock = dir.lock_up()?;
+    if let (false, false, Some(pid)) = (args.detach, args.no_proxy, dir.proxy_pid()) {
+        anyhow::bail!(
+            "the cluster in {} is already up, with a detached proxy (pid {pid}): use it as it \
+             is, or `redkeep down --dir {}` first to run it in the foreground",
+            dir.root.display(),
+            dir.root.display()
+        );
+    }
     if origin == Origin::Existing {
         println!("Bringing back the cluster in {} (its own settings apply)", dir.root.display());
     }
@@ -140,32 +150,53 @@ async fn form_and_wait(dir: &LocalDir) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts `redkeep proxy` detached for this dir's cluster and waits until it answers PING.
+/// Starts `redkeep proxy` detached for this dir's cluster and waits until it serves. When it
+/// fails, it is stopped, its pid file removed, and the error is the proxy's own (the end of its
+/// log).
 fn start_proxy_daemon(dir: &LocalDir, args: &super::proxy::ProxyArgs) -> anyhow::Result<()> {
     if let Some(pid) = dir.proxy_pid() {
         println!("Proxy already running (pid {pid})");
         return Ok(());
     }
     let exe = std::env::current_exe().context("cannot find the redkeep binary to run the proxy")?;
+    let log_path = dir.proxy_dir().join("proxy.log");
+    // The log is appended to: what this start writes begins here.
+    let log_start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
     let pid = dir.start_proxy(&exe, &args.to_command_line())?;
+    let settings = args.settings()?;
+    let ports: Vec<u16> =
+        [Some(settings.config.listen), settings.stats].iter().flatten().map(|a| a.port()).collect();
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let listen = args.settings()?.config.listen;
-    while std::time::Instant::now() < deadline {
-        if deploy::local::ping(&listen.ip().to_string(), listen.port()) {
+    while std::time::Instant::now() < deadline && deploy::process::is_alive(pid) {
+        // Its own listening sockets, not a PING on the port: another server there would
+        // answer it for a proxy that failed to bind.
+        if ports.iter().all(|&port| deploy::process::listens_on(pid, port)) {
             return Ok(());
-        }
-        if !deploy::process::is_alive(pid) {
-            break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let exited = !deploy::process::is_alive(pid);
     dir.stop_proxy();
-    let log = std::fs::read_to_string(dir.proxy_dir().join("proxy.log")).unwrap_or_default();
+    let log = log_since(&log_path, log_start);
     let tail: Vec<&str> = log.lines().rev().take(5).collect();
-    anyhow::bail!(
-        "the proxy did not start on {listen}; its log ends with:\n{}",
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-    )
+    let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
+    if !exited {
+        anyhow::bail!(
+            "the proxy did not start within 15 s (stopped); its log {} ends with:\n{tail}",
+            log_path.display()
+        );
+    }
+    // The proxy's own error line, as `redkeep proxy` printed it.
+    match log.lines().rev().find_map(|line| line.strip_prefix("error: ")) {
+        Some(reason) => anyhow::bail!("{reason} (the proxy's log: {})", log_path.display()),
+        None => anyhow::bail!("the proxy exited at start; its log ends with:\n{tail}"),
+    }
+}
+
+/// What the proxy's log holds after `from` (its own lines for this start).
+fn log_since(path: &std::path::Path, from: u64) -> String {
+    let text = std::fs::read(path).unwrap_or_default();
+    String::from_utf8_lossy(text.get(from as usize..).unwrap_or_default()).into_owned()
 }
 
 /// Stops only the given nodes of `dir` (those this attempt started).
