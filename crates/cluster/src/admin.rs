@@ -75,6 +75,40 @@ impl AdminConn {
         }
     }
 
+    /// Changes the bound on each round trip (a MIGRATE of a big key needs longer).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// Sends every command at once and returns their replies in order, error replies
+    /// included: one round trip for many commands. The timeout bounds the whole batch.
+    pub async fn pipeline<A: AsRef<[u8]>>(
+        &mut self,
+        commands: &[Vec<A>],
+    ) -> Result<Vec<Value>, AdminError> {
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, self.pipelined_round_trip(commands)).await {
+            Ok(result) => result,
+            Err(_) => Err(AdminError::Timeout { addr: self.addr.clone(), timeout }),
+        }
+    }
+
+    async fn pipelined_round_trip<A: AsRef<[u8]>>(
+        &mut self,
+        commands: &[Vec<A>],
+    ) -> Result<Vec<Value>, AdminError> {
+        self.write_buf.clear();
+        for args in commands {
+            resp::write::command(&mut self.write_buf, args);
+        }
+        self.stream.write_all(&self.write_buf).await.map_err(|e| self.io(e))?;
+        let mut replies = Vec::with_capacity(commands.len());
+        while replies.len() < commands.len() {
+            replies.push(self.read_reply().await?);
+        }
+        Ok(replies)
+    }
+
     /// Sends one command; an error reply becomes [`AdminError::Redis`].
     pub async fn query<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Value, AdminError> {
         match self.raw(args).await? {
@@ -131,6 +165,10 @@ impl AdminConn {
         self.write_buf.clear();
         resp::write::command(&mut self.write_buf, args);
         self.stream.write_all(&self.write_buf).await.map_err(|e| self.io(e))?;
+        self.read_reply().await
+    }
+
+    async fn read_reply(&mut self) -> Result<Value, AdminError> {
         loop {
             match resp::parse_value(&self.read_buf, &Limits::default()) {
                 Ok(Some((value, consumed))) => {

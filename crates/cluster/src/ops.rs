@@ -160,7 +160,7 @@ pub async fn wait_healthy(addrs: &[String], timeout: Duration) -> Result<(), Ops
 }
 
 /// Waits until every node of `addrs` reports `cluster_state:ok`.
-async fn wait_cluster_ok(addrs: &[String], timeout: Duration) -> Result<(), OpsError> {
+pub(crate) async fn wait_cluster_ok(addrs: &[String], timeout: Duration) -> Result<(), OpsError> {
     let deadline = Instant::now() + timeout;
     for addr in addrs {
         let mut conn = AdminConn::connect(addr, DEFAULT_TIMEOUT).await?;
@@ -235,7 +235,7 @@ pub async fn create(
     wait_all_known(&mut conns, timeout).await?;
     progress("Attaching the replicas to their masters");
     for (replica, master) in &formation.replicas {
-        attach_replica(&mut conns, &addrs, replica, master, timeout).await?;
+        attach_planned_replica(&mut conns, &addrs, replica, master, timeout).await?;
     }
     progress("Waiting for every node to agree and report cluster_state:ok");
     wait_healthy(&addrs, timeout).await
@@ -268,7 +268,7 @@ async fn wait_all_known(conns: &mut [AdminConn], timeout: Duration) -> Result<()
 }
 
 /// `CLUSTER REPLICATE`, retried while the replica has not yet learnt its master's id.
-async fn attach_replica(
+async fn attach_planned_replica(
     conns: &mut [AdminConn],
     addrs: &[String],
     replica: &str,
@@ -282,19 +282,7 @@ async fn attach_replica(
             .ok_or_else(|| OpsError::Plan(format!("{addr} is not in the plan")))
     };
     let master_id = conns[index(master)?].query_text(&["CLUSTER", "MYID"]).await?;
-    let conn = &mut conns[index(replica)?];
-    let deadline = Instant::now() + timeout;
-    loop {
-        match conn.query_ok(&["CLUSTER", "REPLICATE", master_id.trim()]).await {
-            Ok(()) => return Ok(()),
-            Err(AdminError::Redis { message, .. })
-                if message.contains("Unknown node") && Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    replicate_with_retry(&mut conns[index(replica)?], master_id.trim(), timeout).await
 }
 
 impl From<&crate::plan::CreatePlan> for Formation {
@@ -532,4 +520,203 @@ async fn migrate_keys(source: &str, target: &str, slot: u16) -> Result<(), OpsEr
         args.extend(keys);
         conn.query(&args).await?;
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Membership: add a node, attach a replica, remove a node, change the node timeout.
+
+/// What a node added with [`add_node`] becomes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewRole {
+    /// An empty master: it gets slots from a rebalance (`--use-empty-masters`) or a reshard.
+    Master,
+    /// A replica of the master with this id (or unique id prefix).
+    ReplicaOf(String),
+}
+
+/// Adds the blank node `new` to the cluster `seed` belongs to, as `redis-cli --cluster
+/// add-node` does: it must be an empty cluster-mode node; it meets the seed, and once every
+/// node it learns of knows it (no handshake left), it becomes a replica when asked. Returns
+/// the new node's id.
+pub async fn add_node(
+    new: &str,
+    seed: &str,
+    role: &NewRole,
+    timeout: Duration,
+) -> Result<String, OpsError> {
+    if let Some(problem) = node_state(new).await?.unusable_for_create() {
+        return Err(problem);
+    }
+    let topology = topology_of(seed).await?;
+    let master_id = match role {
+        NewRole::Master => None,
+        NewRole::ReplicaOf(prefix) => Some(master_by_prefix(&topology, prefix)?),
+    };
+    let mut conn = AdminConn::connect(new, DEFAULT_TIMEOUT).await?;
+    let new_id = conn.query_text(&["CLUSTER", "MYID"]).await?.trim().to_string();
+    let (host, port) = split_addr(seed)?;
+    conn.query_ok(&["CLUSTER", "MEET", host, port]).await?;
+    let mut addrs: Vec<String> = topology.nodes.iter().map(|n| n.addr()).collect();
+    addrs.push(new.to_string());
+    wait_knows_everyone(&addrs, timeout).await?;
+    if let Some(master_id) = master_id {
+        attach_replica(new, &master_id, timeout).await?;
+    }
+    // Until the new node knows every slot's owner it answers CLUSTERDOWN (a MIGRATE to it
+    // would fail), and until the others see a new replica as one, a rebalance would count it
+    // as an empty master.
+    wait_healthy(&addrs, timeout).await?;
+    Ok(new_id)
+}
+
+/// The full id of the master whose id starts with `prefix`.
+fn master_by_prefix(
+    topology: &crate::topology::Topology,
+    prefix: &str,
+) -> Result<String, OpsError> {
+    let matching: Vec<&crate::topology::Node> =
+        topology.masters().filter(|m| !prefix.is_empty() && m.id.starts_with(prefix)).collect();
+    match matching.as_slice() {
+        [master] => Ok(master.id.clone()),
+        [] => Err(OpsError::Plan(format!(
+            "no master's id starts with `{prefix}` (see `redkeep status` for the ids)"
+        ))),
+        _ => {
+            Err(OpsError::Plan(format!("`{prefix}` matches several masters: give more of the id")))
+        }
+    }
+}
+
+/// Waits until each of `addrs` lists all of them, none in handshake.
+async fn wait_knows_everyone(addrs: &[String], timeout: Duration) -> Result<(), OpsError> {
+    let mut conns = Vec::with_capacity(addrs.len());
+    for addr in addrs {
+        conns.push(AdminConn::connect(addr, DEFAULT_TIMEOUT).await?);
+    }
+    wait_all_known(&mut conns, timeout).await
+}
+
+/// Makes the node at `replica` a replica of `master_id` (`CLUSTER REPLICATE`), retrying while
+/// it has not yet heard of that master through gossip. Reusable: `add-node --replica-of`,
+/// moving the replicas of a node being removed, a monitor re-attaching a replica.
+pub async fn attach_replica(
+    replica: &str,
+    master_id: &str,
+    timeout: Duration,
+) -> Result<(), OpsError> {
+    let mut conn = AdminConn::connect(replica, DEFAULT_TIMEOUT).await?;
+    replicate_with_retry(&mut conn, master_id, timeout).await
+}
+
+async fn replicate_with_retry(
+    conn: &mut AdminConn,
+    master_id: &str,
+    timeout: Duration,
+) -> Result<(), OpsError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match conn.query_ok(&["CLUSTER", "REPLICATE", master_id]).await {
+            Ok(()) => return Ok(()),
+            Err(AdminError::Redis { message, .. })
+                if message.contains("Unknown node") && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// What [`del_node`] did, for the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Removal {
+    pub addr: String,
+    /// Replicas moved to another master: (replica address, new master address).
+    pub moved_replicas: Vec<(String, String)>,
+    /// Nodes that forgot it.
+    pub forgotten_by: Vec<String>,
+}
+
+/// Removes node `id` (or unique prefix) from the cluster `seed` belongs to: refused while it
+/// serves slots; its replicas first follow the master with fewest replicas; then every other
+/// node forgets it (`CLUSTER FORGET`, which also keeps gossip from bringing it back for a
+/// minute) and it is reset (`CLUSTER RESET SOFT`), so it forgets the cluster too and is a
+/// blank node again.
+pub async fn del_node(seed: &str, id: &str, timeout: Duration) -> Result<Removal, OpsError> {
+    let topology = topology_of(seed).await?;
+    let node = node_by_prefix(&topology, id)?;
+    if node.slot_count() > 0 {
+        return Err(OpsError::Plan(format!(
+            "{} ({}) serves {} slots: move them away first, e.g. `redkeep rebalance {seed} \
+             --weight {}=0` or `redkeep reshard {seed} --from {} --to ID --slots {}`",
+            node.addr(),
+            node.id,
+            node.slot_count(),
+            node.id,
+            node.id,
+            node.slot_count()
+        )));
+    }
+    let mut removal = Removal { addr: node.addr(), ..Removal::default() };
+    for replica in topology.replicas_of(&node.id) {
+        let target = least_replicated_master(&topology, &node.id)?;
+        attach_replica(&replica.addr(), &target.id, timeout).await?;
+        removal.moved_replicas.push((replica.addr(), target.addr()));
+    }
+    for other in topology.nodes.iter().filter(|n| n.id != node.id && !n.flags.noaddr) {
+        let mut conn = AdminConn::connect(&other.addr(), DEFAULT_TIMEOUT).await?;
+        conn.query_ok(&["CLUSTER", "FORGET", &node.id]).await?;
+        removal.forgotten_by.push(other.addr());
+    }
+    if let Ok(mut conn) = AdminConn::connect(&node.addr(), DEFAULT_TIMEOUT).await {
+        // A replica (and an emptied master, which Redis turns into a replica of the node that
+        // took its last slot) drops its copy of the data as it resets.
+        conn.query_ok(&["CLUSTER", "RESET", "SOFT"]).await?;
+    }
+    // Done when the others know one node less, agree, and the moved replicas' links are up.
+    wait_healthy(&removal.forgotten_by, timeout).await?;
+    Ok(removal)
+}
+
+fn node_by_prefix<'a>(
+    topology: &'a crate::topology::Topology,
+    prefix: &str,
+) -> Result<&'a crate::topology::Node, OpsError> {
+    let matching: Vec<&crate::topology::Node> =
+        topology.nodes.iter().filter(|n| !prefix.is_empty() && n.id.starts_with(prefix)).collect();
+    match matching.as_slice() {
+        [node] => Ok(node),
+        [] => Err(OpsError::Plan(format!(
+            "no node's id starts with `{prefix}` (see `redkeep status` for the ids)"
+        ))),
+        _ => Err(OpsError::Plan(format!("`{prefix}` matches several nodes: give more of the id"))),
+    }
+}
+
+/// The healthy master with slots and the fewest replicas, other than `except`.
+fn least_replicated_master<'a>(
+    topology: &'a crate::topology::Topology,
+    except: &str,
+) -> Result<&'a crate::topology::Node, OpsError> {
+    topology
+        .masters()
+        .filter(|m| m.id != except && !m.is_failing() && m.slot_count() > 0)
+        .min_by_key(|m| (topology.replicas_of(&m.id).count(), m.addr()))
+        .ok_or_else(|| OpsError::Plan("no other master to move the replicas to".into()))
+}
+
+/// Sets `cluster-node-timeout` on every node `seed` knows, and saves it into each node's
+/// config file (`CONFIG REWRITE`). Returns the nodes where the rewrite failed (the setting
+/// then lasts until that node restarts), with the reason.
+pub async fn set_node_timeout(seed: &str, millis: u64) -> Result<Vec<(String, String)>, OpsError> {
+    let (_, addrs) = known_addrs(seed).await?;
+    let mut not_saved = Vec::new();
+    for addr in addrs {
+        let mut conn = AdminConn::connect(&addr, DEFAULT_TIMEOUT).await?;
+        conn.query_ok(&["CONFIG", "SET", "cluster-node-timeout", &millis.to_string()]).await?;
+        if let Err(e) = conn.query_ok(&["CONFIG", "REWRITE"]).await {
+            not_saved.push((addr, e.to_string()));
+        }
+    }
+    Ok(not_saved)
 }

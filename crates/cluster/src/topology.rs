@@ -69,7 +69,7 @@ pub enum Link {
 }
 
 /// Slots `start..=end`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub struct SlotRange {
     pub start: u16,
     pub end: u16,

@@ -507,6 +507,50 @@ impl LocalDir {
     }
 }
 
+// Scaling a dir's cluster (`redkeep up --masters N` on an existing dir): the manifest grows
+// by new ports, or loses the ports of retired nodes.
+impl LocalDir {
+    /// Adds `count` ports after the highest one to the manifest (saved) and returns them; the
+    /// nodes start with the next [`LocalDir::start`].
+    pub fn add_ports(&mut self, count: usize) -> Result<Vec<u16>, DeployError> {
+        let last = self.manifest.ports.iter().copied().max().unwrap_or(0);
+        let end = u32::from(last) + count as u32 + u32::from(ports::BUS_PORT_OFFSET);
+        if end > u32::from(u16::MAX) {
+            return Err(DeployError::PortRange { base_port: last + 1, nodes: count });
+        }
+        let new: Vec<u16> = (last + 1..=last + count as u16).collect();
+        if let Some(port) = ports::first_taken(&self.manifest.host, &new) {
+            return Err(DeployError::PortTaken { host: self.manifest.host.clone(), port });
+        }
+        self.manifest.ports.extend(&new);
+        self.write_manifest()?;
+        Ok(new)
+    }
+
+    /// Stops the nodes on `retired` (they must have left the cluster), deletes their dirs,
+    /// and drops them from the manifest (saved).
+    pub fn retire_ports(&mut self, retired: &[u16]) -> Result<(), DeployError> {
+        let mut only_these = self.clone();
+        only_these.manifest.ports.retain(|p| retired.contains(p));
+        only_these.stop();
+        for &port in retired {
+            let dir = self.node_dir(port);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .map_err(io_err(format!("removing {}", dir.display())))?;
+            }
+        }
+        self.manifest.ports.retain(|p| !retired.contains(p));
+        self.write_manifest()
+    }
+
+    /// Records the number of masters (saved).
+    pub fn set_masters(&mut self, masters: usize) -> Result<(), DeployError> {
+        self.manifest.masters = masters;
+        self.write_manifest()
+    }
+}
+
 /// The `redis.conf` of one cluster node living in `dir` (absolute), rewritten at every start.
 pub fn node_config(host: &str, port: u16, dir: &Path, node_timeout_ms: u64) -> String {
     let dir = dir.display();

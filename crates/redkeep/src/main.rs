@@ -39,6 +39,14 @@ enum Command {
     Health(cmd::health::HealthArgs),
     Keepalived(cmd::keepalived::KeepalivedArgs),
     Lab(cmd::lab::LabArgs),
+    // Live scaling (cmd/scaling.rs, cmd/backup.rs).
+    AddNode(cmd::scaling::AddNodeArgs),
+    DelNode(cmd::scaling::DelNodeArgs),
+    Reshard(cmd::scaling::ReshardArgs),
+    Rebalance(cmd::scaling::RebalanceArgs),
+    SetTimeout(cmd::scaling::SetTimeoutArgs),
+    Backup(cmd::backup::BackupArgs),
+    Restore(cmd::backup::RestoreArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -74,6 +82,14 @@ fn dispatch(command: Command) -> anyhow::Result<std::process::ExitCode> {
         Command::Health(args) => cmd::health::run(args),
         Command::Keepalived(args) => cmd::keepalived::run(args),
         Command::Lab(args) => cmd::lab::run(args),
+        // Live scaling.
+        Command::AddNode(args) => cmd::scaling::run_add_node(args),
+        Command::DelNode(args) => cmd::scaling::run_del_node(args),
+        Command::Reshard(args) => cmd::scaling::run_reshard(args),
+        Command::Rebalance(args) => cmd::scaling::run_rebalance(args),
+        Command::SetTimeout(args) => cmd::scaling::run_set_timeout(args),
+        Command::Backup(args) => cmd::backup::run_backup(args),
+        Command::Restore(args) => cmd::backup::run_restore(args),
     }
 }
 

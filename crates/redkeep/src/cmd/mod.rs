@@ -13,6 +13,9 @@ pub mod lab;
 pub mod proxy;
 pub mod status;
 pub mod up;
+// Live scaling.
+pub mod backup;
+pub mod scaling;
 
 /// Runs a future on a fresh multi-threaded tokio runtime: most commands are short-lived
 /// clients, the proxy builds its own runtimes.

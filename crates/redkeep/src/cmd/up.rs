@@ -19,9 +19,12 @@ use deploy::local::{self, LocalDir, LocalSpec, Origin};
 /// once the cluster is healthy and leaves it running (`redkeep down` stops it).
 #[derive(clap::Args)]
 pub struct UpArgs {
-    /// Number of masters (Redis Cluster needs at least 3).
-    #[arg(long, default_value_t = 3)]
-    masters: usize,
+    /// Number of masters (Redis Cluster needs at least 3) [default: 3]. On a dir that holds
+    /// a cluster already, another number scales it live: new nodes are started, added and
+    /// given slots (rebalance), or masters (the highest ports) are emptied, removed and
+    /// stopped, with their replicas.
+    #[arg(long)]
+    masters: Option<usize>,
     /// Replicas per master.
     #[arg(long, default_value_t = 1)]
     replicas: usize,
@@ -56,11 +59,11 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         dir: args.dir.clone(),
         host: args.host.clone(),
         base_port: args.base_port,
-        masters: args.masters,
+        masters: args.masters.unwrap_or(3),
         replicas: args.replicas,
         node_timeout: args.node_timeout,
     };
-    let (dir, origin) = local::prepare(&spec)?;
+    let (mut dir, origin) = local::prepare(&spec)?;
     // Held until this command ends: in the foreground, as long as the cluster is served.
     let _lock = dir.lock_up()?;
     if let (false, false, Some(pid)) = (args.detach, args.no_proxy, dir.proxy_pid()) {
@@ -78,6 +81,10 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let started_now: Vec<u16> = started.iter().filter(|n| n.started_now).map(|n| n.port).collect();
     println!("{} redis-server nodes running ({} started now)", started.len(), started_now.len());
     if let Err(err) = super::block_on(form_and_wait(&dir)) {
+        stop_ports(&dir, &started_now);
+        return Err(err);
+    }
+    if let Err(err) = scale_if_asked(&mut dir, origin, args.masters) {
         stop_ports(&dir, &started_now);
         return Err(err);
     }
@@ -148,6 +155,21 @@ async fn form_and_wait(dir: &LocalDir) -> anyhow::Result<()> {
     let timeout = Duration::from_millis(dir.manifest.node_timeout_ms) * 4 + Duration::from_secs(30);
     cluster::ops::wait_healthy(&addrs, timeout).await.context("the cluster is not healthy")?;
     Ok(())
+}
+
+/// `--masters N` on a dir holding a cluster of another size: scale it live
+/// ([`super::scaling::scale_local`]).
+fn scale_if_asked(
+    dir: &mut LocalDir,
+    origin: Origin,
+    masters: Option<usize>,
+) -> anyhow::Result<()> {
+    match masters {
+        Some(wanted) if origin == Origin::Existing && wanted != dir.manifest.masters => {
+            super::block_on(super::scaling::scale_local(dir, wanted))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Starts `redkeep proxy` detached for this dir's cluster and waits until it serves. When it
