@@ -3,12 +3,21 @@
 #   make test  installs what is missing, runs fmt check, clippy and every test
 SHELL := /bin/bash
 CARGO ?= cargo
-# Debian/Ubuntu packages redkeep drives or tests with (chromium: the stats page's browser test).
-PACKAGES := redis-server redis-tools keepalived iproute2 procps chromium python3 python3-venv
+# Debian/Ubuntu packages redkeep drives or tests with (chromium: the stats page's browser test;
+# prometheus, prometheus-alertmanager: the monitoring rules' and alert routing's tests).
+PACKAGES := redis-server redis-tools keepalived iproute2 procps chromium prometheus prometheus-alertmanager
+# python3-venv: the venv of the cluster clients the proxy's tests run (client-deps below).
+PACKAGES += python3 python3-venv
+# The engines' validators (`redkeep deploy render`, crates/redkeep/tests/engines.rs): the Swarm
+# stack is checked by docker-compose (Debian), the Kubernetes manifests by kubernetes-validate
+# (PyPI, pinned) and kubectl (not a Debian package: installed from Kubernetes' own channels).
+PACKAGES += docker-compose
+KUBERNETES_VALIDATE := 1.37.0
+PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 UP_ARGS ?=
 
-.PHONY: up test deps system-deps client-deps build check-toolchain fmt-check clippy unit
+.PHONY: up test deps system-deps client-deps build check-toolchain fmt-check clippy unit engine-validators
 
 up: deps build
 	./target/release/redkeep up $(UP_ARGS)
@@ -30,6 +39,15 @@ system-deps:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "All packages present: $(PACKAGES)"; fi
+	@$(MAKE) --no-print-directory engine-validators
+
+# kubernetes-validate from PyPI at the pinned version; kubectl must be on PATH already.
+engine-validators:
+	@if [ "$$(kubernetes-validate --version 2>/dev/null)" != "$(KUBERNETES_VALIDATE)" ]; then \
+	  echo "Installing kubernetes-validate==$(KUBERNETES_VALIDATE)"; \
+	  $(PYTHON) -m pip install --quiet "kubernetes-validate==$(KUBERNETES_VALIDATE)"; \
+	fi
+	@command -v kubectl >/dev/null || { echo "kubectl not found: install it (https://kubernetes.io/docs/tasks/tools/); the manifests' tests need it" >&2; exit 1; }
 
 check-toolchain:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs) and run make again" >&2; exit 1; }
@@ -44,8 +62,8 @@ unit:
 	$(CARGO) test --locked --workspace
 
 # Cluster-aware clients the proxy's tests run against it (crates/proxy/tests/clients, see
-# cluster_clients.rs): redis-py pinned in requirements.txt, in a venv there; ioredis from the
-# committed package-lock.json. Each step reruns only when its pin changes.
+# cluster_clients.rs): redis-py pinned in requirements.txt, in a venv there; ioredis and
+# node-redis from the committed package-lock.json. Each step reruns only when its pin changes.
 CLIENTS_DIR := crates/proxy/tests/clients
 
 client-deps: $(CLIENTS_DIR)/.venv/installed $(CLIENTS_DIR)/node_modules/.package-lock.json

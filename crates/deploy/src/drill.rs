@@ -5,6 +5,7 @@
 
 pub mod book;
 pub mod load;
+pub mod readdress;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -27,11 +28,17 @@ pub enum Drill {
     Partition,
     /// A whole Redis host gone (every process killed, link down).
     HostLoss,
+    /// Every Redis host back at a new address ([`readdress`]).
+    Readdress,
+    /// One Redis host back at a new address ([`readdress`]).
+    ReaddressOne,
 }
 
 impl Drill {
     pub const ALL: [Drill; 4] =
         [Drill::MasterKill, Drill::ProxyKill, Drill::Partition, Drill::HostLoss];
+    /// The engines' drills, run by name (not part of `all`).
+    pub const READDRESS: [Drill; 2] = [Drill::Readdress, Drill::ReaddressOne];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -39,11 +46,13 @@ impl Drill {
             Drill::ProxyKill => "proxy-kill",
             Drill::Partition => "partition",
             Drill::HostLoss => "host-loss",
+            Drill::Readdress => "readdress",
+            Drill::ReaddressOne => "readdress-one",
         }
     }
 
     pub fn parse(text: &str) -> Option<Drill> {
-        Drill::ALL.into_iter().find(|d| d.name() == text)
+        Drill::ALL.into_iter().chain(Drill::READDRESS).find(|d| d.name() == text)
     }
 }
 
@@ -157,6 +166,8 @@ pub fn run(lab: &mut Lab, drill: Drill, options: &DrillOptions) -> Result<DrillR
         Drill::ProxyKill => proxy_kill(lab, options, &mut report)?,
         Drill::Partition => partition(lab, options, &mut report)?,
         Drill::HostLoss => host_loss(lab, options, &mut report)?,
+        Drill::Readdress => readdress::readdress(lab, options, &mut report, true)?,
+        Drill::ReaddressOne => readdress::readdress(lab, options, &mut report, false)?,
     }
     let restored = restore(lab);
     report.check(

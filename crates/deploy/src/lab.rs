@@ -458,10 +458,20 @@ impl Lab {
     }
 
     fn start_proxy(&self, host: &Host) -> Result<(), LabError> {
+        self.start_proxy_seeded(host, None)
+    }
+
+    /// Starts the proxy of `host`, seeded with `seeds` instead of the nodes' addresses when
+    /// given.
+    fn start_proxy_seeded(&self, host: &Host, seeds: Option<&[String]>) -> Result<(), LabError> {
         let dir = self.proxy_dir(host);
         std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
         let mut command = netns::command(&self.plan.ns(&host.name), &self.redkeep);
-        command.args(self.proxy_args(host)).current_dir(&dir);
+        let args = match seeds {
+            Some(seeds) => with_seeds(&self.proxy_args(host), seeds),
+            None => self.proxy_args(host),
+        };
+        command.args(args).current_dir(&dir);
         let child = spawn_detached(command, Some(&dir.join("proxy.log")))?;
         let pid_path = dir.join("proxy.pid");
         std::fs::write(&pid_path, format!("{}\n", child.id()))
@@ -657,6 +667,74 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Gives Redis host `name` a new address (its nodes must be stopped): the host's eth0
+    /// drops the old one and takes `ip`, and the plan (where nodes bind, the proxies' seeds,
+    /// the planned masters and replicas) follows. A host coming back elsewhere, as a pod does.
+    pub fn readdress(&mut self, name: &str, ip: &str) -> Result<String, LabError> {
+        let host = self.host_or_err(name)?.clone();
+        let ns = self.plan.ns(&host.name);
+        let prefix = self.plan.prefix_len;
+        netns::ip(&["-n", &ns, "addr", "del", &format!("{}/{prefix}", host.ip), "dev", "eth0"])?;
+        netns::ip(&["-n", &ns, "addr", "add", &format!("{ip}/{prefix}"), "dev", "eth0"])?;
+        let moved = |addr: &mut String| {
+            if let Some(port) = addr.strip_prefix(&format!("{}:", host.ip)) {
+                *addr = format!("{ip}:{port}");
+            }
+        };
+        self.plan.masters.iter_mut().for_each(moved);
+        for (replica, master) in &mut self.plan.replicas {
+            moved(replica);
+            moved(master);
+        }
+        if let Some(h) = self.plan.hosts.iter_mut().find(|h| h.name == host.name) {
+            h.ip = ip.to_string();
+        }
+        self.save()?;
+        Ok(format!("{} moved from {} to {ip}", host.name, host.ip))
+    }
+
+    /// Restarts every proxy (SIGTERM, which drains it), seeded with `seeds` (e.g. names the
+    /// LB hosts resolve), or with the nodes' addresses in the plan.
+    pub fn restart_proxies(&self, seeds: Option<&[String]>) -> Result<(), LabError> {
+        for host in self.plan.hosts_with(Role::Lb) {
+            if let Some(pid) = self.proxy_pid(host) {
+                process::terminate(pid, Duration::from_secs(10));
+            }
+            self.start_proxy_seeded(host, seeds)?;
+        }
+        Ok(())
+    }
+
+    /// The namespace's own files under `/etc/netns/NS/`, which `ip netns exec` mounts over
+    /// `/etc` for the programs it runs there (a `hosts` file is the lab's DNS).
+    pub fn netns_etc(&self, host: &str) -> PathBuf {
+        netns_etc(&self.plan.ns(host))
+    }
+}
+
+/// `redkeep proxy` arguments with their `--seed`s replaced by `seeds`.
+fn with_seeds(args: &[String], seeds: &[String]) -> Vec<String> {
+    let mut kept = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--seed" => {
+                rest.next();
+            }
+            _ => kept.push(arg.clone()),
+        }
+    }
+    let at = kept.iter().position(|a| a == "proxy").map_or(0, |i| i + 1);
+    let seeds = seeds.iter().flat_map(|s| ["--seed".to_string(), s.clone()]);
+    kept.splice(at..at, seeds);
+    kept
+}
+
+fn netns_etc(ns: &str) -> PathBuf {
+    Path::new("/etc/netns").join(ns)
+}
+
 /// What `lab.json` holds.
 #[derive(Serialize, Deserialize)]
 struct State {
@@ -720,6 +798,9 @@ pub fn down(root: &Path, name: &str) -> Result<Vec<String>, LabError> {
     for ns in &namespaces {
         netns::delete(ns)?;
         removed.push(format!("namespace {ns}"));
+        if std::fs::remove_dir_all(netns_etc(ns)).is_ok() {
+            removed.push(format!("{}", netns_etc(ns).display()));
+        }
     }
     let dir = lab_dir(root, name);
     if dir.join(STATE_FILE).exists() {
@@ -796,6 +877,17 @@ mod tests {
         assert!(!LabPlan::owns_namespace("rklab2-r1", "rklab"));
         assert!(!LabPlan::owns_namespace("rk-ha-12", "rk"));
         assert!(!LabPlan::owns_namespace("rklab-r", "rklab"));
+    }
+
+    #[test]
+    fn proxies_can_be_seeded_with_names_instead_of_addresses() {
+        let plan = plan(&spec()).unwrap();
+        let lab = Lab { plan, dir: PathBuf::from("/nowhere"), redkeep: PathBuf::from("redkeep") };
+        let lb1 = lab.plan.host("lb1").unwrap();
+        let args = with_seeds(&lab.proxy_args(lb1), &["r1.lab:7001".into(), "r2.lab:7002".into()]);
+        assert_eq!(args[..5], ["proxy", "--seed", "r1.lab:7001", "--seed", "r2.lab:7002"]);
+        assert_eq!(args.iter().filter(|a| *a == "--seed").count(), 2);
+        assert!(args.windows(2).any(|w| w == ["--priority", "150"]), "{args:?}");
     }
 
     #[test]

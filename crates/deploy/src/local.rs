@@ -245,7 +245,7 @@ impl LocalDir {
         self.node_dir(port).join("redis.log")
     }
 
-    fn write_manifest(&self) -> Result<(), DeployError> {
+    pub(crate) fn write_manifest(&self) -> Result<(), DeployError> {
         let path = self.root.join(MANIFEST_FILE);
         let text = serde_json::to_string_pretty(&self.manifest).expect("manifest serializes");
         std::fs::write(&path, text + "\n").map_err(io_err(format!("writing {}", path.display())))
@@ -260,12 +260,21 @@ impl LocalDir {
     /// Starts every node that is not running, waits until each answers PING. Nothing started
     /// by this call is left running when it fails.
     pub fn start(&self) -> Result<Vec<StartedNode>, DeployError> {
+        self.start_only(&self.manifest.ports)
+    }
+
+    /// Starts the node on `port` if it is not running (the monitor's healing restarts one
+    /// node at a time), as [`LocalDir::start`] does for all.
+    pub fn start_node(&self, port: u16) -> Result<(), DeployError> {
+        self.start_only(&[port]).map(drop)
+    }
+
+    fn start_only(&self, ports: &[u16]) -> Result<Vec<StartedNode>, DeployError> {
         let redis_server = redis_server_path()?;
-        let to_start: Vec<u16> = self
-            .manifest
-            .ports
+        let to_start: Vec<u16> = ports
             .iter()
             .copied()
+            .filter(|p| self.manifest.ports.contains(p))
             .filter(|&p| self.running_pid(p).is_none())
             .collect();
         if let Some(port) = ports::first_taken(&self.manifest.host, &to_start) {

@@ -108,6 +108,34 @@ impl TestCluster {
         }
     }
 
+    /// Stops every node (SHUTDOWN: each saves), moves each to a new port of a free block with
+    /// its data and its nodes.conf, which still names the old ports, and starts them there:
+    /// the cluster's nodes all came back at new addresses, as pods after a full restart.
+    pub async fn move_to_new_ports(&mut self) {
+        let mut dir = self.dir.clone();
+        let moved = tokio::task::spawn_blocking(move || {
+            dir.stop();
+            let count = dir.manifest.ports.len() as u16;
+            let old = dir.manifest.ports.clone();
+            let base = loop {
+                let base = ports::free_block(count).expect("a block of free ports on 127.0.0.1");
+                if !old.iter().any(|p| (base..base + count).contains(p)) {
+                    break base;
+                }
+            };
+            let new: Vec<u16> = (base..base + count).collect();
+            for (&from, &to) in old.iter().zip(&new) {
+                std::fs::rename(dir.node_dir(from), dir.node_dir(to)).expect("node dir moves");
+            }
+            dir.manifest.ports = new;
+            dir.write_manifest().expect("manifest is written");
+            dir.start().map(|_| dir)
+        })
+        .await
+        .expect("move task");
+        self.dir = moved.expect("the moved nodes start");
+    }
+
     /// Starts again every node that is not running (a crashed node comes back from its
     /// nodes.conf).
     pub async fn restart_stopped(&self) {

@@ -47,6 +47,9 @@ enum Command {
     SetTimeout(cmd::scaling::SetTimeoutArgs),
     Backup(cmd::backup::BackupArgs),
     Restore(cmd::backup::RestoreArgs),
+    Monitor(cmd::monitor::MonitorArgs),
+    Deploy(cmd::engines::DeployArgs),
+    Controller(cmd::controller::ControllerArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -90,6 +93,9 @@ fn dispatch(command: Command) -> anyhow::Result<std::process::ExitCode> {
         Command::SetTimeout(args) => cmd::scaling::run_set_timeout(args),
         Command::Backup(args) => cmd::backup::run_backup(args),
         Command::Restore(args) => cmd::backup::run_restore(args),
+        Command::Monitor(args) => cmd::monitor::run(args),
+        Command::Deploy(args) => cmd::engines::run(args),
+        Command::Controller(args) => cmd::controller::run(args),
     }
 }
 

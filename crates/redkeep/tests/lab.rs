@@ -180,3 +180,32 @@ fn a_bad_lab_request_is_refused_with_the_reason() {
     let output = lab.run(&["drill", "meteor-strike"]);
     assert!(!output.status.success());
 }
+
+#[test]
+fn readdress_drills_bring_the_cluster_back_with_the_same_node_ids() {
+    let lab = TestLab::new('a');
+    lab.ok(&["up"]);
+    let moved = reports(&lab.ok(&["drill", "readdress", "--json"]));
+    assert_passed(&moved[0]);
+    let figures = &moved[0]["figures"];
+    assert_eq!(figures["hosts_moved"], 3.0);
+    assert!(figures["acked_writes"].as_f64().unwrap() > 0.0, "{figures}");
+    assert!(figures["cluster_ok_after_restart_s"].is_number(), "{figures}");
+    // Every Redis host serves from its new address now.
+    let status: serde_json::Value = serde_json::from_str(&lab.ok(&["status", "--json"])).unwrap();
+    for host in status["hosts"].as_array().unwrap().iter().filter(|h| h["role"] == "redis") {
+        assert!(host["ip"].as_str().unwrap().starts_with("198.18.0.4"), "{host}");
+        assert!(host["nodes"].as_array().unwrap().iter().all(|n| !n["pid"].is_null()), "{host}");
+    }
+
+    let one = reports(&lab.ok(&["drill", "readdress-one", "--json"]));
+    assert_passed(&one[0]);
+    assert_eq!(one[0]["figures"]["hosts_moved"], 1.0);
+    // The controller's hosts file (the lab's DNS) goes with the drill.
+    let etc = Path::new("/etc/netns").join(format!("{}-sw", lab.name));
+    assert!(!etc.exists(), "{} left behind", etc.display());
+
+    lab.ok(&["down"]);
+    assert!(lab.namespaces().is_empty(), "left: {:?}", lab.namespaces());
+    assert!(processes_under(lab.root.path()).is_empty(), "processes left in the lab's dir");
+}

@@ -67,9 +67,10 @@ enum Action {
     /// Run a failure drill with a load through the VIP from c1, then put the lab back as
     /// planned: `master-kill` (kill -9 a master), `proxy-kill` (the proxy holding the VIP),
     /// `partition` (cut a master's host off, then heal), `host-loss` (a whole Redis host), or
-    /// `all`. Exit 1 when a check fails.
+    /// `all` of these; `readdress` (every Redis host back at a new address, `redkeep
+    /// controller` re-MEETs them) and `readdress-one` (one host). Exit 1 when a check fails.
     Drill {
-        /// master-kill, proxy-kill, partition, host-loss or all.
+        /// master-kill, proxy-kill, partition, host-loss, all, readdress or readdress-one.
         drill: String,
         /// Run the proxies with `--write-ack replica` (restarted when needed).
         #[arg(long)]
@@ -147,7 +148,8 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
                 "all" => Drill::ALL.to_vec(),
                 _ => vec![Drill::parse(&wanted).with_context(|| {
                     format!(
-                        "no drill `{wanted}`: master-kill, proxy-kill, partition, host-loss or all"
+                        "no drill `{wanted}`: master-kill, proxy-kill, partition, host-loss, \
+                         all, readdress or readdress-one"
                     )
                 })?],
             };

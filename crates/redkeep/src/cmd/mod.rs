@@ -3,13 +3,16 @@
 pub mod bench;
 pub mod call;
 pub mod check;
+pub mod controller; // engines
 pub mod create;
 pub mod down;
+pub mod engines; // `redkeep deploy`
 pub mod failover;
 pub mod fix;
 pub mod health;
 pub mod keepalived;
 pub mod lab;
+pub mod monitor;
 pub mod proxy;
 pub mod status;
 pub mod up;

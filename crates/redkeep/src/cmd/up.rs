@@ -52,6 +52,16 @@ pub struct UpArgs {
     /// Do not start the proxy.
     #[arg(long)]
     no_proxy: bool,
+    // --- The monitor (in the foreground only; with --detach run `redkeep monitor --dir`).
+    /// Port of the monitor's API and /metrics (alarms: /api/v1/alarms).
+    #[arg(long, default_value_t = 7030)]
+    monitor_port: u16,
+    /// Healing of the in-process monitor: off, dry-run (print plans) or auto.
+    #[arg(long, default_value = "dry-run", value_parser = super::monitor::parse_mode)]
+    heal: monitor::heal::Mode,
+    /// Do not run the monitor.
+    #[arg(long)]
+    no_monitor: bool,
 }
 
 pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
@@ -121,9 +131,29 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             );
             Some(handle)
         };
+        let watcher = if args.no_monitor {
+            None
+        } else {
+            let proxies = if args.no_proxy { vec![] } else { vec![proxy_listen.to_string()] };
+            let listen = SocketAddr::new(proxy_listen.ip(), args.monitor_port);
+            // The cluster serves without it: a taken port is a warning, not a failed `up`.
+            match start_monitor(&dir, proxies, listen, args.heal).await {
+                Ok(watcher) => Some(watcher),
+                Err(e) => {
+                    eprintln!(
+                        "warning: the monitor did not start: {e:#} (--monitor-port, or --no-monitor)"
+                    );
+                    None
+                }
+            }
+        };
         println!("Running in the foreground; Ctrl-C stops the proxy and every node.");
         super::shutdown_signal().await;
         println!("Stopping...");
+        // First, so that healing does not restart the nodes being stopped.
+        if let Some(watcher) = watcher {
+            watcher.stop().await;
+        }
         if let Some(proxy) = proxy {
             proxy.shutdown().await;
         }
@@ -136,6 +166,21 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let stopped = dir.stop();
     println!("Stopped {} nodes; data kept in {}", stopped.len(), dir.root.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The monitor of `redkeep monitor --dir`, in this process.
+async fn start_monitor(
+    dir: &LocalDir,
+    proxies: Vec<String>,
+    listen: SocketAddr,
+    heal: monitor::heal::Mode,
+) -> anyhow::Result<monitor::runner::Monitor> {
+    let config = monitor::Config { proxies, ..monitor::Config::default() };
+    let options =
+        super::monitor::options(dir.manifest.addrs(), config, heal, Some(listen), &dir.root);
+    let watcher = monitor::runner::start(options).await?;
+    println!("Monitor: http://{listen}/api/v1/alarms (healing {heal}; /metrics for Prometheus)");
+    Ok(watcher)
 }
 
 /// Forms the cluster when its nodes are blank (a new dir, or an earlier `up` that stopped

@@ -1,0 +1,149 @@
+//! `redkeep monitor`: watch the cluster, raise alarms, heal within guardrails.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use monitor::heal::{Mode, NoSupervisor, Supervisor};
+
+/// Watch a Redis Cluster, its proxies and its floating IP; raise alarms; heal what can be
+/// healed.
+///
+/// Every second (`interval` in the config) it asks every node `INFO all`, `CLUSTER INFO`,
+/// `CLUSTER NODES`, `LATENCY LATEST` and `SLOWLOG LEN`, each proxy `INFO proxy`, and each load
+/// balancer whether it holds the VIP, and builds one health model. Alarm rules (cluster state,
+/// failing slots, open slots, node down, node back empty, master without replica, replica link
+/// down, replication lag, master beside its replica, two masters on a host, memory, evictions,
+/// rejected connections, latency spikes, proxy down, VIP on none or two, shard imbalance,
+/// node restarted, healing failed) go pending -> firing -> resolved; every transition is
+/// printed, logged, kept in the event timeline and sent to the config's webhooks in
+/// Alertmanager's format.
+///
+/// HTTP API on --listen: GET /api/v1/alarms, GET /api/v1/events, GET /api/v1/model,
+/// GET /metrics (Prometheus; redis_exporter's names), POST /api/v1/alerts (Alertmanager
+/// webhooks: alerts from Prometheus drive healing too).
+///
+/// Healing (--heal): each firing alarm maps to a plan (restart a dead local node; re-attach a
+/// node that came back empty as a replica; give a replica-less master a spare or a replica of a
+/// master with two; fail over back when two masters share a host; fix open slots), printed
+/// before it runs and verified after. Guardrails: one action at a time per shard, at most
+/// `heal.max_actions` per `heal.window`, none while this monitor sees no majority of masters,
+/// none unless this monitor's LB holds the VIP (`vip.local_lb`), and an action that does not
+/// verify is retried then raised as `healing_failed`.
+#[derive(clap::Args)]
+pub struct MonitorArgs {
+    /// A node of the cluster, HOST:PORT; repeat for more. [default: the nodes of --dir, else
+    /// 127.0.0.1:7001]
+    #[arg(long = "seed")]
+    seeds: Vec<String>,
+    /// Local cluster dir (`redkeep up --dir`): its nodes are the seeds when none is given, and
+    /// healing may restart them.
+    #[arg(long, default_value = ".redkeep")]
+    dir: PathBuf,
+    /// `off`: alarms only. `dry-run`: print the healing plans, apply none. `auto`: apply them.
+    #[arg(long, default_value = "dry-run", value_parser = parse_mode)]
+    heal: Mode,
+    /// TOML config: interval, timeout, proxies, webhooks, vip, rules.<name> overrides, heal
+    /// (see the README, "Monitoring, alarms and healing").
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address of the HTTP API and /metrics; `off` for none.
+    #[arg(long, default_value = "127.0.0.1:7030")]
+    listen: String,
+    /// A redkeep proxy to watch, HOST:PORT; repeat for more (added to the config's).
+    #[arg(long = "proxy")]
+    proxies: Vec<String>,
+}
+
+pub fn parse_mode(text: &str) -> Result<Mode, String> {
+    text.parse()
+}
+
+/// The nodes of a local dir, restartable by healing.
+pub struct LocalSupervisor {
+    dir: deploy::local::LocalDir,
+}
+
+impl LocalSupervisor {
+    pub fn open(dir: &std::path::Path) -> Option<LocalSupervisor> {
+        deploy::local::open(dir).ok().map(|dir| LocalSupervisor { dir })
+    }
+
+    fn port_of(&self, addr: &str) -> Option<u16> {
+        let (host, port) = addr.rsplit_once(':')?;
+        let port: u16 = port.parse().ok()?;
+        (host == self.dir.manifest.host && self.dir.manifest.ports.contains(&port)).then_some(port)
+    }
+}
+
+impl Supervisor for LocalSupervisor {
+    fn owns(&self, addr: &str) -> bool {
+        self.port_of(addr).is_some()
+    }
+
+    fn restart(&self, addr: &str) -> Result<(), String> {
+        let port = self
+            .port_of(addr)
+            .ok_or_else(|| format!("{addr} is not a node of {}", self.dir.root.display()))?;
+        self.dir.start_node(port).map_err(|e| e.to_string())
+    }
+}
+
+/// The options `redkeep monitor` and `redkeep up` start the monitor with.
+pub fn options(
+    seeds: Vec<String>,
+    config: monitor::Config,
+    heal: Mode,
+    listen: Option<SocketAddr>,
+    dir: &std::path::Path,
+) -> monitor::runner::Options {
+    let supervisor: Arc<dyn Supervisor> = match LocalSupervisor::open(dir) {
+        Some(local) => Arc::new(local),
+        None => Arc::new(NoSupervisor),
+    };
+    monitor::runner::Options {
+        seeds,
+        config,
+        heal,
+        listen,
+        supervisor,
+        print: Some(Arc::new(|line: &str| println!("{line}"))),
+    }
+}
+
+pub fn run(args: MonitorArgs) -> anyhow::Result<ExitCode> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --config {}", path.display()))?;
+            monitor::Config::from_toml(&text)
+                .map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?
+        }
+        None => monitor::Config::default(),
+    };
+    config.proxies.extend(args.proxies.iter().cloned());
+    let listen = match args.listen.as_str() {
+        "off" => None,
+        text => Some(text.parse::<SocketAddr>().with_context(|| {
+            format!("--listen {text}: expected HOST:PORT such as 127.0.0.1:7030, or off")
+        })?),
+    };
+    let seeds = if args.seeds.is_empty() {
+        super::seed_candidates(None, &args.dir)
+    } else {
+        args.seeds.clone()
+    };
+    let options = options(seeds, config, args.heal, listen, &args.dir);
+    super::block_on(async move {
+        let monitor = monitor::runner::start(options).await?;
+        if let Some(addr) = monitor.addr {
+            println!("monitor: API and /metrics on http://{addr} (alarms: /api/v1/alarms)");
+        }
+        super::shutdown_signal().await;
+        monitor.stop().await;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
