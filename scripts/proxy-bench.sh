@@ -6,13 +6,17 @@
 # (client, redis-server, proxy, idle; from /proc), and the ratio a never-idle path would reach.
 #
 # With --baseline BIN (another build of redkeep, e.g. of main), a second proxy from BIN runs
-# beside this one (port 27311) and every test runs on both, interleaved (the order alternates
+# beside this one (port BASE+12) and every test runs on both, interleaved (the order alternates
 # from test to test), --rounds times; only that before/after table is printed then.
 #
 # Usage: scripts/proxy-bench.sh [-n REQUESTS_AT_P1] [-m REQUESTS_AT_P16] [--threads N]
-#                               [--baseline BIN] [--rounds N]
+#                               [--baseline BIN] [--rounds N] [--users]
+# With --users: instead, the plain proxy (no users) against a second proxy whose clients AUTH
+# as an ACL user with key patterns (the cost of the rights checks) and a third one serving TLS
+# (a self-signed certificate made with openssl), same cluster, same run. REDKEEP_BENCH_BASE
+# moves the ports (default 27301: nodes BASE..BASE+5, proxies BASE+9..BASE+11).
 # Needs: redis-server, redis-benchmark (make deps), a release build (built here if missing).
-# It runs its own cluster on ports 27301-27306 (proxy 27310) in a temporary dir, with the
+# It runs its own cluster on ports BASE..BASE+5 (proxy BASE+9) in a temporary dir, with the
 # append-only file and RDB snapshots off, and removes it at the end, also on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +26,7 @@ N_P16=1000000
 THREADS=""
 BASELINE=""
 ROUNDS=1
+USERS_MODE=""
 while [ $# -gt 0 ]; do
   case "$1" in
     -n) N_P1="$2"; shift 2 ;;
@@ -29,7 +34,8 @@ while [ $# -gt 0 ]; do
     --threads) THREADS="$2"; shift 2 ;;
     --baseline) BASELINE="$2"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --users) USERS_MODE=1; shift ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -38,14 +44,16 @@ command -v redis-benchmark >/dev/null || { echo "redis-benchmark not found: run 
 cargo build --release --locked -q -p redkeep
 REDKEEP=./target/release/redkeep
 DIR=$(mktemp -d /tmp/redkeep-bench.XXXXXX)
-BASE=27301
-PROXY_PORT=27310
+BASE=${REDKEEP_BENCH_BASE:-27301}
+PROXY_PORT=$((BASE + 9))
 PROXY_PID=""
-BASELINE_PORT=27311
+BASELINE_PORT=$((BASE + 12))
 BASELINE_PID=""
 cleanup() {
-  [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null && wait "$PROXY_PID" 2>/dev/null
   [ -n "$BASELINE_PID" ] && kill "$BASELINE_PID" 2>/dev/null && wait "$BASELINE_PID" 2>/dev/null
+  [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null && wait "$PROXY_PID" 2>/dev/null
+  [ -n "${USERS_PID:-}" ] && kill "$USERS_PID" 2>/dev/null && wait "$USERS_PID" 2>/dev/null
+  [ -n "${TLS_PID:-}" ] && kill "$TLS_PID" 2>/dev/null && wait "$TLS_PID" 2>/dev/null
   "$REDKEEP" down --dir "$DIR" --purge >/dev/null 2>&1 || true
   rm -rf "$DIR"
 }
@@ -133,6 +141,56 @@ if [ -n "$BASELINE" ]; then
                      printf "| %s | %s | %s | %s | %.0f | %.0f | %.0f%% | %s / %s | %s / %s | %.2f | %.2f | %.0f%% |\n",
                        r, p, d, t, br, ar, 100 * ar / br, bp50, bp99, ap50, ap99, bc, ac, (bc > 0 ? 100 * ac / bc : 0) }'
         done
+      done
+    done
+  done
+  exit 0
+fi
+
+# ---- --users: the cost of AUTH rights checks ----
+# One run of one proxy; prints "rps p50 p99 proxy-ticks".
+proxy_run() { # args: proxy-pid target-args... -- P d test n
+  local pid=$1 t0 rps p50 p99; shift
+  t0=$(cpu_ticks "$pid")
+  read -r rps p50 p99 _ < <(bench "$@")
+  echo "$rps $p50 $p99 $(($(cpu_ticks "$pid") - t0))"
+}
+if [ -n "$USERS_MODE" ]; then
+  USERS_PORT=$((PROXY_PORT + 1))
+  # Every command allowed, but keys only under redis-benchmark's `key:` prefix, so each
+  # request's key is matched against patterns (allkeys would skip the key check).
+  printf 'user bench on >bench-pw +@all ~other:* ~key:*\n' > "$DIR/users.acl"
+  USERS_ARGS=(proxy "${SEEDS[@]}" --listen "127.0.0.1:$USERS_PORT" --stats off --users "$DIR/users.acl")
+  [ -n "$THREADS" ] && USERS_ARGS+=(--threads "$THREADS")
+  "$REDKEEP" "${USERS_ARGS[@]}" >"$DIR/proxy-users.log" 2>&1 &
+  USERS_PID=$!
+  for _ in $(seq 100); do redis-cli -p "$USERS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  redis-cli --user bench --pass bench-pw --no-auth-warning -p "$USERS_PORT" ping | grep -q PONG \
+    || { cat "$DIR/proxy-users.log" >&2; exit 1; }
+  TLS_PORT=$((PROXY_PORT + 2))
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$DIR/tls.key" -out "$DIR/tls.crt" 2>/dev/null
+  TLS_ARGS=(proxy "${SEEDS[@]}" --listen "127.0.0.1:$TLS_PORT" --stats off --tls-cert "$DIR/tls.crt" --tls-key "$DIR/tls.key")
+  [ -n "$THREADS" ] && TLS_ARGS+=(--threads "$THREADS")
+  "$REDKEEP" "${TLS_ARGS[@]}" >"$DIR/proxy-tls.log" 2>&1 &
+  TLS_PID=$!
+  for _ in $(seq 100); do redis-cli --tls --cacert "$DIR/tls.crt" -p "$TLS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  redis-cli --tls --cacert "$DIR/tls.crt" -p "$TLS_PORT" ping | grep -q PONG || { cat "$DIR/proxy-tls.log" >&2; exit 1; }
+  echo "| -P | -d | test | plain ops/s | ACL user ops/s | TLS ops/s | user/plain | TLS/plain | p50/p99 ms plain / user / TLS | proxy CPU s per 1M req plain / user / TLS |"
+  echo "|---:|---:|---|---:|---:|---:|---:|---:|---|---|"
+  for p in 16 1; do
+    n=$N_P1; [ "$p" = 16 ] && n=$N_P16
+    for d in 32 4096; do
+      for t in set get; do
+        read -r a_rps a_p50 a_p99 a_ticks < <(proxy_run "$PROXY_PID" -p "$PROXY_PORT" -- "$p" "$d" "$t" "$n")
+        read -r u_rps u_p50 u_p99 u_ticks < <(proxy_run "$USERS_PID" -p "$USERS_PORT" --user bench -a bench-pw -- "$p" "$d" "$t" "$n")
+        read -r s_rps s_p50 s_p99 s_ticks < <(proxy_run "$TLS_PID" -p "$TLS_PORT" --tls --cacert "$DIR/tls.crt" -- "$p" "$d" "$t" "$n")
+        awk -v p="$p" -v d="$d" -v t="${t^^}" -v ar="$a_rps" -v ur="$u_rps" -v sr="$s_rps" \
+            -v lat="$a_p50/$a_p99 / $u_p50/$u_p99 / $s_p50/$s_p99" \
+            -v at="$a_ticks" -v ut="$u_ticks" -v st="$s_ticks" -v hz="$TICKS" -v n="$n" \
+          'BEGIN { m = n / 1e6
+                   printf "| %s | %s | %s | %.0f | %.0f | %.0f | %.0f%% | %.0f%% | %s | %.2f / %.2f / %.2f |\n",
+                   p, d, t, ar, ur, sr, 100 * ur / ar, 100 * sr / ar, lat, at / hz / m, ut / hz / m, st / hz / m }'
       done
     done
   done

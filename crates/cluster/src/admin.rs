@@ -33,6 +33,45 @@ pub enum AdminError {
     Unexpected { addr: String, command: String, got: String },
 }
 
+/// The credentials every admin connection authenticates with (`AUTH [user] password` right
+/// after connecting), set once per process from the command line or the environment: the
+/// nodes of one cluster share them.
+static CREDENTIALS: std::sync::RwLock<Option<Credentials>> = std::sync::RwLock::new(None);
+
+/// A node user and password. `Debug` shows no password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// `None`: the `default` user (`requirepass`).
+    pub user: Option<String>,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("user", &self.user).finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// The `AUTH` command with these credentials.
+    pub fn auth_args(&self) -> Vec<&str> {
+        let mut args = vec!["AUTH"];
+        args.extend(self.user.as_deref());
+        args.push(&self.password);
+        args
+    }
+}
+
+/// Sets (or with `None` clears) the credentials of every admin connection opened after.
+pub fn set_credentials(credentials: Option<Credentials>) {
+    *CREDENTIALS.write().unwrap_or_else(|e| e.into_inner()) = credentials;
+}
+
+/// The credentials admin connections use, if any.
+pub fn credentials() -> Option<Credentials> {
+    CREDENTIALS.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 /// One connection to one node.
 pub struct AdminConn {
     addr: String,
@@ -52,13 +91,18 @@ impl AdminConn {
             Err(_) => return Err(AdminError::Timeout { addr: addr.to_string(), timeout }),
         };
         stream.set_nodelay(true).ok();
-        Ok(AdminConn {
+        let mut conn = AdminConn {
             addr: addr.to_string(),
             stream,
             read_buf: BytesMut::with_capacity(16 * 1024),
             write_buf: Vec::with_capacity(256),
             timeout,
-        })
+        };
+        if let Some(credentials) = credentials() {
+            // An error names the command (AUTH), never its arguments.
+            conn.query_ok(&credentials.auth_args()).await?;
+        }
+        Ok(conn)
     }
 
     /// The address this connection was opened to.

@@ -123,6 +123,13 @@ impl Backend {
             wait_due: Cell::new(false),
             held: RefCell::new(Vec::new()),
         });
+        if let Some(credentials) = cluster::admin::credentials() {
+            // First, as the nodes answer NOAUTH to anything else; a wrong password shows as
+            // the NOAUTH errors of the requests after it.
+            let mut auth = Vec::new();
+            resp::write::command(&mut auth, &credentials.auth_args());
+            backend.send_raw(&auth, Sink::Discard);
+        }
         if resp3 {
             backend.send_raw(b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n", Sink::Discard);
         }

@@ -26,6 +26,13 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::net::tcp::OwnedWriteHalf;
 
 use crate::notify::LocalNotify;
+use crate::tls::TlsStream;
+
+/// Where a client's replies go: its socket, or its TLS connection over it.
+pub enum Writer {
+    Plain(OwnedWriteHalf),
+    Tls(Rc<TlsStream>),
+}
 
 /// The reply side of one client connection, shared by its session and the backends that
 /// answer its requests (all on one worker thread).
@@ -40,7 +47,7 @@ pub struct Client {
     /// session closes the client after writing what it has.
     pub broken: Cell<bool>,
     /// The sending half of the client's connection (none in unit tests).
-    writer: RefCell<Option<OwnedWriteHalf>>,
+    writer: RefCell<Option<Writer>>,
     /// Requests read so far: when `answered` reaches it, nothing more is coming soon.
     sent: Cell<u64>,
     /// The session is handling a read event: replies made during it go out at its end.
@@ -127,11 +134,7 @@ impl Client {
 
     /// A client whose replies are written to `writer`; output that waits on slower replies
     /// is written by `flush_queue`'s task.
-    pub fn with_writer(
-        id: u64,
-        writer: Option<OwnedWriteHalf>,
-        flush_queue: Rc<FlushQueue>,
-    ) -> Client {
+    pub fn with_writer(id: u64, writer: Option<Writer>, flush_queue: Rc<FlushQueue>) -> Client {
         Client {
             id,
             replies: RefCell::new(Replies::default()),
@@ -255,7 +258,11 @@ impl Client {
     fn write_out(&self) -> Flushed {
         let mut replies = self.replies.borrow_mut();
         let writer = self.writer.borrow();
-        let Some(writer) = writer.as_ref() else { return Flushed::All };
+        let writer = match writer.as_ref() {
+            None => return Flushed::All,
+            Some(Writer::Tls(tls)) => return write_tls(&mut replies, tls),
+            Some(Writer::Plain(writer)) => writer,
+        };
         let replies = &mut *replies;
         loop {
             let written = match replies.chunks.is_empty() {
@@ -301,7 +308,8 @@ impl Client {
     /// Ready when the socket has room for more output.
     pub fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.writer.borrow().as_ref() {
-            Some(writer) => writer.as_ref().poll_write_ready(cx),
+            Some(Writer::Plain(writer)) => writer.as_ref().poll_write_ready(cx),
+            Some(Writer::Tls(tls)) => tls.socket().as_ref().poll_write_ready(cx),
             None => Poll::Ready(Ok(())),
         }
     }
@@ -331,7 +339,28 @@ impl Client {
 
     pub fn has_output(&self) -> bool {
         let replies = self.replies.borrow();
-        !replies.out.is_empty() || !replies.chunks.is_empty()
+        let tls_pending =
+            matches!(self.writer.borrow().as_ref(), Some(Writer::Tls(tls)) if tls.wants_write());
+        !replies.out.is_empty() || !replies.chunks.is_empty() || tls_pending
+    }
+}
+
+/// The output handed to the TLS connection whole (it encrypts into its own buffer), then as
+/// much of the encrypted records written as the socket takes.
+fn write_tls(replies: &mut Replies, tls: &TlsStream) -> Flushed {
+    let mut handed = 0;
+    let chunks = replies.chunks.iter().map(|c| &c[..]);
+    for chunk in chunks.chain(std::iter::once(&replies.out[..])) {
+        if tls.send(chunk).is_err() {
+            return Flushed::Failed;
+        }
+        handed += chunk.len();
+    }
+    replies.consume(handed);
+    match tls.write_pending() {
+        Ok(true) => Flushed::All,
+        Ok(false) => Flushed::Blocked,
+        Err(_) => Flushed::Failed,
     }
 }
 

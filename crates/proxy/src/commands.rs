@@ -87,6 +87,8 @@ pub enum Local {
     /// SLOWLOG, LATENCY, MEMORY reports: asked of the nodes, merged and labelled (see
     /// [`crate::reports`]).
     Reports,
+    /// ACL WHOAMI and ACL CAT: the proxy's users, not the nodes'.
+    Acl,
 }
 
 /// What a command does while the client has a transaction open (WATCH, or MULTI).
@@ -118,14 +120,14 @@ pub fn in_transaction(route: Route, multi: bool) -> InTransaction {
         ),
         // What any node answers as the proxy would is queued by the node; what only the proxy
         // can answer (CLIENT, SCAN, CONFIG, INFO, and any new local command unless listed
-        // here) is refused.
+        // here) is refused. So is AUTH: queued, it would log in the node's connection, not the
+        // client.
         Route::Local(
             self::Local::Ping
             | self::Local::Echo
             | self::Local::Time
             | self::Local::Command
             | self::Local::Select
-            | self::Local::Auth
             | self::Local::Readonly,
         ) if multi => Pinned,
         Route::Local(_) if multi => Refused(
@@ -185,6 +187,8 @@ pub struct CommandInfo {
     /// `write`, or a keyed command that is not `readonly` (EVAL, EVALSHA and FCALL carry
     /// neither flag, and a script may write; EVAL_RO and FCALL_RO are read-only).
     pub writes: bool,
+    /// ACL categories, key specs and the command policy's guard (see [`crate::acl`]).
+    pub acl: crate::acl::CommandAcl,
 }
 
 /// The `COMMAND` flags the proxy acts on.
@@ -196,6 +200,8 @@ pub struct Flags {
     pub movable_keys: bool,
     pub pubsub: bool,
     pub no_multi: bool,
+    /// May run before AUTH, and needs no ACL right (AUTH, HELLO, QUIT, RESET).
+    pub no_auth: bool,
 }
 
 /// Every command, by lower-case name (`container|sub` for subcommands).
@@ -256,6 +262,21 @@ impl CommandTable {
         info.id = self.names.len() as u16;
         self.names.push(info.name.clone());
         self.commands.insert(info.name.as_bytes().into(), info);
+    }
+
+    /// The entry of a lower-case name (`container|sub` for a subcommand).
+    pub fn get(&self, name: &[u8]) -> Option<&CommandInfo> {
+        self.commands.get(name)
+    }
+
+    /// Whether `name` (lower case) is a container of subcommands (CONFIG, CLIENT, ...).
+    pub fn is_container(&self, name: &[u8]) -> bool {
+        self.containers.contains_key(name)
+    }
+
+    /// Every entry, subcommands included, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &CommandInfo> {
+        self.commands.values()
     }
 
     /// The name of command `id`.
@@ -326,6 +347,7 @@ fn parse_entry(entry: &Value) -> Result<CommandInfo, TableError> {
             b"movablekeys" => flags.movable_keys = true,
             b"pubsub" => flags.pubsub = true,
             b"no_multi" => flags.no_multi = true,
+            b"no_auth" => flags.no_auth = true,
             _ => {}
         }
     }
@@ -338,6 +360,7 @@ fn parse_entry(entry: &Value) -> Result<CommandInfo, TableError> {
         route: Route::Keyed,
         writes: false,
         id: 0,
+        acl: crate::acl::CommandAcl::from_entry(fields, &name),
         name,
     };
     info.route = route_of(&info);
@@ -375,6 +398,7 @@ fn route_of(info: &CommandInfo) -> Route {
         "randomkey" => Some(AllMasters(Merge::AnyValue)),
         // ASKING too: the proxy follows ASK itself, so a client never needs it.
         "readonly" | "readwrite" | "asking" => Some(Local(self::Local::Readonly)),
+        "acl|whoami" | "acl|cat" => Some(Local(self::Local::Acl)),
         "config|get" | "config|set" | "config|resetstat" => Some(Local(self::Local::Config)),
         "dbsize" => Some(AllMasters(Merge::Sum)),
         "lastsave" => Some(AllMasters(Merge::Min)),

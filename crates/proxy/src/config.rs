@@ -67,6 +67,8 @@ pub struct ProxyConfig {
     /// NODES show the proxy as the one node owning every slot), e.g. the VIP. `None`: the
     /// address each client reached the proxy at.
     pub announce: Option<String>,
+    /// Users, AUTH and the command policy (see [`crate::security`]).
+    pub security: crate::security::SecurityConfig,
 }
 
 impl ProxyConfig {
@@ -92,6 +94,7 @@ impl ProxyConfig {
             drain_timeout: Duration::from_secs(5),
             fast_failover: false,
             announce: None,
+            security: crate::security::SecurityConfig::default(),
         }
     }
 }

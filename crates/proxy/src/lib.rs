@@ -14,6 +14,7 @@
 //! owns its clients and backend connections; the accept loop and the topology refresher run on
 //! the caller's runtime.
 
+pub mod acl;
 pub mod backend;
 pub mod client;
 pub mod client_admin;
@@ -34,10 +35,12 @@ pub mod pubsub;
 pub mod rates;
 pub mod reports;
 pub mod request;
+pub mod security;
 pub mod session;
 pub mod shared;
 pub mod slotmap;
 pub mod snapshot;
+pub mod tls;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -66,6 +69,8 @@ pub enum StartError {
     Bind { addr: SocketAddr, error: std::io::Error },
     #[error("--announce {0}")]
     Announce(String),
+    #[error("{0}")]
+    Security(security::SecurityError),
     #[error("cannot start a worker thread: {0}")]
     Thread(std::io::Error),
 }
@@ -84,6 +89,10 @@ pub async fn start(config: ProxyConfig) -> Result<ProxyHandle, StartError> {
     if let Some(announce) = &config.announce {
         cluster_view::parse_announce(announce).map_err(StartError::Announce)?;
     }
+    // Every connection to a node authenticates with them: admin ones and the backends.
+    if config.security.node_credentials.is_some() {
+        cluster::admin::set_credentials(config.security.node_credentials.clone());
+    }
     let (map, table, version) = learn(&config.seeds).await?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -91,7 +100,9 @@ pub async fn start(config: ProxyConfig) -> Result<ProxyHandle, StartError> {
     let local_addr =
         listener.local_addr().map_err(|error| StartError::Bind { addr: config.listen, error })?;
     let threads = config.threads.max(1);
-    let shared = Shared::new(config, table, map);
+    let security =
+        security::Security::new(&config.security, &table).map_err(StartError::Security)?;
+    let shared = Shared::new(config, table, map, security);
     if let Some(version) = version {
         shared.set_redis_version(&version);
     }

@@ -12,13 +12,16 @@
 //! the lookup, so they cost no second lookup.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use cluster::key_slot;
 
+use crate::acl::{self, UserId};
 use crate::commands::{
     Args, CommandInfo, CommandTable, InTransaction, Local, Merge, Route, Split, in_transaction,
     key_positions,
 };
+use crate::security::Security;
 
 /// What the classification needs to know of the client.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,6 +31,8 @@ pub struct ClientState {
     pub subscribed: bool,
     /// Said `HELLO 3`.
     pub resp3: bool,
+    /// The user the client authenticated as; `None`: it must AUTH first.
+    pub user: Option<UserId>,
 }
 
 /// The client's transaction, if any.
@@ -42,17 +47,23 @@ pub enum Tx {
 }
 
 /// The proxy's settings that refuse commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Policy {
     /// FLUSHALL/FLUSHDB allowed (`--no-flush` refuses them).
     pub allow_flush: bool,
     /// CONFIG SET allowed (`--no-config-set` refuses it).
     pub allow_config_set: bool,
+    /// Users and the command policy's `--allow` (see [`crate::acl`]).
+    pub security: Arc<Security>,
 }
 
 impl Default for Policy {
+    /// No users (every client has every right), the default command policy, Redis 7.0's
+    /// commands.
     fn default() -> Policy {
-        Policy { allow_flush: true, allow_config_set: true }
+        let table = CommandTable::builtin();
+        let security = Security::new(&Default::default(), &table).expect("no users compile");
+        Policy { allow_flush: true, allow_config_set: true, security: Arc::new(security) }
     }
 }
 
@@ -184,13 +195,17 @@ pub fn classify<'t>(
 ) -> Plan<'t> {
     let info = table.lookup(args);
     if state.subscribed && !(state.resp3 && runs_while_subscribed(info)) {
-        return Plan::Subscribed { info, action: in_subscribed_mode(info, args, keys) };
+        let action = match info.map(|info| admitted(policy, state, info, args, keys)) {
+            Some(Err(e)) => PubSub::Error(e.into_owned()),
+            _ => in_subscribed_mode(info, args, keys),
+        };
+        return Plan::Subscribed { info, action };
     }
     let Some(info) = info else {
         return refuse(None, unknown_command(args));
     };
-    if let Err(e) = key_positions(info, args, keys) {
-        return refuse(Some(info), format!("ERR {e}"));
+    if let Err(e) = admitted(policy, state, info, args, keys) {
+        return refuse(Some(info), e);
     }
     if info.route == Route::Transaction {
         return transaction_step(info, state.tx, args, keys);
@@ -238,6 +253,31 @@ pub fn classify<'t>(
         }
         Route::Transaction => unreachable!("classified above"),
     }
+}
+
+/// Whether the request may run at all, in Redis' order: its arity (filling `keys`), then the
+/// client's AUTH, then its user's rights, then the proxy's command policy. One pass over what
+/// the lookup found; nothing is allocated unless the request is refused.
+fn admitted(
+    policy: &Policy,
+    state: ClientState,
+    info: &CommandInfo,
+    args: &(impl Args + ?Sized),
+    keys: &mut Vec<usize>,
+) -> Result<(), Cow<'static, str>> {
+    if let Err(e) = key_positions(info, args, keys) {
+        return Err(format!("ERR {e}").into());
+    }
+    let users = &policy.security.users;
+    let Some(user) = state.user else {
+        // Only AUTH, HELLO (which must then authenticate), QUIT and RESET, which need no
+        // rights.
+        return Ok(acl::auth::gate(None, info)?);
+    };
+    let user = users.get(user);
+    acl::check(user, info, args, keys).map_err(|denied| denied.message())?;
+    acl::policy::refused(info, args, policy.security.allow, user.dangerous)
+        .map_err(|refusal| refusal.message().into())
 }
 
 fn refuse<'t>(info: Option<&'t CommandInfo>, error: impl Into<Cow<'static, str>>) -> Plan<'t> {
@@ -302,8 +342,9 @@ fn transaction_step<'t>(
     Plan::Transaction { info, step }
 }
 
-/// Settings that the proxy refuses to set on every node: the proxy cannot authenticate to
-/// the nodes yet, so a password or an ACL file on them would lock it out of its own cluster.
+/// Settings that the proxy refuses to set on every node even when the command policy allows
+/// CONFIG SET of them: a password or an ACL file set through the proxy would lock it out of its
+/// own cluster, whose credentials it was started with.
 const CREDENTIAL_SETTINGS: [&str; 4] = ["requirepass", "masterauth", "masteruser", "aclfile"];
 
 /// CONFIG GET, SET and RESETSTAT; SET is refused by `--no-config-set`, and for the settings
@@ -321,9 +362,10 @@ fn config<'t>(info: &'t CommandInfo, policy: &Policy, args: &(impl Args + ?Sized
             return refuse(
                 Some(info),
                 format!(
-                    "ERR redkeep: CONFIG SET {name} is refused: the proxy cannot authenticate to \
-                     the nodes yet, so setting it on every node would lock the proxy out of its \
-                     own cluster (every command would get NOAUTH)"
+                    "ERR redkeep: CONFIG SET {name} is refused: set on every node through the \
+                     proxy, it would lock the proxy out of its own cluster (every command would \
+                     get NOAUTH); set it on the nodes themselves and give the proxy \
+                     --node-user/--node-password"
                 ),
             );
         }
@@ -399,7 +441,8 @@ pub fn unknown_command(args: &(impl Args + ?Sized)) -> String {
 mod tests {
     use super::*;
 
-    const NORMAL: ClientState = ClientState { tx: Tx::None, subscribed: false, resp3: false };
+    const NORMAL: ClientState =
+        ClientState { tx: Tx::None, subscribed: false, resp3: false, user: Some(0) };
     const MULTI: ClientState = ClientState { tx: Tx::Multi, ..NORMAL };
     const WATCHING: ClientState = ClientState { tx: Tx::Watching, ..NORMAL };
     const SUBSCRIBED: ClientState = ClientState { subscribed: true, ..NORMAL };
@@ -458,7 +501,7 @@ mod tests {
         assert!(normal("WAIT 1 0").contains("does not support 'WAIT': WAIT needs"));
         let no_flush = Policy { allow_flush: false, ..Policy::default() };
         assert_eq!(
-            plan(NORMAL, no_flush, "FLUSHALL").0,
+            plan(NORMAL, no_flush.clone(), "FLUSHALL").0,
             "refused: ERR redkeep: FLUSHALL is disabled on this proxy"
         );
         assert_eq!(plan(NORMAL, no_flush, "DBSIZE").0, "fan out Sum");
@@ -473,13 +516,19 @@ mod tests {
             "CONFIG SET masteruser u",
             "CONFIG SET aclfile /tmp/a",
         ] {
+            // Refused by the command policy first; with it allowed, still refused while the
+            // proxy cannot authenticate to the nodes.
             let plan = normal(line);
+            assert!(plan.contains("--allow config-"), "{line}: {plan}");
+            use crate::acl::policy::Kind;
+            let allowed = secured("", &[Kind::ConfigAuth, Kind::ConfigPaths]);
+            let plan = self::plan(NORMAL, allowed, line).0;
             assert!(plan.contains("would lock the proxy out"), "{line}: {plan}");
         }
         assert_eq!(normal("CONFIG SET acllog-max-len 10"), "local Config");
         assert_eq!(normal("CONFIG SET maxmemory requirepass"), "local Config", "a value");
         let no_set = Policy { allow_config_set: false, ..Policy::default() };
-        assert!(plan(NORMAL, no_set, "CONFIG SET maxmemory 1").0.contains("disabled"));
+        assert!(plan(NORMAL, no_set.clone(), "CONFIG SET maxmemory 1").0.contains("disabled"));
         assert_eq!(plan(NORMAL, no_set, "CONFIG GET maxmemory").0, "local Config");
     }
 
@@ -543,6 +592,84 @@ mod tests {
         let resp3 = ClientState { resp3: true, ..SUBSCRIBED };
         assert!(sub(resp3, "GET k").starts_with("slot"));
         assert_eq!(sub(resp3, "RESET"), "subscribed Reset");
+    }
+
+    /// A policy with the users of a users file, and `--allow` kinds.
+    fn secured(users: &str, allow: &[crate::acl::policy::Kind]) -> Policy {
+        let mut config = crate::security::SecurityConfig {
+            users: crate::acl::user::parse_users_file(users).unwrap(),
+            ..Default::default()
+        };
+        for &kind in allow {
+            config.allow = config.allow.with(kind);
+        }
+        let security = Security::new(&config, &CommandTable::builtin()).unwrap();
+        Policy { security: Arc::new(security), ..Policy::default() }
+    }
+
+    const USERS: &str = "user app on >pw +@all -@dangerous ~app:* &news\n\
+                         user admin on >root +@all allkeys allchannels\n";
+
+    #[test]
+    fn before_auth_only_auth_hello_quit_reset_and_redis_errors_come_first() {
+        let policy = secured(USERS, &[]);
+        let anonymous = ClientState { user: None, ..NORMAL };
+        let run = |line| plan(anonymous, policy.clone(), line).0;
+        assert_eq!(run("GET app:1"), "refused: NOAUTH Authentication required.");
+        assert_eq!(run("PING"), "refused: NOAUTH Authentication required.");
+        assert_eq!(run("AUTH pw"), "local Auth");
+        assert_eq!(run("HELLO 3 AUTH app pw"), "local Hello");
+        assert_eq!(run("QUIT"), "local Quit");
+        assert_eq!(run("RESET"), "local Reset");
+        assert!(run("NOSUCH").contains("unknown command"), "unknown first, as in Redis");
+        assert!(run("GET").contains("wrong number of arguments"), "arity first too");
+        let subscribed = ClientState { subscribed: true, ..anonymous };
+        assert!(plan(subscribed, policy, "SUBSCRIBE x").0.contains("NOAUTH"));
+    }
+
+    #[test]
+    fn rights_are_checked_in_the_classification() {
+        let policy = secured(USERS, &[]);
+        let id = policy.security.users.id_of("app");
+        let app = ClientState { user: id, ..NORMAL };
+        let run = |state, line| plan(state, policy.clone(), line).0;
+        assert!(run(app, "GET app:1").starts_with("slot"));
+        assert_eq!(
+            run(app, "GET other"),
+            "refused: NOPERM this user has no permissions to access one of the keys used as \
+             arguments"
+        );
+        assert_eq!(
+            run(app, "FLUSHALL"),
+            "refused: NOPERM this user has no permissions to run the 'flushall' command"
+        );
+        assert!(run(app, "PUBLISH other m").contains("NOPERM"));
+        assert_eq!(run(app, "PUBLISH news m"), "any master");
+        let subscribed = ClientState { subscribed: true, ..app };
+        assert!(run(subscribed, "SUBSCRIBE other").contains("subscribed Error(\"NOPERM"));
+        let multi = ClientState { tx: Tx::Multi, ..app };
+        assert!(run(multi, "GET other").starts_with("refused: NOPERM"), "aborts the MULTI");
+        let admin = ClientState { user: policy.security.users.id_of("admin"), ..NORMAL };
+        assert!(run(admin, "GET other").starts_with("slot"));
+        assert_eq!(run(admin, "FLUSHALL"), "fan out AllOk");
+    }
+
+    #[test]
+    fn the_command_policy_names_the_option_and_the_option_allows() {
+        use crate::acl::policy::Kind;
+        let refused = |line: &str| plan(NORMAL, Policy::default(), line).0;
+        assert!(refused("DEBUG SLEEP 0").contains("--allow debug"));
+        assert!(refused("CONFIG SET dir /tmp").contains("--allow config-paths"));
+        assert!(refused("CLUSTER FORGET x").contains("--allow cluster-admin"));
+        assert_eq!(refused("CONFIG SET maxmemory 1"), "local Config");
+        let allowed = secured("", &[Kind::Debug, Kind::ConfigPaths]);
+        let run = |line| plan(NORMAL, allowed.clone(), line).0;
+        assert!(run("DEBUG SLEEP 0").contains("does not support 'DEBUG'"), "then routed");
+        assert_eq!(run("CONFIG SET dir /tmp"), "local Config");
+        let scripts = secured("user s on >p +@all -@dangerous +flushall allkeys\n", &[]);
+        let s = ClientState { user: Some(0), ..NORMAL };
+        assert!(plan(s, scripts.clone(), "SCRIPT FLUSH").0.contains("@dangerous"));
+        assert!(plan(s, scripts, "FLUSHALL").0.contains("@dangerous"), "+flushall alone is not");
     }
 
     #[test]

@@ -40,14 +40,22 @@ pub struct Shared {
     pub run_id: String,
     /// When the slot map was last read from a node, and why the refreshes since failed.
     freshness: std::sync::Mutex<crate::freshness::Freshness>,
+    /// Users and the command policy, compiled against `table`.
+    pub security: Arc<crate::security::Security>,
 }
 
 /// What HELLO says before any node told its version (the built-in command table's).
 pub const FALLBACK_REDIS_VERSION: &str = "7.0.15";
 
 impl Shared {
-    pub fn new(config: ProxyConfig, table: CommandTable, map: SlotMap) -> Arc<Shared> {
+    pub fn new(
+        config: ProxyConfig,
+        table: CommandTable,
+        map: SlotMap,
+        security: crate::security::Security,
+    ) -> Arc<Shared> {
         Arc::new(Shared {
+            security: Arc::new(security),
             config,
             table,
             map: RwLock::new(Arc::new(map)),

@@ -252,7 +252,9 @@ async fn config_set_of_a_password_is_refused_so_the_proxy_keeps_its_cluster() {
     let mut conn = Conn::connect(proxy.local_addr).await;
     for setting in ["requirepass", "masterauth", "masteruser", "aclfile", "REQUIREPASS"] {
         let reply = conn.call(&["CONFIG", "SET", setting, "secret"]).await;
-        assert!(error_text(&reply).contains("lock the proxy out"), "{setting}: {reply:?}");
+        // Refused by the command policy (issue 13); with `--allow config-auth/paths` the proxy
+        // still refuses it, as plan.rs' tests show, since it would lock the proxy out.
+        assert!(error_text(&reply).contains("--allow config-"), "{setting}: {reply:?}");
     }
     let reply = conn.call(&["CONFIG", "SET", "maxmemory-samples", "5", "requirepass", "x"]).await;
     assert!(error_text(&reply).contains("requirepass"), "{reply:?}");

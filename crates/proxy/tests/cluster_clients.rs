@@ -131,7 +131,17 @@ async fn the_proxy_announces_itself_as_one_node_owning_every_slot() {
     assert_eq!(conn.call(&["CLUSTER", "COUNTKEYSINSLOT", &slot]).await, Value::Integer(1));
     let keys = conn.call(&["CLUSTER", "GETKEYSINSLOT", &slot, "10"]).await;
     assert_eq!(keys, Value::Array(vec![bulk("k1")]));
+    // Changing the cluster is refused: by the command policy by default, and by the one-node
+    // view when the policy allows it (the proxy cannot run it for a cluster).
     let refused = error_text(&conn.call(&["CLUSTER", "FAILOVER"]).await);
+    assert!(refused.contains("--allow cluster-admin"), "{refused}");
+    let admin = start_proxy(&cluster, |c| {
+        use proxy::acl::policy::{Allowed, Kind};
+        c.security.allow = Allowed::none().with(Kind::ClusterAdmin);
+    })
+    .await;
+    let mut admin_conn = Conn::connect(admin.local_addr).await;
+    let refused = error_text(&admin_conn.call(&["CLUSTER", "FAILOVER"]).await);
     assert!(refused.contains("run it on a node"), "{refused}");
     // Without --announce: the address the client connected to.
     let plain = start_proxy(&cluster, |_| {}).await;

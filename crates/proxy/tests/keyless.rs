@@ -174,17 +174,30 @@ async fn client_kill_reply_and_unblock_act_on_the_proxys_own_clients() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_monitor_and_module_are_refused_with_a_reason() {
-    let (_cluster, proxy) = cluster_and_proxy().await;
-    let mut conn = Conn::connect(proxy.local_addr).await;
-    for (command, reason) in [
-        (&["DEBUG", "SLEEP", "0"][..], "run it on that node"),
-        (&["MONITOR"], "run MONITOR on a node"),
-        (&["MODULE", "LIST"], "run MODULE on every node"),
-        (&["LATENCY", "HISTOGRAM"], "run it on a node"),
+    use proxy::acl::policy::{Allowed, Kind};
+    let (cluster, proxy) = cluster_and_proxy().await;
+    // By default the command policy refuses DEBUG and MODULE, naming the option that allows
+    // them; allowed, the proxy still cannot serve them for a cluster and says why.
+    let allowed = common::start_proxy(&cluster, |c| {
+        c.security.allow = Allowed::none().with(Kind::Debug).with(Kind::Module)
+    })
+    .await;
+    for (addr, debug, module) in [
+        (proxy.local_addr, "--allow debug", "--allow module"),
+        (allowed.local_addr, "run it on that node", "run MODULE on every node"),
     ] {
-        let error = error_text(&conn.call(command).await);
-        assert!(error.contains(reason), "{command:?}: {error}");
+        let mut conn = Conn::connect(addr).await;
+        for (command, reason) in [
+            (&["DEBUG", "SLEEP", "0"][..], debug),
+            (&["MONITOR"], "run MONITOR on a node"),
+            (&["MODULE", "LIST"], module),
+            (&["LATENCY", "HISTOGRAM"], "run it on a node"),
+        ] {
+            let error = error_text(&conn.call(command).await);
+            assert!(error.contains(reason), "{command:?}: {error}");
+        }
+        assert_eq!(conn.call(&["PING"]).await, Value::Simple(b"PONG".to_vec()));
     }
-    assert_eq!(conn.call(&["PING"]).await, Value::Simple(b"PONG".to_vec()));
+    allowed.shutdown().await;
     proxy.shutdown().await;
 }

@@ -19,6 +19,11 @@ struct Cli {
     #[arg(long, global = true, env = "REDKEEP_LOG", default_value = "warn")]
     log: String,
 
+    /// The nodes' password (their `requirepass`), sent with AUTH on every connection redkeep
+    /// opens to a node. Prefer the environment variable: an option shows in the process list.
+    #[arg(long, global = true, env = "REDKEEP_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -34,7 +39,8 @@ enum Command {
     Fix(cmd::fix::FixArgs),
     Failover(cmd::failover::FailoverArgs),
     Call(cmd::call::CallArgs),
-    Proxy(cmd::proxy::ProxyArgs),
+    // Boxed: its options are by far the largest.
+    Proxy(Box<cmd::proxy::ProxyArgs>),
     Bench(cmd::bench::BenchArgs),
     Health(cmd::health::HealthArgs),
     Keepalived(cmd::keepalived::KeepalivedArgs),
@@ -60,6 +66,9 @@ fn main() -> std::process::ExitCode {
         // Colour codes only for a terminal: in a file or a pipe they are noise.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if let Some(password) = cli.password.clone() {
+        cluster::admin::set_credentials(Some(cluster::admin::Credentials { user: None, password }));
+    }
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(err) => {
@@ -80,7 +89,7 @@ fn dispatch(command: Command) -> anyhow::Result<std::process::ExitCode> {
         Command::Fix(args) => cmd::fix::run(args),
         Command::Failover(args) => cmd::failover::run(args),
         Command::Call(args) => cmd::call::run(args),
-        Command::Proxy(args) => cmd::proxy::run(args),
+        Command::Proxy(args) => cmd::proxy::run(*args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Health(args) => cmd::health::run(args),
         Command::Keepalived(args) => cmd::keepalived::run(args),

@@ -85,11 +85,35 @@ impl Session {
                 return self.reply_error(seq, "ERR SELECT is not allowed in cluster mode");
             }
             Local::Auth => {
-                return self.reply_error(
-                    seq,
-                    "ERR AUTH <password> called without any password configured for the default \
-                     user. Are you sure your configuration is correct?",
-                );
+                let authenticated = crate::acl::auth::auth_args(args).and_then(|(user, pass)| {
+                    self.ctx.shared.security.authenticate(self.peer_ip, user, pass)
+                });
+                match authenticated {
+                    Ok(user) => {
+                        self.user = Some(user);
+                        write::simple(&mut out, b"OK");
+                    }
+                    // A failed AUTH leaves the client as it was, as in Redis.
+                    Err(e) => return self.reply_error(seq, &e.message()),
+                }
+            }
+            Local::Acl => {
+                let done = if info.name == "acl|whoami" {
+                    crate::acl::replies::whoami(&mut out, self.user_name());
+                    Ok(())
+                } else {
+                    let category = (argc > 2).then(|| args.arg(2));
+                    if argc > 3 {
+                        Err("ERR unknown subcommand or wrong number of arguments for 'CAT'. Try \
+                             ACL HELP."
+                            .to_string())
+                    } else {
+                        crate::acl::replies::cat(&mut out, &self.ctx.shared.table, category)
+                    }
+                };
+                if let Err(e) = done {
+                    return self.reply_error(seq, &e);
+                }
             }
             Local::Client if args.arg(1).eq_ignore_ascii_case(b"UNBLOCK") => {
                 return self.client_unblock(seq, args);
@@ -124,6 +148,8 @@ impl Session {
                 self.end();
                 self.resp3 = false;
                 self.set_name(None);
+                // Back to the user a new client starts as, as Redis' RESET does.
+                self.user = self.ctx.shared.security.users.initial();
                 write::simple(&mut out, b"RESET");
             }
             Local::Readonly => write::simple(&mut out, b"OK"),
@@ -154,17 +180,34 @@ impl Session {
             }
             i = 2;
         }
+        // As Redis 7: every option is read first, then AUTH is checked, then the name set.
+        let (mut name, mut credentials) = (None, None);
         while i < args.count() {
             let option = args.arg(i);
             if option.eq_ignore_ascii_case(b"SETNAME") && i + 1 < args.count() {
-                self.set_name(Some(args.arg(i + 1).to_vec()));
+                name = Some(args.arg(i + 1));
                 i += 2;
             } else if option.eq_ignore_ascii_case(b"AUTH") && i + 2 < args.count() {
-                return Err("ERR redkeep proxy: AUTH is not configured".into());
+                credentials = Some((args.arg(i + 1), args.arg(i + 2)));
+                i += 3;
             } else {
                 let shown = String::from_utf8_lossy(option);
                 return Err(format!("ERR Syntax error in HELLO option '{shown}'"));
             }
+        }
+        match credentials {
+            None if self.user.is_none() => return Err(crate::acl::auth::HELLO_NOAUTH.into()),
+            None => {}
+            Some((user, pass)) => {
+                let security = &self.ctx.shared.security;
+                let user = security
+                    .authenticate(self.peer_ip, Some(user), pass)
+                    .map_err(|e| e.message())?;
+                self.user = Some(user);
+            }
+        }
+        if let Some(name) = name {
+            self.set_name(Some(name.to_vec()));
         }
         if resp3 != self.resp3 {
             // Connections for blocking commands speak the old protocol: new ones as needed.
@@ -196,6 +239,12 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// The name of the client's user (`default` before AUTH, as Redis says).
+    fn user_name(&self) -> &str {
+        let users = &self.ctx.shared.security.users;
+        self.user.map_or("default", |id| users.get(id).name.as_str())
     }
 
     fn client_command(

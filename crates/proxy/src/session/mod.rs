@@ -21,7 +21,6 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use resp::{Parsed, RequestParser, write};
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use crate::backend::Backend;
@@ -78,17 +77,26 @@ pub struct Session {
     paused_by_sync: bool,
     /// What CLIENT LIST shows of this client.
     entry: Arc<ClientEntry>,
+    /// The user the client authenticated as (`None`: not yet), and its address, by which
+    /// failed AUTH attempts are limited.
+    user: Option<crate::acl::UserId>,
+    peer_ip: Option<std::net::IpAddr>,
 }
 
 /// Serves one client until it leaves, breaks the protocol, or the proxy shuts down.
 pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let shared = ctx.shared.clone();
+    let peer_ip = stream.peer_addr().ok().map(|a| a.ip());
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     // Replies are written from where they arrive (see `client`); the session reads.
-    let (mut reader, writer) = stream.into_split();
+    let (reader, writer) = stream.into_split();
+    let (mut reader, writer) = match crate::tls::ClientReader::new(&shared, reader, writer) {
+        Ok(sides) => sides,
+        Err(e) => return tracing::warn!(error = %e, "cannot start TLS for a client"),
+    };
     let client = Rc::new(Client::with_writer(
         shared.next_client_id(),
         Some(writer),
@@ -105,6 +113,7 @@ pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
         policy: Policy {
             allow_flush: config.allow_flush,
             allow_config_set: config.allow_config_set,
+            security: shared.security.clone(),
         },
         next_seq: 0,
         command: None,
@@ -119,6 +128,8 @@ pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
         syncs: Rc::default(),
         paused_by_sync: false,
         entry,
+        user: shared.security.users.initial(),
+        peer_ip,
     };
     let mut input = BytesMut::with_capacity(INPUT_MIN);
     let mut parser = RequestParser::new(config.limits);
@@ -191,7 +202,7 @@ pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
         let room = input.capacity() - input.len();
         tokio::select! {
             _ = client.wake.notified() => {}
-            read = reader.read_buf(&mut input), if can_read => {
+            read = reader.read(&mut input), if can_read => {
                 match read {
                     // Like Redis: a client that closed its side is gone.
                     Ok(0) | Err(_) => break,
@@ -254,7 +265,12 @@ impl Session {
             Some(tx) if tx.multi => Tx::Multi,
             Some(_) => Tx::Watching,
         };
-        ClientState { tx, subscribed: self.subscribed.is_some(), resp3: self.resp3 }
+        ClientState {
+            tx,
+            subscribed: self.subscribed.is_some(),
+            resp3: self.resp3,
+            user: self.user,
+        }
     }
 
     /// Ends the client's own connections (it left, or said RESET).

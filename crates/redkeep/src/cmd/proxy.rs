@@ -115,6 +115,8 @@ pub struct ProxyArgs {
     /// Where keepalived's config, pid files and logs go. [default: ./vrrp]
     #[arg(long, requires = "vip", help_heading = "Floating IP (keepalived, with --vip)")]
     vrrp_dir: Option<PathBuf>,
+    #[command(flatten, next_help_heading = "Security")]
+    security: SecurityArgs,
 }
 
 /// The `--config` file: the same settings, written as on the command line.
@@ -138,6 +140,17 @@ struct ProxyFile {
     config_set: Option<bool>,
     fast_failover: Option<bool>,
     announce: Option<String>,
+    // Security: as the options of the same names (`user = ["app:pw"]`, `users = "FILE"`,
+    // `allow = ["debug"]`).
+    user: Option<Vec<String>>,
+    users: Option<PathBuf>,
+    allow: Option<Vec<String>>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
+    tls_auth_clients: Option<String>,
+    node_user: Option<String>,
+    node_password: Option<String>,
 }
 
 /// Everything the proxy runs with, once flags, file and defaults are combined.
@@ -257,6 +270,7 @@ impl ProxyArgs {
                     .with_context(|| format!("the config file {} is not valid", path.display()))?
             }
         };
+        let security = self.security.config(&file)?;
         let seeds = match (self.seeds.is_empty(), file.seeds) {
             (false, _) => self.seeds.clone(),
             (true, Some(seeds)) if !seeds.is_empty() => seeds,
@@ -333,7 +347,148 @@ impl ProxyArgs {
             |text| parse_announce(text).map(Some),
             None,
         )?;
+        config.security = security;
         Ok(ProxySettings { config, stats })
+    }
+}
+
+// ---- Security options ----
+
+/// Who may use the proxy and what the command policy lets through.
+#[derive(clap::Args, Default, Clone)]
+struct SecurityArgs {
+    /// A user clients authenticate as (`AUTH NAME PASSWORD`, or `AUTH PASSWORD` for the user
+    /// `default`), with every right; repeat for more. Once any user is given, clients must
+    /// AUTH first (only AUTH, HELLO, QUIT and RESET run before), unless a user `default` with
+    /// `nopass` is defined. The password shows in the process list: prefer --users FILE with
+    /// `#<sha256>` hashes.
+    #[arg(long = "user", value_name = "NAME:PASSWORD")]
+    users: Vec<String>,
+    /// ACL users, one per line as in a Redis ACL file: `user NAME [on|off] [>password |
+    /// #<sha256 hex> | nopass] [+@category -@category +command -command|sub allcommands]
+    /// [~pattern %R~pattern %W~pattern allkeys] [&channel allchannels]`; rules apply in order,
+    /// as `ACL SETUSER`'s. A new user is off, with no rights. Lines starting with `#` are
+    /// comments.
+    #[arg(long = "users", value_name = "FILE")]
+    users_file: Option<PathBuf>,
+    /// Let a kind of command through that the proxy refuses by default, because it lets
+    /// whoever reaches the proxy change or stop every node: `config-paths` (CONFIG SET dir,
+    /// dbfilename, logfile, *-file...), `config-auth` (CONFIG SET requirepass, masterauth,
+    /// bind, protected-mode, tls-*...), `module`, `debug`, `replication` (REPLICAOF,
+    /// SLAVEOF, FAILOVER, SYNC, PSYNC), `cluster-admin` (CLUSTER MEET, FORGET, RESET,
+    /// FAILOVER, SETSLOT, ADDSLOTS...), `shutdown`, `acl-admin` (ACL other than WHOAMI and
+    /// CAT); repeat for more. FLUSHALL, FLUSHDB, SCRIPT FLUSH and FUNCTION FLUSH run only for
+    /// users holding every command of `@dangerous` (without users: everyone).
+    #[arg(long = "allow", value_name = "KIND")]
+    allow: Vec<String>,
+    /// Serve clients over TLS with this certificate chain (PEM); with --tls-key. Clients
+    /// then connect with `redis-cli --tls --cacert CA.pem`; plain connections get an error.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates are checked against; with it, clients
+    /// must show one it signed (see --tls-auth-clients).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
+    /// With --tls-ca, as Redis' tls-auth-clients: `yes` (a client certificate is required),
+    /// `optional` (one shown must be valid) or `no`. [default: yes]
+    #[arg(long, value_name = "MODE", requires = "tls_ca", value_parser = parse_client_auth)]
+    tls_auth_clients: Option<proxy::tls::ClientAuth>,
+    /// The ACL user the proxy authenticates to the nodes as, with --node-password.
+    /// [default: default]
+    #[arg(long, value_name = "NAME")]
+    node_user: Option<String>,
+    /// The password the proxy authenticates to the nodes with (`AUTH`, on every connection it
+    /// opens to them); never logged nor shown on the stats page. [default: --password]
+    #[arg(long, value_name = "PASSWORD", env = "REDKEEP_NODE_PASSWORD", hide_env_values = true)]
+    node_password: Option<String>,
+}
+
+fn parse_client_auth(text: &str) -> Result<proxy::tls::ClientAuth, String> {
+    use proxy::tls::ClientAuth;
+    match text {
+        "yes" => Ok(ClientAuth::Required),
+        "optional" => Ok(ClientAuth::Optional),
+        "no" => Ok(ClientAuth::No),
+        _ => Err(format!("expected `yes`, `optional` or `no`, got `{text}`")),
+    }
+}
+
+impl SecurityArgs {
+    /// Flags, else the config file's `user`, `users` and `allow`.
+    fn config(&self, file: &ProxyFile) -> anyhow::Result<proxy::security::SecurityConfig> {
+        use proxy::acl::user::{parse_user_option, parse_users_file};
+        let mut config = proxy::security::SecurityConfig::default();
+        let users = match (&self.users, &file.user) {
+            (flags, _) if !flags.is_empty() => flags.clone(),
+            (_, Some(from_file)) => from_file.clone(),
+            _ => Vec::new(),
+        };
+        for user in &users {
+            config.users.push(parse_user_option(user).map_err(anyhow::Error::msg)?);
+        }
+        if let Some(path) = self.users_file.as_ref().or(file.users.as_ref()) {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the users file {}", path.display()))?;
+            let specs = parse_users_file(&text)
+                .with_context(|| format!("the users file {} is not valid", path.display()))?;
+            config.users.extend(specs);
+        }
+        let kinds = if self.allow.is_empty() {
+            file.allow.clone().unwrap_or_default()
+        } else {
+            self.allow.clone()
+        };
+        for kind in kinds {
+            let kind = proxy::acl::policy::Kind::parse(&kind).map_err(anyhow::Error::msg)?;
+            config.allow = config.allow.with(kind);
+        }
+        config.tls = self.tls(file)?;
+        let node_user = self.node_user.clone().or(file.node_user.clone());
+        config.node_credentials = match self.node_password.clone().or(file.node_password.clone()) {
+            Some(password) => Some(cluster::admin::Credentials { user: node_user, password }),
+            None if node_user.is_some() => anyhow::bail!(
+                "--node-user needs a password: give --node-password or set REDKEEP_NODE_PASSWORD"
+            ),
+            None => None,
+        };
+        if let Some(tls) = &config.tls {
+            // The files are read now, so a wrong path or key fails before the proxy starts.
+            proxy::tls::server_config(tls).context("the proxy's TLS settings are not usable")?;
+        }
+        // Rule names are checked against Redis 7.0's commands now, so a typo is an error
+        // before the proxy starts (the cluster's own table is used once connected).
+        proxy::acl::Users::compile(&config.users, &proxy::CommandTable::builtin())
+            .context("a user's rules are not valid")?;
+        Ok(config)
+    }
+}
+
+impl SecurityArgs {
+    /// `--tls-*`, else the config file's `tls-*`.
+    fn tls(&self, file: &ProxyFile) -> anyhow::Result<Option<proxy::tls::TlsConfig>> {
+        let pick = |flag: &Option<PathBuf>, key: &Option<PathBuf>| flag.clone().or(key.clone());
+        let (cert, key) =
+            (pick(&self.tls_cert, &file.tls_cert), pick(&self.tls_key, &file.tls_key));
+        let ca = pick(&self.tls_ca, &file.tls_ca);
+        let client_auth = match (self.tls_auth_clients, &file.tls_auth_clients) {
+            (Some(mode), _) => mode,
+            (None, Some(text)) => parse_client_auth(text)
+                .map_err(|e| anyhow::anyhow!("`tls-auth-clients` in the config file: {e}"))?,
+            (None, None) => proxy::tls::ClientAuth::Required,
+        };
+        match (cert, key) {
+            (Some(cert), Some(key)) => {
+                Ok(Some(proxy::tls::TlsConfig { cert, key, ca, client_auth }))
+            }
+            (None, None) if ca.is_none() => Ok(None),
+            _ => anyhow::bail!(
+                "TLS needs both a certificate and its key: give --tls-cert and --tls-key (or \
+                 `tls-cert` and `tls-key` in the config file)"
+            ),
+        }
     }
 }
 
@@ -464,5 +619,29 @@ mod tests {
         let err = settings_with("announce = \"10.0.0.100\"", &[]).err().unwrap();
         assert!(format!("{err:#}").contains("`announce` in the config file"), "{err:#}");
         assert!(format!("{err:#}").contains("HOST:PORT"), "{err:#}");
+    }
+
+    #[test]
+    fn security_comes_from_flags_or_the_file_and_bad_values_are_named() {
+        use proxy::acl::policy::Kind;
+        let file = "user = [\"app:pw\"]\nallow = [\"debug\"]\n";
+        let s = settings_with(file, &[]).unwrap();
+        assert_eq!(s.config.security.users.len(), 1);
+        assert!(s.config.security.allow.contains(Kind::Debug));
+        let s = settings_with(file, &["--allow", "module", "--user", "a:1", "--user", "b:2"]);
+        let security = s.unwrap().config.security;
+        assert!(security.allow.contains(Kind::Module) && !security.allow.contains(Kind::Debug));
+        assert_eq!(security.users.len(), 2, "the flags win");
+        let err = settings_with("allow = [\"everything\"]", &[]).err().unwrap();
+        assert!(format!("{err:#}").contains("expected one of config-paths"), "{err:#}");
+        let err = settings_with("", &["--user", "nopassword"]).err().unwrap();
+        assert!(format!("{err:#}").contains("NAME:PASSWORD"), "{err:#}");
+        let err = settings_with("tls-cert = \"/nonexistent.pem\"", &[]).err().unwrap();
+        assert!(format!("{err:#}").contains("--tls-key"), "{err:#}");
+        let dir = tempfile::tempdir().unwrap();
+        let users = dir.path().join("users.acl");
+        std::fs::write(&users, "user a on >x +get ~*\nuser b on +nosuch\n").unwrap();
+        let err = settings_with("", &["--users", users.to_str().unwrap()]).err().unwrap();
+        assert!(format!("{err:#}").contains("+nosuch"), "{err:#}");
     }
 }
