@@ -69,6 +69,15 @@ impl HistogramSnapshot {
         self.counts.iter().sum()
     }
 
+    /// What was counted since `earlier`, a snapshot of the same histogram taken before.
+    pub fn since(&self, earlier: &HistogramSnapshot) -> HistogramSnapshot {
+        let mut counts = self.counts.clone();
+        for (a, b) in counts.iter_mut().zip(&earlier.counts) {
+            *a = a.saturating_sub(*b);
+        }
+        HistogramSnapshot { counts, sum_us: self.sum_us.saturating_sub(earlier.sum_us) }
+    }
+
     /// The upper bound (µs) of bucket `i`; `None` for the last, unbounded one.
     pub fn upper_bound_us(i: usize) -> Option<u64> {
         (i < BUCKETS - 1).then(|| 1u64 << i)
@@ -197,7 +206,24 @@ pub struct Registry {
     nodes: Mutex<Vec<(String, Arc<NodeStats>)>>,
     commands: Mutex<Vec<Arc<CommandStats>>>,
     traffic: Mutex<Vec<Arc<ClientTraffic>>>,
+    /// The totals at the last `CONFIG RESETSTAT`, which readers subtract: the blocks have one
+    /// writer each (their worker), so another thread must not store into them.
+    baseline: Mutex<Baseline>,
 }
+
+/// What the readers of a [`Registry`] subtract: its totals when statistics were last reset.
+#[derive(Debug, Default)]
+struct Baseline {
+    nodes: Vec<NodeTotals>,
+    commands: Vec<CommandTotals>,
+    unknown_errors: u64,
+    traffic: (u64, u64),
+}
+
+/// Per node address: replies, errors, open connections (a gauge, never reset), latency.
+pub type NodeTotals = (String, u64, u64, i64, HistogramSnapshot);
+/// Per command id: calls, errors, latency.
+pub type CommandTotals = (usize, u64, u64, HistogramSnapshot);
 
 impl Registry {
     /// A new block for one worker's view of `addr`.
@@ -224,24 +250,78 @@ impl Registry {
         block
     }
 
-    /// Bytes read from and written to clients, by every worker.
+    /// `CONFIG RESETSTAT`: from now on every total counts from zero.
+    pub fn reset(&self) {
+        let baseline = Baseline {
+            nodes: self.raw_nodes(),
+            commands: self.raw_commands(),
+            unknown_errors: self.raw_unknown_errors(),
+            traffic: self.raw_traffic(),
+        };
+        *self.baseline.lock().unwrap_or_else(|e| e.into_inner()) = baseline;
+    }
+
+    fn baseline(&self) -> std::sync::MutexGuard<'_, Baseline> {
+        self.baseline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bytes read from and written to clients, by every worker, since the last reset.
     pub fn traffic(&self) -> (u64, u64) {
+        let (i, o) = self.raw_traffic();
+        let (i0, o0) = self.baseline().traffic;
+        (i.saturating_sub(i0), o.saturating_sub(o0))
+    }
+
+    /// Error replies to requests that named no known command, since the last reset.
+    pub fn unknown_errors(&self) -> u64 {
+        self.raw_unknown_errors().saturating_sub(self.baseline().unknown_errors)
+    }
+
+    /// Per node address: replies, errors, open connections, latency, since the last reset.
+    pub fn nodes(&self) -> Vec<NodeTotals> {
+        let baseline = self.baseline();
+        let mut nodes = self.raw_nodes();
+        for (addr, replies, errors, _, latency) in &mut nodes {
+            if let Some(old) = baseline.nodes.iter().find(|n| &n.0 == addr) {
+                *replies = replies.saturating_sub(old.1);
+                *errors = errors.saturating_sub(old.2);
+                *latency = latency.since(&old.4);
+            }
+        }
+        nodes
+    }
+
+    /// Per command id: calls, errors, latency since the last reset (commands not called since
+    /// are left out).
+    pub fn commands(&self) -> Vec<CommandTotals> {
+        let baseline = self.baseline();
+        let mut commands = self.raw_commands();
+        for (id, calls, errors, latency) in &mut commands {
+            if let Some(old) = baseline.commands.iter().find(|c| c.0 == *id) {
+                *calls = calls.saturating_sub(old.1);
+                *errors = errors.saturating_sub(old.2);
+                *latency = latency.since(&old.3);
+            }
+        }
+        commands.retain(|c| c.1 > 0);
+        commands
+    }
+
+    fn raw_traffic(&self) -> (u64, u64) {
         let blocks = self.traffic.lock().unwrap_or_else(|e| e.into_inner());
         blocks
             .iter()
             .fold((0, 0), |(i, o), b| (i + b.bytes_in.load(Relaxed), o + b.bytes_out.load(Relaxed)))
     }
 
-    /// Error replies to requests that named no known command, by every worker.
-    pub fn unknown_errors(&self) -> u64 {
+    fn raw_unknown_errors(&self) -> u64 {
         let blocks = self.commands.lock().unwrap_or_else(|e| e.into_inner());
         blocks.iter().map(|b| b.unknown_errors.load(Relaxed)).sum()
     }
 
-    /// Per node address: replies, errors, open connections, latency.
-    pub fn nodes(&self) -> Vec<(String, u64, u64, i64, HistogramSnapshot)> {
+    fn raw_nodes(&self) -> Vec<NodeTotals> {
         let blocks = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out: Vec<(String, u64, u64, i64, HistogramSnapshot)> = Vec::new();
+        let mut out: Vec<NodeTotals> = Vec::new();
         for (addr, block) in blocks.iter() {
             let i = match out.iter().position(|n| &n.0 == addr) {
                 Some(i) => i,
@@ -259,8 +339,7 @@ impl Registry {
         out
     }
 
-    /// Per command id: calls, errors, latency (commands never called are left out).
-    pub fn commands(&self) -> Vec<(usize, u64, u64, HistogramSnapshot)> {
+    fn raw_commands(&self) -> Vec<CommandTotals> {
         let blocks = self.commands.lock().unwrap_or_else(|e| e.into_inner());
         let Some(len) = blocks.first().map(|b| b.calls.len()) else { return Vec::new() };
         (0..len)

@@ -236,13 +236,26 @@ async fn config_resetstat_resets_the_proxys_counters_and_the_nodes() {
     let before = conn.call(&["INFO", "proxy"]).await;
     assert!(info_field(&before, "error_replies") >= 5);
     assert!(info_field(&before, "total_commands_processed") >= 10);
+    let rows = |proxy: &proxy::ProxyHandle| {
+        let snapshot = proxy.shared.snapshot("");
+        snapshot.commands.iter().map(|c| (c.name.clone(), c.calls, c.errors)).collect::<Vec<_>>()
+    };
+    let row = |rows: &[(String, u64, u64)], name: &str| rows.iter().find(|r| r.0 == name).cloned();
+    assert_eq!(row(&rows(&proxy), "set").map(|r| r.1), Some(5), "{:?}", rows(&proxy));
+    assert!(row(&rows(&proxy), "(unknown)").is_some(), "{:?}", rows(&proxy));
 
     assert_eq!(conn.call(&["CONFIG", "RESETSTAT"]).await, ok());
+    // The per-command rows of the stats page and /metrics count from zero too.
+    let after_rows = rows(&proxy);
+    assert_eq!(row(&after_rows, "set"), None, "{after_rows:?}");
+    assert_eq!(row(&after_rows, "(unknown)"), None, "{after_rows:?}");
     let after = conn.call(&["INFO", "proxy"]).await;
     assert_eq!(info_field(&after, "error_replies"), 0);
     // The RESETSTAT itself is counted after its reset.
     assert!(info_field(&after, "total_commands_processed") <= 1, "{after:?}");
     assert_eq!(info_field(&node.call(&["INFO", "stats"]).await, "total_error_replies"), 0);
+    assert_eq!(conn.call(&["SET", "a", "2"]).await, ok());
+    assert_eq!(row(&rows(&proxy), "set").map(|r| r.1), Some(1), "{:?}", rows(&proxy));
     proxy.shutdown().await;
 }
 

@@ -43,7 +43,10 @@ impl Session {
     fn config(&mut self, seq: u64, info: &CommandInfo, frame: &Bytes) {
         match info.name.as_str() {
             "config|get" => return self.any_master(seq, info, frame),
-            "config|resetstat" => self.ctx.shared.stats.reset_counters(),
+            "config|resetstat" => {
+                self.ctx.shared.stats.reset_counters();
+                self.ctx.shared.registry.reset();
+            }
             _ => {}
         }
         let nodes = self.nodes(true);
