@@ -6,6 +6,8 @@ CARGO ?= cargo
 # Debian/Ubuntu packages redkeep drives or tests with (chromium: the stats page's browser test;
 # prometheus, prometheus-alertmanager: the monitoring rules' and alert routing's tests).
 PACKAGES := redis-server redis-tools keepalived iproute2 procps chromium prometheus prometheus-alertmanager
+# python3-venv: the venv of the cluster clients the proxy's tests run (client-deps below).
+PACKAGES += python3 python3-venv
 # The engines' validators (`redkeep deploy render`, crates/redkeep/tests/engines.rs): the Swarm
 # stack is checked by docker-compose (Debian), the Kubernetes manifests by kubernetes-validate
 # (PyPI, pinned) and kubectl (not a Debian package: installed from Kubernetes' own channels).
@@ -15,7 +17,7 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 UP_ARGS ?=
 
-.PHONY: up test deps build check-toolchain fmt-check clippy unit engine-validators
+.PHONY: up test deps system-deps client-deps build check-toolchain fmt-check clippy unit engine-validators
 
 up: deps build
 	./target/release/redkeep up $(UP_ARGS)
@@ -25,8 +27,10 @@ test: deps check-toolchain fmt-check clippy unit
 build: check-toolchain
 	$(CARGO) build --release --locked -p redkeep
 
+deps: system-deps client-deps
+
 # Installs only the packages that are missing; apt-get update runs first when any is.
-deps:
+system-deps:
 	@missing=""; for p in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
@@ -56,3 +60,21 @@ clippy:
 
 unit:
 	$(CARGO) test --locked --workspace
+
+# Cluster-aware clients the proxy's tests run against it (crates/proxy/tests/clients, see
+# cluster_clients.rs): redis-py pinned in requirements.txt, in a venv there; ioredis and
+# node-redis from the committed package-lock.json. Each step reruns only when its pin changes.
+CLIENTS_DIR := crates/proxy/tests/clients
+
+client-deps: $(CLIENTS_DIR)/.venv/installed $(CLIENTS_DIR)/node_modules/.package-lock.json
+
+$(CLIENTS_DIR)/.venv/installed: $(CLIENTS_DIR)/requirements.txt
+	python3 -m venv $(CLIENTS_DIR)/.venv
+	$(CLIENTS_DIR)/.venv/bin/pip install -q --disable-pip-version-check -r $<
+	touch $@
+
+# nodejs and npm come from Debian when no node is installed (NodeSource's nodejs has npm).
+$(CLIENTS_DIR)/node_modules/.package-lock.json: $(CLIENTS_DIR)/package-lock.json
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm; }
+	cd $(CLIENTS_DIR) && npm ci --no-audit --no-fund

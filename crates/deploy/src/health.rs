@@ -23,14 +23,23 @@ pub async fn proxy_info(addr: &str, timeout: Duration) -> Result<Vec<(String, St
     }
 }
 
-/// `Ok(summary)` when the proxy at `addr` answers within `timeout` and every slot of its map
-/// has a master; `Err(reason)` otherwise.
+/// `Ok(summary)` when the proxy at `addr` answers within `timeout`, every slot of its map has
+/// a master, and the map is not stale (the proxy could read it from a node lately); `Err(reason)`
+/// otherwise.
 pub async fn proxy_verdict(addr: &str, timeout: Duration) -> Result<String, String> {
     let asking = proxy_info(addr, timeout);
     let info = tokio::time::timeout(timeout, asking)
         .await
         .unwrap_or_else(|_| Err(format!("{addr} did not answer within {timeout:?}")))?;
     let number = |field: &str| info_field(&info, field).and_then(|v| v.parse::<u64>().ok());
+    if number("topology_stale") == Some(1) {
+        let age = number("topology_age_ms").unwrap_or(0) as f64 / 1000.0;
+        let error = info_field(&info, "topology_last_error").unwrap_or("unknown");
+        return Err(format!(
+            "{addr} could not refresh its slot map for {age:.1}s (last error: {error}); check that \
+             the nodes are up and reachable from the proxy, and do not demand a password"
+        ));
+    }
     match (number("cluster_masters"), number("cluster_slots_uncovered")) {
         (Some(masters), Some(0)) if masters > 0 => {
             Ok(format!("healthy: {addr} serves all 16384 slots over {masters} masters"))

@@ -479,7 +479,8 @@ impl Lab {
     }
 
     /// `redkeep proxy ...` of an LB host: every node as a seed, listening on all its addresses,
-    /// keepalived for the VIP, a retry budget that outlasts a failover.
+    /// keepalived for the VIP (announced to cluster-aware clients), a retry budget that outlasts
+    /// a failover.
     pub fn proxy_args(&self, host: &Host) -> Vec<String> {
         let mut args: Vec<String> = vec!["proxy".into()];
         for addr in self.plan.node_addrs() {
@@ -507,6 +508,9 @@ impl Lab {
             self.proxy_dir(host).join("vrrp").display().to_string(),
             // A killed master is replaced at once; a cut-off one is left to the cluster.
             "--fast-failover".into(),
+            // Cluster-aware clients are told the VIP, whichever LB holds it.
+            "--announce".into(),
+            self.plan.vip_addr(),
         ]);
         args.extend(self.plan.proxy_flags.iter().cloned());
         args
@@ -837,6 +841,17 @@ mod tests {
         assert_eq!(plan.vip_addr(), "198.18.0.100:7010");
         let lbs: Vec<Option<u8>> = plan.hosts_with(Role::Lb).map(|h| h.priority).collect();
         assert_eq!(lbs, vec![Some(150), Some(100)]);
+    }
+
+    #[test]
+    fn the_proxies_announce_the_vip_to_cluster_aware_clients() {
+        let plan = plan(&spec()).unwrap();
+        let lb = plan.hosts_with(Role::Lb).next().unwrap().clone();
+        let lab =
+            Lab { plan, dir: PathBuf::from("/nonexistent"), redkeep: PathBuf::from("redkeep") };
+        let args = lab.proxy_args(&lb);
+        let at = args.iter().position(|a| a == "--announce").expect("--announce");
+        assert_eq!(args[at + 1], "198.18.0.100:7010");
     }
 
     #[test]

@@ -78,6 +78,8 @@ pub struct Replies {
     held: VecDeque<Option<Held>>,
     /// The bytes of small early replies.
     early: Vec<u8>,
+    /// Requests whose replies are dropped (`CLIENT REPLY OFF` / `SKIP`).
+    muted: Vec<std::ops::Range<u64>>,
 }
 
 /// An early reply: small ones are copied (`early[start..end]`), large ones kept as they are.
@@ -166,6 +168,23 @@ impl Client {
         let grew = self.replies.borrow_mut().deliver(seq, frame);
         if grew {
             self.output_ready();
+        }
+    }
+
+    /// The replies to requests `seqs` are not written (`CLIENT REPLY OFF` / `SKIP`).
+    pub fn mute(&self, seqs: std::ops::Range<u64>) {
+        let mut replies = self.replies.borrow_mut();
+        let next = replies.next;
+        replies.muted.retain(|m| m.end > next);
+        replies.muted.push(seqs);
+    }
+
+    /// The replies to requests from `seq` on are written again (`CLIENT REPLY ON`).
+    pub fn unmute_from(&self, seq: u64) {
+        for muted in self.replies.borrow_mut().muted.iter_mut() {
+            if muted.start < seq && muted.end > seq {
+                muted.end = seq;
+            }
         }
     }
 
@@ -410,6 +429,10 @@ const FLUSH_ROUNDS: u32 = 8;
 impl Replies {
     /// True when the output grew.
     fn deliver(&mut self, seq: u64, frame: Reply) -> bool {
+        let frame = match self.muted.is_empty() || !self.muted.iter().any(|m| m.contains(&seq)) {
+            true => frame,
+            false => Reply::Slice(&[]),
+        };
         if seq < self.next {
             debug_assert!(false, "reply {seq} delivered twice");
             return false;

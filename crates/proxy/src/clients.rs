@@ -157,6 +157,32 @@ impl ClientRegistry {
         self.len() == 0
     }
 
+    /// `CLIENT KILL`: ends the connections of the clients `filter` picks when client `me`
+    /// asks, but `me`'s own (its session closes it after the reply). Returns how many it
+    /// picked, and whether `me` is one.
+    pub fn kill(&self, filter: &crate::client_admin::KillFilter, me: u64) -> (usize, bool) {
+        let clients = self.lock();
+        let (mut picked, mut me_picked) = (0, false);
+        for entry in clients.values() {
+            let candidate = crate::client_admin::Candidate {
+                id: entry.id,
+                addr: &entry.addr,
+                laddr: &entry.laddr,
+                subscribed: entry.is_subscribed(),
+            };
+            if !filter.matches(&candidate, me) {
+                continue;
+            }
+            picked += 1;
+            if entry.id == me {
+                me_picked = true;
+            } else {
+                shut_down(entry.fd);
+            }
+        }
+        (picked, me_picked)
+    }
+
     /// `CLIENT LIST`: a line per client, by id.
     pub fn list(&self, table: &CommandTable, filter: &Filter) -> String {
         if filter.none {
@@ -177,6 +203,17 @@ impl ClientRegistry {
             }
         }
         out
+    }
+}
+
+/// Ends both directions of a client's socket: its session reads the end of its input and
+/// ends as when the client leaves (on whichever worker thread it runs).
+fn shut_down(fd: i32) {
+    // SAFETY: shutdown(2) neither closes nor frees anything. `fd` is the socket of a client
+    // still in the registry, whose lock the caller holds: a session leaves the registry before
+    // its socket is closed (see `session::serve`), so `fd` cannot be another file meanwhile.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RDWR);
     }
 }
 

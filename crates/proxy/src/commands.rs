@@ -50,6 +50,8 @@ pub enum Split {
 pub enum Merge {
     /// Integers added (DBSIZE).
     Sum,
+    /// The smallest integer (LASTSAVE: the oldest master's save).
+    Min,
     /// `+OK` when every master said so (FLUSHALL, SCRIPT FLUSH, ...).
     AllOk,
     /// The first master's reply, when all succeeded (SCRIPT LOAD returns the same sha1).
@@ -78,6 +80,13 @@ pub enum Local {
     Scan,
     Config,
     Readonly,
+    /// CLUSTER ...: the proxy as a one-node cluster (see [`crate::cluster_view`]).
+    Cluster,
+    /// ROLE: the proxy answers as a master.
+    Role,
+    /// SLOWLOG, LATENCY, MEMORY reports: asked of the nodes, merged and labelled (see
+    /// [`crate::reports`]).
+    Reports,
     /// ACL WHOAMI and ACL CAT: the proxy's users, not the nodes'.
     Acl,
 }
@@ -387,10 +396,35 @@ fn route_of(info: &CommandInfo) -> Route {
         "info" => Some(Local(self::Local::Info)),
         "scan" => Some(Local(self::Local::Scan)),
         "randomkey" => Some(AllMasters(Merge::AnyValue)),
-        "readonly" | "readwrite" => Some(Local(self::Local::Readonly)),
+        // ASKING too: the proxy follows ASK itself, so a client never needs it.
+        "readonly" | "readwrite" | "asking" => Some(Local(self::Local::Readonly)),
         "acl|whoami" | "acl|cat" => Some(Local(self::Local::Acl)),
         "config|get" | "config|set" | "config|resetstat" => Some(Local(self::Local::Config)),
         "dbsize" => Some(AllMasters(Merge::Sum)),
+        "lastsave" => Some(AllMasters(Merge::Min)),
+        "role" => Some(Local(self::Local::Role)),
+        "slowlog|get"
+        | "slowlog|len"
+        | "slowlog|reset"
+        | "latency|latest"
+        | "latency|history"
+        | "latency|reset"
+        | "latency|doctor"
+        | "memory|stats"
+        | "memory|doctor"
+        | "memory|malloc-stats"
+        | "memory|purge" => Some(Local(self::Local::Reports)),
+        "slowlog|help" | "latency|help" | "memory|help" => Some(AnyMaster),
+        "latency|graph" | "latency|histogram" => Some(Unsupported(
+            "it shows one node's figures; run it on a node, or use LATENCY LATEST / HISTORY",
+        )),
+        "debug" => Some(Unsupported(
+            "DEBUG acts on one node's internals; run it on that node (redis-cli -h NODE -p PORT)",
+        )),
+        "monitor" => Some(Unsupported(
+            "the proxy does not stream the commands it serves; run MONITOR on a node, or see \
+             the per-command figures on the proxy's stats page",
+        )),
         "keys" => Some(AllMasters(Merge::Concat)),
         "flushall" | "flushdb" | "script|flush" | "function|flush" | "function|delete"
         | "function|restore" => Some(AllMasters(Merge::AllOk)),
@@ -407,11 +441,22 @@ fn route_of(info: &CommandInfo) -> Route {
         "migrate" => Some(Unsupported("MIGRATE moves keys between nodes; run it on a node")),
         "client" | "client|setname" | "client|getname" | "client|id" | "client|info"
         | "client|list" | "client|setinfo" | "client|no-evict" | "client|no-touch"
-        | "client|reply" => Some(Local(self::Local::Client)),
+        | "client|reply" | "client|kill" | "client|pause" | "client|unpause" | "client|unblock" => {
+            Some(Local(self::Local::Client))
+        }
         _ => None,
     };
     if let Some(route) = special {
         return route;
+    }
+    if info.name == "cluster" || info.name.starts_with("cluster|") {
+        return Local(self::Local::Cluster);
+    }
+    if info.name == "module" || info.name.starts_with("module|") {
+        return Unsupported(
+            "modules are loaded on each node; run MODULE on every node (the proxy routes a \
+             module's keyed commands by the cluster's COMMAND table)",
+        );
     }
     if has_keys(info) {
         if info.flags.blocking { Blocking } else { Keyed }
@@ -689,7 +734,12 @@ mod tests {
         assert_eq!(route("SCRIPT LOAD x"), Route::AllMasters(Merge::First));
         assert_eq!(route("DBSIZE"), Route::AllMasters(Merge::Sum));
         assert!(matches!(route("MIGRATE h 1 k 0 0"), Route::Unsupported(_)));
-        assert!(matches!(route("LASTSAVE"), Route::Unsupported(_)));
+        assert_eq!(route("LASTSAVE"), Route::AllMasters(Merge::Min));
+        assert_eq!(route("SLOWLOG GET 5"), Route::Local(Local::Reports));
+        assert_eq!(route("CLUSTER SLOTS"), Route::Local(Local::Cluster));
+        assert!(matches!(route("MONITOR"), Route::Unsupported(_)));
+        assert!(matches!(route("MODULE LIST"), Route::Unsupported(_)));
+        assert!(matches!(route("DEBUG SLEEP 0"), Route::Unsupported(_)));
         assert_eq!(route("MSETNX a 1 b 2"), Route::Keyed);
     }
 

@@ -63,6 +63,10 @@ pub struct ProxyConfig {
     /// Force a replica's takeover when its master refuses connections (see
     /// [`crate::failover`]); off leaves every failover to the cluster.
     pub fast_failover: bool,
+    /// `HOST:PORT` that cluster-aware clients are told to connect to (CLUSTER SLOTS, SHARDS,
+    /// NODES show the proxy as the one node owning every slot), e.g. the VIP. `None`: the
+    /// address each client reached the proxy at.
+    pub announce: Option<String>,
     /// Users, AUTH and the command policy (see [`crate::security`]).
     pub security: crate::security::SecurityConfig,
 }
@@ -89,6 +93,7 @@ impl ProxyConfig {
             allow_config_set: true,
             drain_timeout: Duration::from_secs(5),
             fast_failover: false,
+            announce: None,
             security: crate::security::SecurityConfig::default(),
         }
     }

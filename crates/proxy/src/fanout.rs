@@ -15,10 +15,11 @@ pub enum MergeKind {
     },
     Split(Split),
     Merge(Merge),
-    /// INFO: the proxy's own section first, then the nodes' keyspace lines summed.
-    Info {
-        proxy_section: Vec<u8>,
-    },
+    /// INFO: the sections asked for, merged from the masters' (see [`crate::info`]).
+    Info(Box<(Vec<crate::info::Section>, crate::info::Local)>),
+    /// SLOWLOG, LATENCY, MEMORY: the nodes' reports, from these nodes in this order (see
+    /// [`crate::reports`]).
+    Reports(Box<(crate::reports::Report, Vec<String>)>),
 }
 
 /// The client's reply from every part's reply frame (`parts[i]` is one whole frame), in the
@@ -48,6 +49,13 @@ pub fn merge(kind: &MergeKind, parts: &[Vec<u8>], resp3: bool) -> Vec<u8> {
             match parts.iter().find(|p| p.as_slice() != b"+OK\r\n") {
                 Some(other) => return other.clone(),
                 None => write::simple(&mut out, b"OK"),
+            }
+        }
+        MergeKind::Merge(Merge::Min) => {
+            let least = parts.iter().map(|p| integer(p)).collect::<Option<Vec<i64>>>();
+            match least.and_then(|all| all.into_iter().min()) {
+                Some(n) => write::integer(&mut out, n),
+                None => return parts.first().map_or_else(Vec::new, |p| unexpected(p)),
             }
         }
         MergeKind::Split(Split::Count) | MergeKind::Merge(Merge::Sum) => {
@@ -95,10 +103,15 @@ pub fn merge(kind: &MergeKind, parts: &[Vec<u8>], resp3: bool) -> Vec<u8> {
                 n => return values[rand::random_range(0..n)].clone(),
             }
         }
-        MergeKind::Info { proxy_section } => {
-            let mut text = proxy_section.clone();
-            text.extend_from_slice(&keyspace_summed(parts));
-            write_text(&mut out, &text, resp3);
+        MergeKind::Reports(request) => {
+            let (report, nodes) = request.as_ref();
+            return crate::reports::merge(*report, nodes, parts, resp3);
+        }
+        MergeKind::Info(request) => {
+            let (sections, local) = request.as_ref();
+            let texts: Vec<String> = parts.iter().map(|p| crate::info::frame_text(p)).collect();
+            let text = crate::info::render(sections, local, &texts);
+            write_text(&mut out, text.as_bytes(), resp3);
         }
     }
     out
@@ -196,30 +209,6 @@ fn unexpected(part: &[u8]) -> Vec<u8> {
     out
 }
 
-/// `# Keyspace` with `db0:keys=..,expires=..` added over the nodes' INFO KEYSPACE replies.
-fn keyspace_summed(parts: &[Vec<u8>]) -> Vec<u8> {
-    let (mut keys, mut expires) = (0u64, 0u64);
-    for part in parts {
-        let text = String::from_utf8_lossy(part);
-        for line in text.lines().filter(|l| l.starts_with("db0:")) {
-            for field in line["db0:".len()..].split(',') {
-                match field.split_once('=') {
-                    Some(("keys", n)) => keys += n.parse::<u64>().unwrap_or(0),
-                    Some(("expires", n)) => expires += n.parse::<u64>().unwrap_or(0),
-                    _ => {}
-                }
-            }
-        }
-    }
-    let mut text = b"# Keyspace\r\n".to_vec();
-    if keys > 0 {
-        text.extend_from_slice(
-            format!("db0:keys={keys},expires={expires},avg_ttl=0\r\n").as_bytes(),
-        );
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,20 +263,9 @@ mod tests {
     }
 
     #[test]
-    fn info_sums_the_keyspace() {
-        let kind = MergeKind::Info { proxy_section: b"# Proxy\r\nx:1\r\n\r\n".to_vec() };
-        let node = |k| format!("$40\r\n# Keyspace\r\ndb0:keys={k},expires=1,avg_ttl=0\r\n\r\n");
-        let reply = merge(&kind, &parts(&[&node(2), &node(3)]), false);
-        let text = String::from_utf8(reply).unwrap();
-        assert!(text.contains("# Proxy\r\nx:1"), "{text}");
-        assert!(text.contains("db0:keys=5,expires=2"), "{text}");
-        // RESP3: the nodes' verbatim strings in, a verbatim string out.
-        let node3 =
-            |k| format!("=44\r\ntxt:# Keyspace\r\ndb0:keys={k},expires=1,avg_ttl=0\r\n\r\n");
-        let reply = merge(&kind, &parts(&[&node3(2), &node3(3)]), true);
-        let text = String::from_utf8(reply).unwrap();
-        assert!(text.starts_with('=') && text.contains("\r\ntxt:# Proxy\r\n"), "{text}");
-        assert!(text.contains("db0:keys=5,expires=2"), "{text}");
+    fn lastsave_is_the_oldest_masters() {
+        let min = MergeKind::Merge(Merge::Min);
+        assert_eq!(merge(&min, &parts(&[":300\r\n", ":100\r\n", ":200\r\n"]), false), b":100\r\n");
     }
 
     #[test]

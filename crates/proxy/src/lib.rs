@@ -6,25 +6,34 @@
 //! [`fanout`] (merging split commands) are pure. [`session`] reads a client's requests and
 //! executes their plans, [`worker`] routes them, [`backend`] is a pipelined node connection
 //! (it reports to its worker through [`backend::Owner`]), [`request`] is what travels between
-//! them, [`client`] keeps replies in request order. Each worker thread runs its own current-thread runtime and
+//! them, [`client`] keeps replies in request order. What the proxy answers about the whole
+//! cluster is pure too: [`cluster_view`] (the proxy as a one-node cluster, for cluster-aware
+//! clients), [`info`] (INFO's sections merged from the masters'), [`reports`] (SLOWLOG,
+//! LATENCY, MEMORY merged and labelled), [`client_admin`] (CLIENT KILL/REPLY/UNBLOCK),
+//! [`freshness`] (how old the slot map is). Each worker thread runs its own current-thread runtime and
 //! owns its clients and backend connections; the accept loop and the topology refresher run on
 //! the caller's runtime.
 
 pub mod acl;
 pub mod backend;
 pub mod client;
+pub mod client_admin;
 pub mod clients;
+pub mod cluster_view;
 pub mod commands;
 pub mod config;
 pub mod failover;
 pub mod fanout;
 mod fasthash;
+pub mod freshness;
 pub mod health;
+pub mod info;
 pub mod metrics;
 pub mod notify;
 pub mod plan;
 pub mod pubsub;
 pub mod rates;
+pub mod reports;
 pub mod request;
 pub mod security;
 pub mod session;
@@ -58,6 +67,8 @@ pub enum StartError {
     NoSeed { tried: String },
     #[error("cannot listen on {addr}: {error} (is another proxy or Redis using that port?)")]
     Bind { addr: SocketAddr, error: std::io::Error },
+    #[error("--announce {0}")]
+    Announce(String),
     #[error("{0}")]
     Security(security::SecurityError),
     #[error("cannot start a worker thread: {0}")]
@@ -75,6 +86,9 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Learns the cluster from the seeds, listens, and starts serving.
 pub async fn start(config: ProxyConfig) -> Result<ProxyHandle, StartError> {
+    if let Some(announce) = &config.announce {
+        cluster_view::parse_announce(announce).map_err(StartError::Announce)?;
+    }
     // Every connection to a node authenticates with them: admin ones and the backends.
     if config.security.node_credentials.is_some() {
         cluster::admin::set_credentials(config.security.node_credentials.clone());
@@ -263,10 +277,19 @@ async fn refresh_loop(shared: Arc<Shared>) {
             _ = shared.refresh_wanted.notified() => {}
             _ = shared.shutdown.cancelled() => return,
         }
-        if let Some(map) = fetch_map(&shared).await
-            && map != *shared.map()
-        {
-            shared.set_map(map);
+        match fetch_map(&shared).await {
+            Ok(map) => {
+                shared.freshness().refreshed(std::time::Instant::now());
+                if map != *shared.map() {
+                    shared.set_map(map);
+                }
+            }
+            Err(error) => {
+                // Once per outage, not per attempt (every 100 ms while a master is down).
+                if shared.freshness().failed(&error) {
+                    tracing::warn!(%error, "no node answered CLUSTER NODES; keeping the old slot map");
+                }
+            }
         }
         // Many redirects in a burst make one refresh, not one each.
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -283,8 +306,9 @@ fn master_in_trouble(shared: &Shared) -> bool {
     })
 }
 
-/// The map as the first reachable node sees it: the current masters first, then the seeds.
-async fn fetch_map(shared: &Shared) -> Option<SlotMap> {
+/// The map as the first reachable node sees it: the current masters first, then the seeds;
+/// when none answers, what the last one said.
+async fn fetch_map(shared: &Shared) -> Result<SlotMap, String> {
     let current = shared.map();
     let masters = current.serving_masters();
     let mut candidates: Vec<String> = masters
@@ -302,12 +326,19 @@ async fn fetch_map(shared: &Shared) -> Option<SlotMap> {
         let health = shared.health.lock().unwrap_or_else(|e| e.into_inner());
         candidates.sort_by_key(|addr| health.get(addr).is_some_and(|h| !h.up));
     }
+    let mut last_error = "no node to ask".to_string();
     for addr in candidates {
         let topology = tokio::time::timeout(ADMIN_TIMEOUT, cluster::ops::topology_of(&addr)).await;
-        if let Ok(Ok(topology)) = topology {
-            return Some(SlotMap::from_topology(&topology));
+        match topology {
+            Ok(Ok(topology)) => return Ok(SlotMap::from_topology(&topology)),
+            Ok(Err(e)) => last_error = format!("{addr}: {e}"),
+            Err(_) => last_error = format!("{addr}: no answer within {ADMIN_TIMEOUT:?}"),
         }
     }
-    tracing::warn!("no node answered CLUSTER NODES; keeping the old slot map");
-    None
+    Err(last_error)
+}
+
+/// How old the slot map may get before health fails (see [`freshness::stale_after`]).
+pub fn topology_stale_after(config: &ProxyConfig) -> Duration {
+    freshness::stale_after(config.refresh_interval, ADMIN_TIMEOUT)
 }

@@ -36,6 +36,10 @@ pub struct Shared {
     /// The cluster's Redis version (`redis_version` of INFO), as HELLO reports it: the seed's
     /// at start, then the lowest of the nodes the health checker reached in its last round.
     redis_version: RwLock<Arc<str>>,
+    /// INFO's `run_id`: 40 hex characters, new on every start, as Redis' own.
+    pub run_id: String,
+    /// When the slot map was last read from a node, and why the refreshes since failed.
+    freshness: std::sync::Mutex<crate::freshness::Freshness>,
     /// Users and the command policy, compiled against `table`.
     pub security: Arc<crate::security::Security>,
 }
@@ -66,7 +70,18 @@ impl Shared {
             next_client_id: AtomicU64::new(1),
             clients: Arc::default(),
             redis_version: RwLock::new(FALLBACK_REDIS_VERSION.into()),
+            run_id: format!(
+                "{:016x}{:016x}{:08x}",
+                rand::random::<u64>(),
+                rand::random::<u64>(),
+                rand::random::<u32>()
+            ),
+            freshness: std::sync::Mutex::new(crate::freshness::Freshness::new(Instant::now())),
         })
+    }
+
+    pub fn freshness(&self) -> std::sync::MutexGuard<'_, crate::freshness::Freshness> {
+        self.freshness.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn redis_version(&self) -> Arc<str> {

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::{ReqArgs, Session};
 use crate::commands::CommandInfo;
-use crate::request::{Pending, Target};
+use crate::request::{Pending, Sink, Target};
 
 impl Session {
     pub(super) fn blocking(
@@ -30,6 +30,9 @@ impl Session {
             Some(b) if !b.is_broken() => b.clone(),
             _ => {
                 let b = self.ctx.private_backend(&addr, self.resp3);
+                // Named for the client on the node, for CLIENT UNBLOCK.
+                let setname = super::answers::name_blocking_connection(self.client.id);
+                b.send_raw(&setname, Sink::Discard);
                 self.blocking.insert(addr.clone(), b.clone());
                 b
             }

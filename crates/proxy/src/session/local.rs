@@ -1,5 +1,6 @@
-//! What the proxy answers itself: PING, ECHO, HELLO, CLIENT, COMMAND, TIME, RESET, ...,
-//! and INFO, SCAN and CONFIG, which ask the nodes for their part. [`Session::local`] is the
+//! What the proxy answers itself: PING, ECHO, HELLO, CLIENT, COMMAND, TIME, RESET, ROLE, ...,
+//! and INFO, SCAN, CONFIG, CLUSTER and the nodes' reports, which ask the nodes for their part
+//! (the last ones in [`super::answers`]). [`Session::local`] is the
 //! one place a [`Local`] command is dispatched: a new one is a variant of [`Local`] (with its
 //! names in `commands::route_of`) and an arm there.
 
@@ -34,50 +35,6 @@ impl Session {
         req.resp3 = self.resp3;
         let sink = Sink::Scan { client: self.client.clone(), seq, index, masters: masters.len() };
         self.ctx.dispatch(req, sink);
-    }
-
-    /// INFO: the proxy's own section, then the keyspace summed over the masters. `INFO proxy`
-    /// is answered from the proxy alone, so health checks do not wait on a dead node.
-    fn info(&mut self, seq: u64, args: &ReqArgs) {
-        let proxy_section = self.proxy_info().into_bytes();
-        if args.count() == 2 && args.arg(1).eq_ignore_ascii_case(b"proxy") {
-            let mut reply = Vec::new();
-            write::bulk(&mut reply, &proxy_section);
-            return self.reply(seq, &reply);
-        }
-        let masters = self.nodes(false);
-        let bytes = Bytes::from_static(b"*2\r\n$4\r\nINFO\r\n$8\r\nkeyspace\r\n");
-        self.fan_out(seq, masters, bytes, MergeKind::Info { proxy_section }, true, false);
-    }
-
-    fn proxy_info(&self) -> String {
-        use std::sync::atomic::Ordering::Relaxed;
-        let shared = &self.ctx.shared;
-        let stats = &shared.stats;
-        let map = self.ctx.map();
-        let fields = [
-            ("uptime_in_seconds", shared.started.elapsed().as_secs()),
-            ("connected_clients", stats.clients_connected.load(Relaxed) as u64),
-            ("total_connections_received", stats.clients_total.load(Relaxed)),
-            ("total_commands_processed", stats.commands.load(Relaxed)),
-            ("error_replies", stats.errors.load(Relaxed)),
-            ("moved_followed", stats.moved.load(Relaxed)),
-            ("ask_followed", stats.ask.load(Relaxed)),
-            ("retries", stats.retries.load(Relaxed)),
-            ("outcome_unknown", stats.outcome_unknown.load(Relaxed)),
-            ("write_acks_confirmed", stats.acks_confirmed.load(Relaxed)),
-            ("write_acks_missing", stats.acks_missing.load(Relaxed)),
-            ("topology_refreshes", stats.topology_refreshes.load(Relaxed)),
-            ("forced_failovers", stats.forced_failovers.load(Relaxed)),
-            ("cluster_masters", map.serving_masters().len() as u64),
-            ("cluster_slots_uncovered", map.uncovered() as u64),
-        ];
-        let mut text = format!("# Proxy\r\nredkeep_version:{}\r\n", env!("CARGO_PKG_VERSION"));
-        for (name, value) in fields {
-            text.push_str(&format!("{name}:{value}\r\n"));
-        }
-        text.push_str("\r\n");
-        text
     }
 
     /// CONFIG GET from one master; CONFIG SET and RESETSTAT on every node (RESETSTAT resets
@@ -161,8 +118,11 @@ impl Session {
                     return self.reply_error(seq, &e);
                 }
             }
+            Local::Client if args.arg(1).eq_ignore_ascii_case(b"UNBLOCK") => {
+                return self.client_unblock(seq, args);
+            }
             Local::Client => {
-                if let Err(e) = self.client_command(args, &mut out) {
+                if let Err(e) = self.client_command(seq, args, &mut out) {
                     return self.reply_error(seq, &e);
                 }
             }
@@ -199,6 +159,15 @@ impl Session {
             Local::Scan => return self.scan(seq, args),
             Local::Info => return self.info(seq, args),
             Local::Config => return self.config(seq, info, frame),
+            Local::Cluster => return self.cluster(seq, info, args, frame),
+            Local::Role => {
+                // A master with no replicas of its own: the proxy is what clients write to.
+                write::array_len(&mut out, 3);
+                write::bulk(&mut out, b"master");
+                write::integer(&mut out, 0);
+                write::array_len(&mut out, 0);
+            }
+            Local::Reports => return self.reports(seq, info, args, frame),
         }
         self.reply(seq, &out);
     }
@@ -254,7 +223,8 @@ impl Session {
             ("version", HelloValue::Text(&version)),
             ("proto", HelloValue::Int(if resp3 { 3 } else { 2 })),
             ("id", HelloValue::Int(self.client.id as i64)),
-            ("mode", HelloValue::Text("standalone")),
+            // As INFO's redis_mode: the proxy answers CLUSTER as a one-node cluster.
+            ("mode", HelloValue::Text("cluster")),
             ("role", HelloValue::Text("master")),
             ("modules", HelloValue::Empty),
         ];
@@ -280,7 +250,13 @@ impl Session {
         self.user.map_or("default", |id| users.get(id).name.as_str())
     }
 
-    fn client_command(&mut self, args: &ReqArgs, out: &mut Vec<u8>) -> Result<(), String> {
+    fn client_command(
+        &mut self,
+        seq: u64,
+        args: &ReqArgs,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        use crate::client_admin::{ReplyMode, check_on_off, parse_kill, parse_reply};
         let sub = args.arg(1).to_ascii_uppercase();
         match sub.as_slice() {
             b"SETNAME" if args.count() == 3 => {
@@ -335,8 +311,33 @@ impl Session {
             b"SETINFO" => {
                 return Err("ERR wrong number of arguments for 'client|setinfo' command".into());
             }
-            b"NO-EVICT" | b"NO-TOUCH" => write::simple(out, b"OK"),
-            b"REPLY" => return Err("ERR redkeep proxy does not support CLIENT REPLY".into()),
+            b"NO-EVICT" | b"NO-TOUCH" => {
+                check_on_off(args.arg(2))?;
+                write::simple(out, b"OK");
+            }
+            b"REPLY" => match parse_reply(args.arg(2))? {
+                ReplyMode::On => {
+                    self.client.unmute_from(seq);
+                    write::simple(out, b"OK");
+                }
+                ReplyMode::Off => self.client.mute(seq..u64::MAX),
+                ReplyMode::Skip => self.client.mute(seq..seq + 2),
+            },
+            b"KILL" => {
+                let list: Vec<&[u8]> = (0..args.count()).map(|i| args.arg(i)).collect();
+                let filter = parse_kill(&list)?;
+                let (picked, me) = self.ctx.shared.clients.kill(&filter, self.client.id);
+                // Its own connection closes after this reply, as in Redis.
+                self.closing |= me;
+                match (filter.old_form, picked) {
+                    (true, 0) => return Err("ERR No such client".into()),
+                    (true, _) => write::simple(out, b"OK"),
+                    (false, n) => write::integer(out, n as i64),
+                }
+            }
+            b"PAUSE" => return Err(crate::client_admin::PAUSE_REFUSED.into()),
+            // Nothing is paused (PAUSE is refused), so there is nothing to resume.
+            b"UNPAUSE" => write::simple(out, b"OK"),
             _ => {
                 let shown = String::from_utf8_lossy(&sub);
                 return Err(format!("ERR redkeep proxy does not support 'CLIENT {shown}'"));

@@ -6,6 +6,7 @@
 //! connection of the client's own), [`blocked`] (blocking commands on a connection of the
 //! client's own), [`subscribed`] (Pub/Sub).
 
+mod answers;
 mod blocked;
 mod local;
 mod normal;
@@ -102,6 +103,8 @@ pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
         ctx.flush_queue.clone(),
     ));
     let entry = Arc::new(ClientEntry::new(client.id, peer, laddr, fd));
+    // Declared after the socket's halves, so dropped before them, also in a panic: a client
+    // leaves the registry before its socket closes, as CLIENT KILL relies on.
     let _listed = shared.clients.register(entry.clone());
     let config = &shared.config;
     let mut session = Session {

@@ -20,8 +20,8 @@ use proxy::{ProxyConfig, ReadFrom, WriteAck};
 /// (`seeds = ["10.0.0.1:6379"]`, `listen`, `stats`, `threads`, `read-from`, `write-ack`,
 /// `write-ack-timeout`, `max-clients`,
 /// `max-pending`, `max-bulk`, `idle-timeout`, `retry-budget`, `refresh-interval`, and
-/// `flush = false` / `config-set = false` / `fast-failover = true`); options given on the command
-/// line win.
+/// `flush = false` / `config-set = false` / `fast-failover = true`, `announce`); options given on
+/// the command line win.
 #[derive(clap::Args, Default)]
 pub struct ProxyArgs {
     /// TOML file with settings; command-line options override it.
@@ -86,6 +86,13 @@ pub struct ProxyArgs {
     /// How often the slot map is re-read even when nothing says it changed. [default: 2s]
     #[arg(long, value_parser = humantime::parse_duration)]
     refresh_interval: Option<Duration>,
+    /// HOST:PORT that cluster-aware clients (redis-py RedisCluster, ioredis Cluster, Jedis
+    /// JedisCluster, ...) are told to connect to: CLUSTER SLOTS, SHARDS and NODES show the
+    /// proxy as the one node that owns all 16384 slots, at this address. Give the VIP (and the
+    /// same --announce on every proxy behind it) so that clients reconnect to whichever proxy
+    /// holds it. [default: the address each client connected to]
+    #[arg(long, value_parser = parse_announce)]
+    announce: Option<String>,
     /// Refuse FLUSHALL and FLUSHDB (otherwise they empty every master).
     #[arg(long)]
     no_flush: bool,
@@ -132,6 +139,7 @@ struct ProxyFile {
     flush: Option<bool>,
     config_set: Option<bool>,
     fast_failover: Option<bool>,
+    announce: Option<String>,
     // Security: as the options of the same names (`user = ["app:pw"]`, `users = "FILE"`,
     // `allow = ["debug"]`).
     user: Option<Vec<String>>,
@@ -157,6 +165,10 @@ fn parse_write_ack(text: &str) -> Result<WriteAck, String> {
         "replica" => Ok(WriteAck::Replica),
         _ => Err(format!("expected `master` or `replica`, got `{text}`")),
     }
+}
+
+fn parse_announce(text: &str) -> Result<String, String> {
+    proxy::cluster_view::parse_announce(text).map(|_| text.to_string())
 }
 
 fn parse_read_from(text: &str) -> Result<ReadFrom, String> {
@@ -328,6 +340,13 @@ impl ProxyArgs {
         config.allow_flush = !self.no_flush && file.flush.unwrap_or(true);
         config.allow_config_set = !self.no_config_set && file.config_set.unwrap_or(true);
         config.fast_failover = self.fast_failover || file.fast_failover.unwrap_or(false);
+        config.announce = pick(
+            self.announce.clone().map(Some),
+            file.announce.as_deref(),
+            "announce",
+            |text| parse_announce(text).map(Some),
+            None,
+        )?;
         config.security = security;
         Ok(ProxySettings { config, stats })
     }
@@ -588,6 +607,18 @@ mod tests {
         assert!(format!("{err:#}").contains("`retry-budget` in the config file"), "{err:#}");
         let err = settings_with("listne = \"x\"", &[]).err().unwrap();
         assert!(format!("{err:#}").contains("unknown field `listne`"), "{err:#}");
+    }
+
+    #[test]
+    fn announce_comes_from_the_flag_or_the_file_and_is_checked() {
+        assert_eq!(settings_with("", &[]).unwrap().config.announce, None);
+        let s = settings_with("announce = \"10.0.0.100:7010\"", &[]).unwrap();
+        assert_eq!(s.config.announce.as_deref(), Some("10.0.0.100:7010"));
+        let s = settings_with("announce = \"10.0.0.100:7010\"", &["--announce", "vip:6379"]);
+        assert_eq!(s.unwrap().config.announce.as_deref(), Some("vip:6379"), "the flag wins");
+        let err = settings_with("announce = \"10.0.0.100\"", &[]).err().unwrap();
+        assert!(format!("{err:#}").contains("`announce` in the config file"), "{err:#}");
+        assert!(format!("{err:#}").contains("HOST:PORT"), "{err:#}");
     }
 
     #[test]
