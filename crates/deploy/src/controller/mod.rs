@@ -8,7 +8,7 @@
 
 pub mod decide;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cluster::admin::{AdminConn, AdminError, info_field, parse_info};
 use cluster::ops::OpsError;
@@ -120,24 +120,13 @@ fn split(addr: &str) -> Result<(&str, &str), OpsError> {
     addr.rsplit_once(':').ok_or_else(|| OpsError::Plan(format!("{addr} is not HOST:PORT")))
 }
 
-/// MEET through `via`, then `CLUSTER REPLICATE`, retried while the node has not yet heard of
-/// its master through gossip.
+/// MEET through `via`, then `CLUSTER REPLICATE` ([`cluster::ops::attach_replica`] retries it
+/// while the node has not yet heard of its master through gossip).
 async fn join(node: &str, via: &str, master_id: &str) -> Result<(), OpsError> {
     let (ip, port) = split(via)?;
     let mut conn = AdminConn::connect(node, NODE_TIMEOUT).await?;
     conn.query_ok(&["CLUSTER", "MEET", ip, port]).await?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match conn.query_ok(&["CLUSTER", "REPLICATE", master_id]).await {
-            Ok(()) => return Ok(()),
-            Err(AdminError::Redis { message, .. })
-                if message.contains("Unknown node") && Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    cluster::ops::attach_replica(node, master_id, Duration::from_secs(30)).await
 }
 
 /// Runs passes every `interval` until `stop` resolves, reporting each pass that did or
