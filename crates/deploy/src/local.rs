@@ -454,8 +454,14 @@ impl LocalDir {
 
     /// Starts `program args...` (the redkeep binary running `proxy`) detached, in
     /// [`LocalDir::proxy_dir`], logging to `proxy.log` there, and records its pid. Returns the
-    /// pid; the caller waits until it serves.
-    pub fn start_proxy(&self, program: &Path, args: &[String]) -> Result<u32, DeployError> {
+    /// pid; the caller waits until it serves. `env` is added to its environment (secrets go
+    /// there: a command line is visible to every local user, an environment to its owner).
+    pub fn start_proxy(
+        &self,
+        program: &Path,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> Result<u32, DeployError> {
         let dir = self.proxy_dir();
         create_private_dir(&dir)?;
         let log_path = dir.join("proxy.log");
@@ -468,6 +474,7 @@ impl LocalDir {
         let mut command = Command::new(program);
         command
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .current_dir(&dir)
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone().map_err(io_err("duplicating the log handle"))?)

@@ -76,7 +76,7 @@ async fn node_dirs_configs_and_pid_files_are_the_owners_only() {
     }
 
     // What `up --detach` writes for its proxy: any long-running program shows the files.
-    let pid = local.start_proxy(Path::new("sleep"), &["60".to_string()]).unwrap();
+    let pid = local.start_proxy(Path::new("sleep"), &["60".to_string()], &[]).unwrap();
     let _stop = StopProxy(local);
     assert_eq!(local.proxy_pid(), Some(pid));
     let proxy = local.proxy_dir();
