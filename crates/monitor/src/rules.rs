@@ -276,6 +276,14 @@ pub const CATALOGUE: &[Rule] = &[
     },
 ];
 
+/// Alerts other redkeep parts send to `POST /api/v1/alerts` (`redkeep controller --monitor`).
+/// The monitor records them in its timeline and lists firing ones, but no rule has these
+/// names, so [`rule_by_alertname`] finds none and no healing plan is made for them: the
+/// controller acts on its own findings, and two healers acting on one node would fight.
+pub const CONTROLLER_ACTION: &str = "RedkeepControllerAction";
+/// See [`CONTROLLER_ACTION`].
+pub const CONTROLLER_STUCK: &str = "RedkeepControllerStuck";
+
 /// The rule called `name`.
 pub fn rule(name: &str) -> Option<&'static Rule> {
     CATALOGUE.iter().find(|r| r.name == name)
@@ -673,4 +681,16 @@ fn node_restarted(prev: Option<&Model>, cur: &Model, _: f64) -> Vec<Condition> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_controllers_alerts_map_to_no_rule_so_no_healing_plan() {
+        for name in [CONTROLLER_ACTION, CONTROLLER_STUCK] {
+            assert!(rule_by_alertname(name).is_none(), "{name} must not drive healing");
+        }
+    }
 }
