@@ -11,6 +11,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -175,8 +176,7 @@ pub fn prepare(spec: &LocalSpec) -> Result<(LocalDir, Origin), DeployError> {
     if spec.dir.exists() && !is_empty_dir(&spec.dir) {
         return Err(DeployError::NotRedkeepDir(spec.dir.clone()));
     }
-    std::fs::create_dir_all(&spec.dir)
-        .map_err(io_err(format!("creating {}", spec.dir.display())))?;
+    create_private_dir(&spec.dir)?;
     let local = LocalDir { root: spec.dir.clone(), manifest: Manifest::from_spec(spec) };
     local.write_manifest()?;
     Ok((local, Origin::Fresh))
@@ -248,7 +248,7 @@ impl LocalDir {
     pub(crate) fn write_manifest(&self) -> Result<(), DeployError> {
         let path = self.root.join(MANIFEST_FILE);
         let text = serde_json::to_string_pretty(&self.manifest).expect("manifest serializes");
-        std::fs::write(&path, text + "\n").map_err(io_err(format!("writing {}", path.display())))
+        write_private(&path, &(text + "\n"))
     }
 
     /// The pid of node `port` when it runs (verified to be ours: its cwd is the node dir).
@@ -321,18 +321,18 @@ impl LocalDir {
 
     fn spawn_node(&self, redis_server: &Path, port: u16) -> Result<Child, DeployError> {
         let dir = self.node_dir(port);
-        std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        create_private_dir(&dir)?;
         let dir = dir.canonicalize().map_err(io_err(format!("resolving {}", dir.display())))?;
         let conf = dir.join("redis.conf");
-        std::fs::write(
+        write_private(
             &conf,
-            node_config(&self.manifest.host, port, &dir, self.manifest.node_timeout_ms),
-        )
-        .map_err(io_err(format!("writing {}", conf.display())))?;
+            &node_config(&self.manifest.host, port, &dir, self.manifest.node_timeout_ms),
+        )?;
         let mut command = Command::new(redis_server);
         command.arg(&conf).current_dir(&dir).stdin(Stdio::null()).stdout(Stdio::null());
         command.stderr(Stdio::null());
         detach_from_terminal(&mut command);
+        only_owner_reads_what_it_creates(&mut command);
         command.spawn().map_err(io_err(format!("starting {}", redis_server.display())))
     }
 
@@ -404,6 +404,7 @@ impl LocalDir {
             .truncate(false)
             .read(true)
             .write(true)
+            .mode(PRIVATE_FILE_MODE)
             .open(&path)
             .map_err(io_err(format!("opening {}", path.display())))?;
         // SAFETY: flock(2) on a descriptor this function owns; no memory is shared.
@@ -453,19 +454,27 @@ impl LocalDir {
 
     /// Starts `program args...` (the redkeep binary running `proxy`) detached, in
     /// [`LocalDir::proxy_dir`], logging to `proxy.log` there, and records its pid. Returns the
-    /// pid; the caller waits until it serves.
-    pub fn start_proxy(&self, program: &Path, args: &[String]) -> Result<u32, DeployError> {
+    /// pid; the caller waits until it serves. `env` is added to its environment (secrets go
+    /// there: a command line is visible to every local user, an environment to its owner).
+    pub fn start_proxy(
+        &self,
+        program: &Path,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> Result<u32, DeployError> {
         let dir = self.proxy_dir();
-        std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        create_private_dir(&dir)?;
         let log_path = dir.join("proxy.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(PRIVATE_FILE_MODE)
             .open(&log_path)
             .map_err(io_err(format!("opening {}", log_path.display())))?;
         let mut command = Command::new(program);
         command
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .current_dir(&dir)
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone().map_err(io_err("duplicating the log handle"))?)
@@ -474,8 +483,7 @@ impl LocalDir {
         let child = command.spawn().map_err(io_err(format!("starting {}", program.display())))?;
         let pid = child.id();
         let pid_path = dir.join("proxy.pid");
-        std::fs::write(&pid_path, format!("{pid}\n"))
-            .map_err(io_err(format!("writing {}", pid_path.display())))?;
+        write_private(&pid_path, &format!("{pid}\n"))?;
         Ok(pid)
     }
 
@@ -568,8 +576,62 @@ pub fn node_config(host: &str, port: u16, dir: &Path, node_timeout_ms: u64) -> S
          bind {host}\nport {port}\ndaemonize no\n\
          dir {dir}\npidfile {dir}/redis.pid\nlogfile {dir}/redis.log\n\
          cluster-enabled yes\ncluster-config-file nodes.conf\n\
-         cluster-node-timeout {node_timeout_ms}\nappendonly yes\n"
+         cluster-node-timeout {node_timeout_ms}\nappendonly yes\n\
+         # Hardening (Redis 7 defaults, written so that an edited default cannot loosen them):\n\
+         # no DEBUG, no MODULE LOAD, no CONFIG SET of dir/dbfilename and other protected\n\
+         # configs; protected-mode refuses non-loopback clients should the bind be dropped.\n\
+         enable-debug-command no\nenable-module-command no\nenable-protected-configs no\n\
+         protected-mode yes\n"
     )
+}
+
+/// Mode of what redkeep writes in a dir: node configs (later with passwords), pid files,
+/// logs, the manifest. Only the owner reads them.
+pub const PRIVATE_FILE_MODE: u32 = 0o600;
+/// Mode of a redkeep dir and of each node's and the proxy's dir.
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+
+/// Creates `dir` (missing parents too, 0700) and sets `dir` itself to 0700, also when it
+/// existed already (a dir made by an older redkeep is tightened on its next start).
+fn create_private_dir(dir: &Path) -> Result<(), DeployError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR_MODE)
+        .create(dir)
+        .map_err(io_err(format!("creating {}", dir.display())))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(PRIVATE_DIR_MODE))
+        .map_err(io_err(format!("setting the mode of {}", dir.display())))
+}
+
+/// Writes `contents` to `path` (replacing it), 0600 also when the file existed with a wider
+/// mode: the mode is set before anything is written.
+fn write_private(path: &Path, contents: &str) -> Result<(), DeployError> {
+    use std::os::unix::fs::PermissionsExt;
+    let what = || format!("writing {}", path.display());
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(PRIVATE_FILE_MODE)
+        .open(path)
+        .map_err(io_err(what()))?;
+    file.set_permissions(std::fs::Permissions::from_mode(PRIVATE_FILE_MODE))
+        .map_err(io_err(what()))?;
+    file.write_all(contents.as_bytes()).map_err(io_err(what()))
+}
+
+/// Gives the child a umask of 077, so what redis-server creates itself (its pid file, log,
+/// nodes.conf, RDB and AOF files) is readable by its owner only.
+fn only_owner_reads_what_it_creates(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: umask is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            libc::umask(0o077);
+            Ok(())
+        });
+    }
 }
 
 /// Puts the child in its own session so that Ctrl-C in the user's terminal reaches redkeep
@@ -605,4 +667,25 @@ fn simple_command(host: &str, port: u16, request: &[u8]) -> Option<Vec<u8>> {
     let mut buf = [0u8; 64];
     let n = stream.read(&mut buf).ok()?;
     Some(buf[..n].to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_config_binds_the_host_only_and_spells_out_the_hardening() {
+        let text = node_config("198.18.0.2", 7001, Path::new("/srv/node-7001"), 2000);
+        let lines: Vec<&str> = text.lines().collect();
+        for wanted in [
+            "bind 198.18.0.2",
+            "enable-debug-command no",
+            "enable-module-command no",
+            "enable-protected-configs no",
+            "protected-mode yes",
+        ] {
+            assert!(lines.contains(&wanted), "missing {wanted:?} in\n{text}");
+        }
+        assert_eq!(lines.iter().filter(|l| l.starts_with("bind ")).count(), 1, "{text}");
+    }
 }

@@ -9,6 +9,12 @@
 //! - `GET /api/v1/stats` (the whole [`Snapshot`]) and `GET /api/v1/nodes` (its nodes) as JSON;
 //! - `GET /` redirects to `/stats`.
 //!
+//! Safety: the server only answers reads (other methods get 405); with a token
+//! ([`WebOptions::token`]) every path wants `Authorization: Bearer TOKEN` and answers 401
+//! without it; request headers are bounded ([`WebOptions::max_header_bytes`], then 431) and
+//! must arrive within [`HEADER_READ_TIMEOUT`]; at most [`WebOptions::max_connections`]
+//! connections are served at once, one more gets a 503 and is closed.
+//!
 //! Every request takes one [`proxy::Shared::snapshot`]; the rendering ([`page`], [`prom`]) is
 //! pure functions of it. The server runs on the caller's tokio runtime, off the proxy's worker
 //! threads, and stops when the proxy shuts down.
@@ -20,14 +26,17 @@ mod test_support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::header;
-use axum::response::{Html, IntoResponse, Json, Redirect};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Json, Redirect, Response};
 use axum::routing::get;
 use proxy::snapshot::Snapshot;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -56,37 +65,159 @@ impl AppState {
     }
 }
 
+/// How the stats server guards itself.
+#[derive(Debug, Clone)]
+pub struct WebOptions {
+    /// When set, every request must carry `Authorization: Bearer <token>` (else 401).
+    pub token: Option<String>,
+    /// Connections served at once; one more is answered 503 and closed, so a flood of idle
+    /// connections cannot pile up tasks and buffers.
+    pub max_connections: usize,
+    /// Bound on a request's start line and headers together (hyper answers 431 beyond it).
+    pub max_header_bytes: usize,
+}
+
+impl Default for WebOptions {
+    fn default() -> Self {
+        // A stats page has a handful of readers (browsers, Prometheus); 8 KiB of headers is
+        // what common servers (nginx, Apache) accept by default.
+        WebOptions { token: None, max_connections: 64, max_header_bytes: 8 * 1024 }
+    }
+}
+
+/// A client must send its whole request head within this time, or its connection is closed
+/// (a slow client cannot hold one of the few connections forever).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Listens on `addr` and serves the stats of the proxy behind `shared` (listening on
-/// `proxy_listen`) on the current tokio runtime, until `shared.shutdown` is cancelled.
+/// `proxy_listen`) on the current tokio runtime, until `shared.shutdown` is cancelled, with
+/// the default [`WebOptions`].
 pub async fn serve(
     shared: Arc<proxy::Shared>,
     proxy_listen: String,
     addr: SocketAddr,
 ) -> Result<StatsServer, WebError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|error| WebError::Bind { addr, error })?;
+    serve_with(shared, proxy_listen, addr, WebOptions::default()).await
+}
+
+/// [`serve`] with the given [`WebOptions`].
+pub async fn serve_with(
+    shared: Arc<proxy::Shared>,
+    proxy_listen: String,
+    addr: SocketAddr,
+    options: WebOptions,
+) -> Result<StatsServer, WebError> {
+    let listener = TcpListener::bind(addr).await.map_err(|error| WebError::Bind { addr, error })?;
     let local_addr = listener.local_addr().map_err(|error| WebError::Bind { addr, error })?;
-    let shutdown = shared.shutdown.clone().cancelled_owned();
-    let app = router(Arc::new(AppState { shared, proxy_listen }));
+    let shutdown = shared.shutdown.clone();
+    let app = router(Arc::new(AppState { shared, proxy_listen }), options.token.clone());
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
-            tracing::error!(error = %e, "the stats server failed");
+        tokio::select! {
+            () = accept_loop(listener, app, &options, &shutdown) => {}
+            () = shutdown.cancelled() => {}
         }
     });
     tracing::info!(%local_addr, "stats page on http://{local_addr}/stats");
     Ok(StatsServer { local_addr })
 }
 
-fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+fn router(state: Arc<AppState>, token: Option<String>) -> Router {
+    let routes = Router::new()
         .route("/", get(|| async { Redirect::to("/stats") }))
         .route("/stats", get(stats_page))
         .route("/stats/parts", get(stats_parts))
         .route("/metrics", get(metrics))
         .route("/api/v1/stats", get(api_stats))
         .route("/api/v1/nodes", get(api_nodes))
-        .with_state(state)
+        .with_state(state);
+    match token {
+        None => routes,
+        // Outermost, so that unknown paths and wrong methods also get 401 first and tell a
+        // stranger nothing about what is served.
+        Some(token) => routes
+            .layer(axum::middleware::from_fn_with_state(Arc::<str>::from(token), require_token)),
+    }
+}
+
+async fn require_token(State(token): State<Arc<str>>, request: Request, next: Next) -> Response {
+    if carries_token(request.headers(), &token) {
+        return next.run(request).await;
+    }
+    let challenge = [(header::WWW_AUTHENTICATE, "Bearer realm=\"redkeep stats\"")];
+    (
+        StatusCode::UNAUTHORIZED,
+        challenge,
+        "a bearer token is required (Authorization: Bearer ...)\n",
+    )
+        .into_response()
+}
+
+/// True when `headers` hold `Authorization: Bearer <token>` with exactly `token`.
+pub fn carries_token(headers: &HeaderMap, token: &str) -> bool {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return false };
+    let Some(given) = value.as_bytes().strip_prefix(b"Bearer ") else { return false };
+    same_secret(given, token.as_bytes())
+}
+
+/// Compares in time that depends on the lengths only, not on where the bytes first differ,
+/// so the token cannot be guessed byte by byte from response times.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Accepts connections and serves each on its own task while a permit is free.
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    options: &WebOptions,
+    shutdown: &tokio_util::sync::CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(options.max_connections));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_header_size(options.max_header_bytes);
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors and the like: wait a little rather than spin.
+                tracing::warn!(error = %e, "the stats server could not accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            refuse_busy(stream);
+            continue;
+        };
+        let connection = http.serve_connection(
+            hyper_util::rt::TokioIo::new(stream),
+            hyper_util::service::TowerToHyperService::new(app.clone()),
+        );
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = shutdown.cancelled() => {
+                    // Lets a request being answered finish, then closes.
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+}
+
+/// Answers a connection over the limit with a 503 in one non-blocking write and closes it:
+/// no task, no buffer kept for it.
+fn refuse_busy(stream: TcpStream) {
+    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
+        content-length: 41\r\nconnection: close\r\nretry-after: 1\r\n\r\n\
+        too many connections to the stats server\n";
+    let _ = stream.try_write(BUSY);
 }
 
 async fn stats_page(State(state): State<Arc<AppState>>) -> impl IntoResponse {
@@ -113,4 +244,25 @@ async fn api_nodes(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_exact_bearer_token_passes() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+            headers
+        };
+        assert!(carries_token(&with("Bearer s3cret"), "s3cret"));
+        for refused in
+            ["Bearer s3cre", "Bearer s3cret2", "Bearer S3cret", "bearer s3cret", "s3cret"]
+        {
+            assert!(!carries_token(&with(refused), "s3cret"), "{refused}");
+        }
+        assert!(!carries_token(&HeaderMap::new(), "s3cret"));
+    }
 }

@@ -38,6 +38,11 @@ pub struct ProxyArgs {
     /// (`/api/v1/stats`); `off` serves none. [default: 127.0.0.1:7020]
     #[arg(long, value_parser = parse_stats)]
     stats: Option<StatsListen>,
+    /// A bearer token the stats server wants on every path (`Authorization: Bearer TOKEN`;
+    /// 401 without it), e.g. for Prometheus' `authorization` setting. Prefer the environment
+    /// variable: a flag shows in the process list.
+    #[arg(long, value_name = "TOKEN", env = "REDKEEP_STATS_TOKEN", hide_env_values = true)]
+    stats_token: Option<String>,
     /// Worker threads. [default: one per core]
     #[arg(long)]
     threads: Option<usize>,
@@ -157,6 +162,7 @@ struct ProxyFile {
 pub struct ProxySettings {
     pub config: ProxyConfig,
     pub stats: Option<SocketAddr>,
+    pub stats_token: Option<String>,
 }
 
 fn parse_write_ack(text: &str) -> Result<WriteAck, String> {
@@ -236,6 +242,18 @@ impl ProxyArgs {
             threads: Some((cores / 2).max(1)),
             ..ProxyArgs::default()
         }
+    }
+
+    /// Sets the stats server's bearer token (`redkeep up --stats-token`).
+    pub fn set_stats_token(&mut self, token: Option<String>) {
+        self.stats_token = token;
+    }
+
+    /// The environment a detached proxy needs besides [`ProxyArgs::to_command_line`]: the
+    /// secrets, which go there and not on its command line (visible to every local user).
+    pub fn secret_env(&self) -> Vec<(String, String)> {
+        let token = self.stats_token.clone();
+        token.map(|t| ("REDKEEP_STATS_TOKEN".to_string(), t)).into_iter().collect()
     }
 
     /// The arguments of `redkeep proxy` that reproduce these settings (for a detached proxy).
@@ -348,7 +366,13 @@ impl ProxyArgs {
             None,
         )?;
         config.security = security;
-        Ok(ProxySettings { config, stats })
+        if self.stats_token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            anyhow::bail!(
+                "--stats-token (or REDKEEP_STATS_TOKEN) is empty: give a token, or unset it to \
+                 serve the stats without one"
+            );
+        }
+        Ok(ProxySettings { config, stats, stats_token: self.stats_token.clone() })
     }
 }
 
@@ -535,7 +559,15 @@ impl ProxyArgs {
         let handle = proxy::start(settings.config).await.context("the proxy did not start")?;
         println!("Proxy listening on {} (cluster seeds: {seeds})", handle.local_addr);
         if let Some(stats) = settings.stats {
-            match web::serve(handle.shared.clone(), handle.local_addr.to_string(), stats).await {
+            let options =
+                web::WebOptions { token: settings.stats_token.clone(), ..Default::default() };
+            let served = web::serve_with(
+                handle.shared.clone(),
+                handle.local_addr.to_string(),
+                stats,
+                options,
+            );
+            match served.await {
                 Ok(server) => println!("Proxy stats: http://{}/stats", server.local_addr),
                 Err(e) => {
                     handle.shutdown().await;
@@ -552,6 +584,22 @@ impl ProxyArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stats_token_stays_off_the_command_line_and_an_empty_one_is_refused() {
+        let s = settings_with("", &["--stats-token", "t0k"]).unwrap();
+        assert_eq!(s.stats_token.as_deref(), Some("t0k"));
+        let mut args = ProxyArgs::for_local(
+            vec!["127.0.0.1:7001".into()],
+            "127.0.0.1:7010".parse().unwrap(),
+            None,
+        );
+        args.set_stats_token(Some("t0k".into()));
+        assert!(!args.to_command_line().iter().any(|a| a.contains("t0k")));
+        assert_eq!(args.secret_env(), [("REDKEEP_STATS_TOKEN".to_string(), "t0k".to_string())]);
+        let err = settings_with("", &["--stats-token", " "]).err().unwrap();
+        assert!(err.to_string().contains("--stats-token"), "{err}");
+    }
 
     fn settings_with(file: &str, flags: &[&str]) -> anyhow::Result<ProxySettings> {
         use clap::Parser;

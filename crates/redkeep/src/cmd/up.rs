@@ -52,6 +52,10 @@ pub struct UpArgs {
     /// Do not start the proxy.
     #[arg(long)]
     no_proxy: bool,
+    /// A bearer token the proxy's stats server wants on every path (see `redkeep proxy
+    /// --help`); a detached proxy gets it in its environment, not on its command line.
+    #[arg(long, value_name = "TOKEN", env = "REDKEEP_STATS_TOKEN", hide_env_values = true)]
+    stats_token: Option<String>,
     // --- The monitor (in the foreground only; with --detach run `redkeep monitor --dir`).
     /// Port of the monitor's API and /metrics (alarms: /api/v1/alarms).
     #[arg(long, default_value_t = 7030)]
@@ -103,8 +107,9 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         .parse()
         .with_context(|| format!("--host {} is not an IP address", args.host))?;
     let stats_listen = SocketAddr::new(proxy_listen.ip(), args.stats_port);
-    let proxy_args =
+    let mut proxy_args =
         super::proxy::ProxyArgs::for_local(dir.manifest.addrs(), proxy_listen, Some(stats_listen));
+    proxy_args.set_stats_token(args.stats_token.clone());
     if args.detach {
         if !args.no_proxy {
             if let Err(err) = start_proxy_daemon(&dir, &proxy_args) {
@@ -229,7 +234,7 @@ fn start_proxy_daemon(dir: &LocalDir, args: &super::proxy::ProxyArgs) -> anyhow:
     let log_path = dir.proxy_dir().join("proxy.log");
     // The log is appended to: what this start writes begins here.
     let log_start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
-    let pid = dir.start_proxy(&exe, &args.to_command_line())?;
+    let pid = dir.start_proxy(&exe, &args.to_command_line(), &args.secret_env())?;
     let settings = args.settings()?;
     let ports: Vec<u16> =
         [Some(settings.config.listen), settings.stats].iter().flatten().map(|a| a.port()).collect();
