@@ -566,13 +566,24 @@ async fn node_gauges_match_the_nodes_and_redis_up_drops_for_a_killed_node() {
     wait_all_up(stats).await;
     // Each node's redis_db_keys equals its DBSIZE (replicas once they have the writes; the
     // checker reads INFO once a second).
-    let mut dbsize = std::collections::HashMap::new();
-    for addr in cluster.addrs() {
-        let mut conn =
-            cluster::admin::AdminConn::connect(&addr, Duration::from_secs(2)).await.unwrap();
-        dbsize.insert(addr, conn.query_int(&["DBSIZE"]).await.unwrap() as f64);
-    }
-    assert_eq!(dbsize.values().sum::<f64>(), 20.0, "10 keys, each on a master and its replica");
+    // Replication is asynchronous: the replicas' DBSIZE is read once they have the writes.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let dbsize = loop {
+        let mut dbsize = std::collections::HashMap::new();
+        for addr in cluster.addrs() {
+            let mut conn =
+                cluster::admin::AdminConn::connect(&addr, Duration::from_secs(2)).await.unwrap();
+            dbsize.insert(addr, conn.query_int(&["DBSIZE"]).await.unwrap() as f64);
+        }
+        if dbsize.values().sum::<f64>() == 20.0 {
+            break dbsize;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not 10 keys, each on a master and its replica, after 20 s: {dbsize:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     let metrics = loop {
         let (_, _, metrics) = http_get(stats, "/metrics").await;
