@@ -26,6 +26,8 @@ pub struct Candidate<'a> {
     pub id: u64,
     pub addr: &'a str,
     pub laddr: &'a str,
+    /// The user it authenticated as (`default` before AUTH).
+    pub user: &'a str,
     pub subscribed: bool,
 }
 
@@ -67,14 +69,14 @@ pub fn parse_kill(args: &[&[u8]]) -> Result<KillFilter, String> {
 }
 
 impl KillFilter {
-    /// Does the filter pick `client`, when `me` asks? Every proxy client is user `default`.
+    /// Does the filter pick `client`, when `me` asks?
     pub fn matches(&self, client: &Candidate, me: u64) -> bool {
         !(self.no_type_matches
             || (self.skipme && client.id == me)
             || self.id.is_some_and(|id| id != client.id)
             || self.addr.as_deref().is_some_and(|a| a != client.addr)
             || self.laddr.as_deref().is_some_and(|a| a != client.laddr)
-            || self.user.as_deref().is_some_and(|u| u != "default")
+            || self.user.as_deref().is_some_and(|u| u != client.user)
             || self.subscribed.is_some_and(|s| s != client.subscribed))
     }
 }
@@ -156,7 +158,7 @@ mod tests {
     }
 
     fn client(id: u64, addr: &'static str, subscribed: bool) -> Candidate<'static> {
-        Candidate { id, addr, laddr: "127.0.0.1:7010", subscribed }
+        Candidate { id, addr, laddr: "127.0.0.1:7010", user: "default", subscribed }
     }
 
     #[test]
@@ -175,6 +177,9 @@ mod tests {
         assert!(!kill("CLIENT KILL TYPE master").unwrap().matches(&a, 9));
         assert!(kill("CLIENT KILL USER default").unwrap().matches(&a, 9));
         assert!(!kill("CLIENT KILL USER alice").unwrap().matches(&a, 9));
+        let alice = Candidate { user: "alice", ..a.clone() };
+        assert!(kill("CLIENT KILL USER alice").unwrap().matches(&alice, 9));
+        assert!(!kill("CLIENT KILL USER default").unwrap().matches(&alice, 9));
         assert!(
             kill("CLIENT KILL LADDR 127.0.0.1:7010 ADDR 127.0.0.1:5001").unwrap().matches(&a, 9)
         );

@@ -24,6 +24,9 @@ pub struct ClientEntry {
     pub fd: i32,
     created: Instant,
     name: Mutex<Option<Vec<u8>>>,
+    /// The user the client authenticated as (`default` before AUTH, as Redis shows it); set
+    /// on AUTH, HELLO and RESET only, so its lock is never taken per request.
+    user: Mutex<String>,
     /// Milliseconds from the registry's start to the client's last request.
     last_active_ms: AtomicU64,
     /// Command table id + 1 of the last command; 0 before the first.
@@ -47,6 +50,7 @@ impl ClientEntry {
             fd,
             created: Instant::now(),
             name: Mutex::new(None),
+            user: Mutex::new("default".into()),
             last_active_ms: AtomicU64::new(0),
             last_cmd: AtomicU32::new(0),
             resp3: AtomicBool::new(false),
@@ -56,6 +60,17 @@ impl ClientEntry {
 
     pub fn set_name(&self, name: Option<&[u8]>) {
         *self.name.lock().unwrap_or_else(|e| e.into_inner()) = name.map(<[u8]>::to_vec);
+    }
+
+    pub fn set_user(&self, user: &str) {
+        let mut current = self.user.lock().unwrap_or_else(|e| e.into_inner());
+        if *current != user {
+            *current = user.to_owned();
+        }
+    }
+
+    pub fn user(&self) -> String {
+        self.user.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The command just read (its table id).
@@ -92,11 +107,12 @@ impl ClientEntry {
             0 => "NULL",
             id => table.name_of(id as usize - 1),
         };
+        let user = self.user();
         let idle = now_ms.saturating_sub(self.last_active_ms.load(Relaxed)) / 1000;
         let _ = writeln!(
             out,
             "id={} addr={} laddr={} fd={} name={} age={} idle={idle} flags={flag_text} db=0 \
-             multi={} cmd={cmd} user=default redir=-1 resp={}",
+             multi={} cmd={cmd} user={user} redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -164,10 +180,12 @@ impl ClientRegistry {
         let clients = self.lock();
         let (mut picked, mut me_picked) = (0, false);
         for entry in clients.values() {
+            let user = entry.user();
             let candidate = crate::client_admin::Candidate {
                 id: entry.id,
                 addr: &entry.addr,
                 laddr: &entry.laddr,
+                user: &user,
                 subscribed: entry.is_subscribed(),
             };
             if !filter.matches(&candidate, me) {
@@ -242,6 +260,7 @@ mod tests {
         let _a = registry.register(a.clone());
         let b_listed = registry.register(b.clone());
         a.set_name(Some(b"worker"));
+        b.set_user("alice");
         a.set_command(table.lookup(&[&b"GET"[..], b"k"][..]).unwrap().id);
         b.set_state(0, true, SUBSCRIBED);
         let text = registry.list(&table, &Filter::default());
@@ -250,6 +269,8 @@ mod tests {
         assert!(lines[0].starts_with("id=7 addr=127.0.0.1:5000 laddr=127.0.0.1:7010 fd=9 "));
         assert!(lines[0].contains(" name=worker ") && lines[0].contains(" cmd=get "), "{text}");
         assert!(lines[0].contains(" flags=N db=0 ") && lines[0].ends_with(" resp=2"), "{text}");
+        assert!(lines[0].contains(" user=default "), "{text}");
+        assert!(lines[1].contains(" user=alice "), "{text}");
         assert!(lines[1].contains(" flags=P ") && lines[1].ends_with(" resp=3"), "{text}");
         let pubsub = Filter { subscribed: Some(true), ..Filter::default() };
         assert!(registry.list(&table, &pubsub).starts_with("id=8 "));

@@ -128,9 +128,10 @@ pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
         syncs: Rc::default(),
         paused_by_sync: false,
         entry,
-        user: shared.security.users.initial(),
+        user: None,
         peer_ip,
     };
+    session.set_user(shared.security.users.initial());
     let mut input = BytesMut::with_capacity(INPUT_MIN);
     let mut parser = RequestParser::new(config.limits);
     let mut last_activity = Instant::now();
@@ -251,6 +252,13 @@ impl Session {
         }
         let ms = self.ctx.shared.clients.ms_since_start(at);
         self.entry.set_state(ms, self.resp3, flags);
+    }
+
+    /// The user the client is now, also as CLIENT LIST shows it and CLIENT KILL USER picks it.
+    fn set_user(&mut self, user: Option<crate::acl::UserId>) {
+        self.user = user;
+        let users = &self.ctx.shared.security.users;
+        self.entry.set_user(user.map_or("default", |id| users.get(id).name.as_str()));
     }
 
     fn set_name(&mut self, name: Option<Vec<u8>>) {
