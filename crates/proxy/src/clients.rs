@@ -140,18 +140,64 @@ pub struct Filter {
 pub struct ClientRegistry {
     clients: Mutex<BTreeMap<u64, Arc<ClientEntry>>>,
     started: Instant,
+    /// CLIENT PAUSE: when it ends, in milliseconds since `started` (0: no pause). Read once
+    /// per read event; only a pause makes the reader look at the clock.
+    pause_end_ms: AtomicU64,
+    /// The pause holds every command (`ALL`), not only writes.
+    pause_all: AtomicBool,
 }
 
 impl Default for ClientRegistry {
     fn default() -> Self {
-        ClientRegistry { clients: Mutex::new(BTreeMap::new()), started: Instant::now() }
+        ClientRegistry {
+            clients: Mutex::new(BTreeMap::new()),
+            started: Instant::now(),
+            pause_end_ms: AtomicU64::new(0),
+            pause_all: AtomicBool::new(false),
+        }
     }
+}
+
+/// A pause in force: whether it holds every command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pause {
+    pub all: bool,
 }
 
 impl ClientRegistry {
     /// Milliseconds since the registry started, for [`ClientEntry::set_state`].
     pub fn ms_since_start(&self, at: Instant) -> u64 {
         at.saturating_duration_since(self.started).as_millis() as u64
+    }
+
+    /// `CLIENT PAUSE`: as in Redis, the later end and the stricter mode of the pauses in
+    /// force win.
+    pub fn pause(&self, timeout_ms: u64, all: bool) {
+        let now = self.ms_since_start(Instant::now());
+        // `max(1)`: 0 means no pause.
+        let end = now.saturating_add(timeout_ms).max(1);
+        let previous = self.pause_end_ms.fetch_max(end, Relaxed);
+        if previous <= now {
+            // The earlier pause is over: its mode no longer counts.
+            self.pause_all.store(all, Relaxed);
+        } else if all {
+            self.pause_all.store(true, Relaxed);
+        }
+    }
+
+    /// `CLIENT UNPAUSE`.
+    pub fn unpause(&self) {
+        self.pause_end_ms.store(0, Relaxed);
+        self.pause_all.store(false, Relaxed);
+    }
+
+    /// The pause in force now, if any.
+    pub fn paused(&self) -> Option<Pause> {
+        let end = self.pause_end_ms.load(Relaxed);
+        if end == 0 || self.ms_since_start(Instant::now()) >= end {
+            return None;
+        }
+        Some(Pause { all: self.pause_all.load(Relaxed) })
     }
 
     /// Lists `entry` until the returned guard is dropped (when the client leaves).

@@ -335,9 +335,16 @@ impl Session {
                     (false, n) => write::integer(out, n as i64),
                 }
             }
-            b"PAUSE" => return Err(crate::client_admin::PAUSE_REFUSED.into()),
-            // Nothing is paused (PAUSE is refused), so there is nothing to resume.
-            b"UNPAUSE" => write::simple(out, b"OK"),
+            b"PAUSE" => {
+                let list: Vec<&[u8]> = (0..args.count()).map(|i| args.arg(i)).collect();
+                let (timeout_ms, all) = crate::client_admin::parse_pause(&list)?;
+                self.ctx.shared.clients.pause(timeout_ms, all);
+                write::simple(out, b"OK");
+            }
+            b"UNPAUSE" => {
+                self.ctx.shared.clients.unpause();
+                write::simple(out, b"OK");
+            }
             _ => {
                 let shown = String::from_utf8_lossy(&sub);
                 return Err(format!("ERR redkeep proxy does not support 'CLIENT {shown}'"));
