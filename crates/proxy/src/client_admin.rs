@@ -166,13 +166,13 @@ pub fn parse_pause(args: &[&[u8]]) -> Result<(u64, bool), String> {
 
 /// Whether a pause holds a command (`None`: one the proxy could not read, as a syntax error):
 /// `ALL` holds everything, CLIENT UNPAUSE included, as Redis 7 does; `WRITE` what may write
-/// or replicate, and EXEC (whatever the transaction holds: the proxy does not look inside).
+/// or replicate (`writes`: the command's flag, or an EXEC whose transaction queued a write).
 pub fn held_by_pause(all: bool, command: Option<(&str, bool)>) -> bool {
     all || command.is_some_and(|(name, writes)| {
         writes
             || matches!(
                 name,
-                "exec" | "eval" | "evalsha" | "fcall" | "publish" | "spublish" | "pfcount" | "wait"
+                "eval" | "evalsha" | "fcall" | "publish" | "spublish" | "pfcount" | "wait"
             )
     })
 }
@@ -252,7 +252,8 @@ mod tests {
         assert!(held_by_pause(true, Some(("get", false))) && held_by_pause(true, None));
         assert!(!held_by_pause(false, Some(("get", false))) && !held_by_pause(false, None));
         assert!(held_by_pause(false, Some(("set", true))));
-        assert!(held_by_pause(false, Some(("exec", false))));
+        assert!(held_by_pause(false, Some(("exec", true))));
+        assert!(!held_by_pause(false, Some(("exec", false))), "a read-only transaction");
         assert!(held_by_pause(false, Some(("publish", false))));
     }
 

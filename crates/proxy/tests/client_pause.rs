@@ -35,6 +35,10 @@ async fn scenario(addr: &str) -> Vec<(&'static str, Option<Value>)> {
     // WRITE: reads go on, writes (and all after them on that connection) wait.
     seen.push(("pause write", Some(admin.call(&["CLIENT", "PAUSE", "100000", "WRITE"]).await)));
     seen.push(("read while paused", Some(paused.call(&["GET", "pause:a"]).await)));
+    // A read-only transaction runs; one with a write waits at the write.
+    for request in [&["MULTI"][..], &["GET", "pause:a"], &["EXEC"]] {
+        seen.push(("read-only transaction", Some(paused.call(request).await)));
+    }
     for request in pipeline() {
         let args: Vec<&[u8]> = request.iter().map(|a| a.as_bytes()).collect();
         paused.send(&args).await;
@@ -70,6 +74,8 @@ async fn client_pause_holds_and_releases_as_redis_does() {
     let at = |name: &str| expected.iter().find(|(n, _)| *n == name).unwrap().1.clone();
     assert_eq!(at("pause write"), Some(ok()));
     assert_eq!(at("read while paused"), Some(Value::Null));
+    let exec = expected.iter().filter(|(n, _)| *n == "read-only transaction").last();
+    assert_eq!(exec.unwrap().1, Some(Value::Array(vec![Value::Null])));
     assert_eq!(at("write held"), None);
     assert_eq!(at("the write did not run"), Some(Value::Null));
     let held: Vec<Value> = expected

@@ -345,8 +345,7 @@ impl Session {
                         self.waiting_for_replies = true;
                         break;
                     }
-                    let command = plan.info().map(|info| (info.name.as_str(), info.writes));
-                    if pause.is_some_and(|p| crate::client_admin::held_by_pause(p.all, command)) {
+                    if pause.is_some_and(|p| self.held_by(p, plan.info())) {
                         // Read again (and classified again) when the pause is over.
                         parser.reset();
                         self.held_by_pause = true;
@@ -373,6 +372,15 @@ impl Session {
             }
         }
         self.paused_by_sync = self.syncs.get() > 0 && !input.is_empty();
+    }
+
+    /// Whether `pause` holds a request of this command (`None`: one the proxy refuses).
+    fn held_by(&self, pause: crate::clients::Pause, info: Option<&CommandInfo>) -> bool {
+        let command = info.map(|info| {
+            let exec_writes = info.name == "exec" && self.tx.as_ref().is_some_and(|tx| tx.writes);
+            (info.name.as_str(), info.writes || exec_writes)
+        });
+        crate::client_admin::held_by_pause(pause.all, command)
     }
 
     /// Runs a request's plan.
