@@ -74,7 +74,7 @@ async fn client_pause_holds_and_releases_as_redis_does() {
     let at = |name: &str| expected.iter().find(|(n, _)| *n == name).unwrap().1.clone();
     assert_eq!(at("pause write"), Some(ok()));
     assert_eq!(at("read while paused"), Some(Value::Null));
-    let exec = expected.iter().filter(|(n, _)| *n == "read-only transaction").last();
+    let exec = expected.iter().rfind(|(n, _)| *n == "read-only transaction");
     assert_eq!(exec.unwrap().1, Some(Value::Array(vec![Value::Null])));
     assert_eq!(at("write held"), None);
     assert_eq!(at("the write did not run"), Some(Value::Null));
