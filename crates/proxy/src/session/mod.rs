@@ -231,7 +231,9 @@ pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
                 session.publish_state(session.ctx.tick());
             }
             _ = &mut shutdown, if !session.closing => session.closing = true,
-            _ = sleep_until(idle_deadline), if idle_deadline.is_some() && in_flight == 0 => break,
+            // A client held by CLIENT PAUSE is waiting, not idle (as in Redis).
+            _ = sleep_until(idle_deadline),
+                if idle_deadline.is_some() && in_flight == 0 && !session.held_by_pause => break,
         }
     }
     client.close();
