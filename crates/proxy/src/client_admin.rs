@@ -26,6 +26,8 @@ pub struct Candidate<'a> {
     pub id: u64,
     pub addr: &'a str,
     pub laddr: &'a str,
+    /// The user it authenticated as (`default` before AUTH).
+    pub user: &'a str,
     pub subscribed: bool,
 }
 
@@ -67,14 +69,14 @@ pub fn parse_kill(args: &[&[u8]]) -> Result<KillFilter, String> {
 }
 
 impl KillFilter {
-    /// Does the filter pick `client`, when `me` asks? Every proxy client is user `default`.
+    /// Does the filter pick `client`, when `me` asks?
     pub fn matches(&self, client: &Candidate, me: u64) -> bool {
         !(self.no_type_matches
             || (self.skipme && client.id == me)
             || self.id.is_some_and(|id| id != client.id)
             || self.addr.as_deref().is_some_and(|a| a != client.addr)
             || self.laddr.as_deref().is_some_and(|a| a != client.laddr)
-            || self.user.as_deref().is_some_and(|u| u != "default")
+            || self.user.as_deref().is_some_and(|u| u != client.user)
             || self.subscribed.is_some_and(|s| s != client.subscribed))
     }
 }
@@ -140,11 +142,40 @@ pub fn node_client_id(client_list: &str, name: &str) -> Option<u64> {
     })
 }
 
-/// Why `CLIENT PAUSE` is refused.
-pub const PAUSE_REFUSED: &str = "ERR redkeep proxy does not support CLIENT PAUSE: it cannot hold \
-     every client's commands across its threads and the nodes' own connections and still \
-     answer in order; pause the nodes themselves (redkeep call HOST:PORT CLIENT PAUSE ...) if \
-     you must";
+/// `CLIENT PAUSE timeout [WRITE|ALL]`: the timeout in milliseconds, and whether every
+/// command is held (`ALL`, the default) or only those that may write.
+pub fn parse_pause(args: &[&[u8]]) -> Result<(u64, bool), String> {
+    let timeout = std::str::from_utf8(args[2])
+        .ok()
+        .and_then(|t| t.parse::<i64>().ok())
+        .ok_or("ERR timeout is not an integer or out of range")?;
+    if timeout < 0 {
+        return Err("ERR timeout is negative".into());
+    }
+    let all = match args.get(3).map(|a| a.to_ascii_lowercase()) {
+        None => true,
+        Some(mode) if mode == b"all" => true,
+        Some(mode) if mode == b"write" => false,
+        Some(_) => return Err("ERR CLIENT PAUSE mode must be WRITE or ALL".into()),
+    };
+    if args.len() > 4 {
+        return Err("ERR syntax error".into());
+    }
+    Ok((timeout as u64, all))
+}
+
+/// Whether a pause holds a command (`None`: one the proxy could not read, as a syntax error):
+/// `ALL` holds everything, CLIENT UNPAUSE included, as Redis 7 does; `WRITE` what may write
+/// or replicate (`writes`: the command's flag, or an EXEC whose transaction queued a write).
+pub fn held_by_pause(all: bool, command: Option<(&str, bool)>) -> bool {
+    all || command.is_some_and(|(name, writes)| {
+        writes
+            || matches!(
+                name,
+                "eval" | "evalsha" | "fcall" | "publish" | "spublish" | "pfcount" | "wait"
+            )
+    })
+}
 
 #[cfg(test)]
 mod tests {
@@ -156,7 +187,7 @@ mod tests {
     }
 
     fn client(id: u64, addr: &'static str, subscribed: bool) -> Candidate<'static> {
-        Candidate { id, addr, laddr: "127.0.0.1:7010", subscribed }
+        Candidate { id, addr, laddr: "127.0.0.1:7010", user: "default", subscribed }
     }
 
     #[test]
@@ -175,6 +206,9 @@ mod tests {
         assert!(!kill("CLIENT KILL TYPE master").unwrap().matches(&a, 9));
         assert!(kill("CLIENT KILL USER default").unwrap().matches(&a, 9));
         assert!(!kill("CLIENT KILL USER alice").unwrap().matches(&a, 9));
+        let alice = Candidate { user: "alice", ..a.clone() };
+        assert!(kill("CLIENT KILL USER alice").unwrap().matches(&alice, 9));
+        assert!(!kill("CLIENT KILL USER default").unwrap().matches(&alice, 9));
         assert!(
             kill("CLIENT KILL LADDR 127.0.0.1:7010 ADDR 127.0.0.1:5001").unwrap().matches(&a, 9)
         );
@@ -198,6 +232,29 @@ mod tests {
         assert_eq!(unblock("CLIENT UNBLOCK 7 ERROR"), Ok((7, true)));
         assert!(unblock("CLIENT UNBLOCK 7 NOW").unwrap_err().contains("TIMEOUT or ERROR"));
         assert!(unblock("CLIENT UNBLOCK x").is_err());
+    }
+
+    #[test]
+    fn pause_arguments_and_what_a_pause_holds() {
+        let pause = |line: &str| {
+            let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+            parse_pause(&args)
+        };
+        assert_eq!(pause("CLIENT PAUSE 100"), Ok((100, true)));
+        assert_eq!(pause("CLIENT PAUSE 100 write"), Ok((100, false)));
+        assert_eq!(pause("CLIENT PAUSE 100 ALL"), Ok((100, true)));
+        assert_eq!(
+            pause("CLIENT PAUSE x"),
+            Err("ERR timeout is not an integer or out of range".into())
+        );
+        assert_eq!(pause("CLIENT PAUSE -1"), Err("ERR timeout is negative".into()));
+        assert!(pause("CLIENT PAUSE 1 foo").unwrap_err().contains("WRITE or ALL"));
+        assert!(held_by_pause(true, Some(("get", false))) && held_by_pause(true, None));
+        assert!(!held_by_pause(false, Some(("get", false))) && !held_by_pause(false, None));
+        assert!(held_by_pause(false, Some(("set", true))));
+        assert!(held_by_pause(false, Some(("exec", true))));
+        assert!(!held_by_pause(false, Some(("exec", false))), "a read-only transaction");
+        assert!(held_by_pause(false, Some(("publish", false))));
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct ClientEntry {
     pub fd: i32,
     created: Instant,
     name: Mutex<Option<Vec<u8>>>,
+    /// The user the client authenticated as (`default` before AUTH, as Redis shows it); set
+    /// on AUTH, HELLO and RESET only, so its lock is never taken per request.
+    user: Mutex<String>,
     /// Milliseconds from the registry's start to the client's last request.
     last_active_ms: AtomicU64,
     /// Command table id + 1 of the last command; 0 before the first.
@@ -47,6 +50,7 @@ impl ClientEntry {
             fd,
             created: Instant::now(),
             name: Mutex::new(None),
+            user: Mutex::new("default".into()),
             last_active_ms: AtomicU64::new(0),
             last_cmd: AtomicU32::new(0),
             resp3: AtomicBool::new(false),
@@ -56,6 +60,17 @@ impl ClientEntry {
 
     pub fn set_name(&self, name: Option<&[u8]>) {
         *self.name.lock().unwrap_or_else(|e| e.into_inner()) = name.map(<[u8]>::to_vec);
+    }
+
+    pub fn set_user(&self, user: &str) {
+        let mut current = self.user.lock().unwrap_or_else(|e| e.into_inner());
+        if *current != user {
+            *current = user.to_owned();
+        }
+    }
+
+    pub fn user(&self) -> String {
+        self.user.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The command just read (its table id).
@@ -92,11 +107,12 @@ impl ClientEntry {
             0 => "NULL",
             id => table.name_of(id as usize - 1),
         };
+        let user = self.user();
         let idle = now_ms.saturating_sub(self.last_active_ms.load(Relaxed)) / 1000;
         let _ = writeln!(
             out,
             "id={} addr={} laddr={} fd={} name={} age={} idle={idle} flags={flag_text} db=0 \
-             multi={} cmd={cmd} user=default redir=-1 resp={}",
+             multi={} cmd={cmd} user={user} redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -124,18 +140,64 @@ pub struct Filter {
 pub struct ClientRegistry {
     clients: Mutex<BTreeMap<u64, Arc<ClientEntry>>>,
     started: Instant,
+    /// CLIENT PAUSE: when it ends, in milliseconds since `started` (0: no pause). Read once
+    /// per read event; only a pause makes the reader look at the clock.
+    pause_end_ms: AtomicU64,
+    /// The pause holds every command (`ALL`), not only writes.
+    pause_all: AtomicBool,
 }
 
 impl Default for ClientRegistry {
     fn default() -> Self {
-        ClientRegistry { clients: Mutex::new(BTreeMap::new()), started: Instant::now() }
+        ClientRegistry {
+            clients: Mutex::new(BTreeMap::new()),
+            started: Instant::now(),
+            pause_end_ms: AtomicU64::new(0),
+            pause_all: AtomicBool::new(false),
+        }
     }
+}
+
+/// A pause in force: whether it holds every command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pause {
+    pub all: bool,
 }
 
 impl ClientRegistry {
     /// Milliseconds since the registry started, for [`ClientEntry::set_state`].
     pub fn ms_since_start(&self, at: Instant) -> u64 {
         at.saturating_duration_since(self.started).as_millis() as u64
+    }
+
+    /// `CLIENT PAUSE`: as in Redis, the later end and the stricter mode of the pauses in
+    /// force win.
+    pub fn pause(&self, timeout_ms: u64, all: bool) {
+        let now = self.ms_since_start(Instant::now());
+        // `max(1)`: 0 means no pause.
+        let end = now.saturating_add(timeout_ms).max(1);
+        let previous = self.pause_end_ms.fetch_max(end, Relaxed);
+        if previous <= now {
+            // The earlier pause is over: its mode no longer counts.
+            self.pause_all.store(all, Relaxed);
+        } else if all {
+            self.pause_all.store(true, Relaxed);
+        }
+    }
+
+    /// `CLIENT UNPAUSE`.
+    pub fn unpause(&self) {
+        self.pause_end_ms.store(0, Relaxed);
+        self.pause_all.store(false, Relaxed);
+    }
+
+    /// The pause in force now, if any.
+    pub fn paused(&self) -> Option<Pause> {
+        let end = self.pause_end_ms.load(Relaxed);
+        if end == 0 || self.ms_since_start(Instant::now()) >= end {
+            return None;
+        }
+        Some(Pause { all: self.pause_all.load(Relaxed) })
     }
 
     /// Lists `entry` until the returned guard is dropped (when the client leaves).
@@ -164,10 +226,12 @@ impl ClientRegistry {
         let clients = self.lock();
         let (mut picked, mut me_picked) = (0, false);
         for entry in clients.values() {
+            let user = entry.user();
             let candidate = crate::client_admin::Candidate {
                 id: entry.id,
                 addr: &entry.addr,
                 laddr: &entry.laddr,
+                user: &user,
                 subscribed: entry.is_subscribed(),
             };
             if !filter.matches(&candidate, me) {
@@ -242,6 +306,7 @@ mod tests {
         let _a = registry.register(a.clone());
         let b_listed = registry.register(b.clone());
         a.set_name(Some(b"worker"));
+        b.set_user("alice");
         a.set_command(table.lookup(&[&b"GET"[..], b"k"][..]).unwrap().id);
         b.set_state(0, true, SUBSCRIBED);
         let text = registry.list(&table, &Filter::default());
@@ -250,6 +315,8 @@ mod tests {
         assert!(lines[0].starts_with("id=7 addr=127.0.0.1:5000 laddr=127.0.0.1:7010 fd=9 "));
         assert!(lines[0].contains(" name=worker ") && lines[0].contains(" cmd=get "), "{text}");
         assert!(lines[0].contains(" flags=N db=0 ") && lines[0].ends_with(" resp=2"), "{text}");
+        assert!(lines[0].contains(" user=default "), "{text}");
+        assert!(lines[1].contains(" user=alice "), "{text}");
         assert!(lines[1].contains(" flags=P ") && lines[1].ends_with(" resp=3"), "{text}");
         let pubsub = Filter { subscribed: Some(true), ..Filter::default() };
         assert!(registry.list(&table, &pubsub).starts_with("id=8 "));

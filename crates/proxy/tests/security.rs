@@ -213,3 +213,59 @@ async fn the_command_policy_refuses_admin_commands_and_names_the_option_that_all
     assert_eq!(admin.call(&["SCRIPT", "FLUSH"]).await, ok());
     proxy.shutdown().await;
 }
+
+/// The `user=` field of a `CLIENT LIST` / `CLIENT INFO` line.
+fn user_field(line: &str) -> &str {
+    line.split(' ').find_map(|f| f.strip_prefix("user=")).unwrap_or_else(|| panic!("{line}"))
+}
+
+/// The user `CLIENT LIST ID id` shows for client `id`.
+async fn user_of(admin: &mut Conn, id: &str) -> String {
+    user_field(text(admin.call(&["CLIENT", "LIST", "ID", id]).await).trim_end()).to_owned()
+}
+
+fn text(value: Value) -> String {
+    match value {
+        Value::Bulk(b) | Value::Verbatim(_, b) => String::from_utf8(b).unwrap(),
+        other => panic!("not text: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_list_shows_and_client_kill_user_picks_the_authenticated_user() {
+    let cluster = TestCluster::start(3, 0).await;
+    let proxy = start_proxy(&cluster, |c| c.security = security(USERS, &[])).await;
+    let mut admin = Conn::connect(proxy.local_addr).await;
+    assert_eq!(admin.call(&["AUTH", "admin", "admin-pw"]).await, ok());
+    let mut app = Conn::connect(proxy.local_addr).await;
+    assert_eq!(app.call(&["AUTH", "app", "app-pw"]).await, ok());
+    let mut reader = Conn::connect(proxy.local_addr).await;
+    let hello = reader.call(&["HELLO", "2", "AUTH", "reader", "read-pw"]).await;
+    assert!(matches!(hello, Value::Array(_)), "{hello:?}");
+    let mut anonymous = Conn::connect(proxy.local_addr).await;
+    let id_of = |value: Value| match value {
+        Value::Integer(id) => id.to_string(),
+        other => panic!("{other:?}"),
+    };
+    let app_id = id_of(app.call(&["CLIENT", "ID"]).await);
+    let reader_id = id_of(reader.call(&["CLIENT", "ID"]).await);
+
+    assert_eq!(user_of(&mut admin, &app_id).await, "app");
+    assert_eq!(user_of(&mut admin, &reader_id).await, "reader");
+    assert_eq!(user_field(text(app.call(&["CLIENT", "INFO"]).await).trim_end()), "app");
+    assert_eq!(user_field(text(admin.call(&["CLIENT", "INFO"]).await).trim_end()), "admin");
+    // Before AUTH a client is `default`, as in Redis.
+    let all = text(admin.call(&["CLIENT", "LIST"]).await);
+    assert_eq!(all.lines().filter(|l| user_field(l) == "default").count(), 1, "{all}");
+
+    assert_eq!(admin.call(&["CLIENT", "KILL", "USER", "app"]).await, Value::Integer(1));
+    assert_eq!(app.reply_or_eof().await, None, "killed as user app");
+    assert_eq!(admin.call(&["CLIENT", "KILL", "USER", "default"]).await, Value::Integer(1));
+    assert_eq!(anonymous.reply_or_eof().await, None, "killed as user default");
+    assert_eq!(admin.call(&["CLIENT", "KILL", "USER", "nobody"]).await, Value::Integer(0));
+    assert_eq!(reader.call(&["PING"]).await, Value::Simple(b"PONG".to_vec()), "not picked");
+    // RESET makes the client `default` again.
+    assert_eq!(reader.call(&["RESET"]).await, Value::Simple(b"RESET".to_vec()));
+    assert_eq!(user_of(&mut admin, &reader_id).await, "default");
+    proxy.shutdown().await;
+}

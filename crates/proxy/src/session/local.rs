@@ -93,7 +93,7 @@ impl Session {
                 });
                 match authenticated {
                     Ok(user) => {
-                        self.user = Some(user);
+                        self.set_user(Some(user));
                         write::simple(&mut out, b"OK");
                     }
                     // A failed AUTH leaves the client as it was, as in Redis.
@@ -152,7 +152,7 @@ impl Session {
                 self.resp3 = false;
                 self.set_name(None);
                 // Back to the user a new client starts as, as Redis' RESET does.
-                self.user = self.ctx.shared.security.users.initial();
+                self.set_user(self.ctx.shared.security.users.initial());
                 write::simple(&mut out, b"RESET");
             }
             Local::Readonly => write::simple(&mut out, b"OK"),
@@ -206,7 +206,7 @@ impl Session {
                 let user = security
                     .authenticate(self.peer_ip, Some(user), pass)
                     .map_err(|e| e.message())?;
-                self.user = Some(user);
+                self.set_user(Some(user));
             }
         }
         if let Some(name) = name {
@@ -335,9 +335,16 @@ impl Session {
                     (false, n) => write::integer(out, n as i64),
                 }
             }
-            b"PAUSE" => return Err(crate::client_admin::PAUSE_REFUSED.into()),
-            // Nothing is paused (PAUSE is refused), so there is nothing to resume.
-            b"UNPAUSE" => write::simple(out, b"OK"),
+            b"PAUSE" => {
+                let list: Vec<&[u8]> = (0..args.count()).map(|i| args.arg(i)).collect();
+                let (timeout_ms, all) = crate::client_admin::parse_pause(&list)?;
+                self.ctx.shared.clients.pause(timeout_ms, all);
+                write::simple(out, b"OK");
+            }
+            b"UNPAUSE" => {
+                self.ctx.shared.clients.unpause();
+                write::simple(out, b"OK");
+            }
             _ => {
                 let shown = String::from_utf8_lossy(&sub);
                 return Err(format!("ERR redkeep proxy does not support 'CLIENT {shown}'"));

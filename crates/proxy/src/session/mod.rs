@@ -75,6 +75,9 @@ pub struct Session {
     syncs: Rc<Cell<u32>>,
     /// Requests wait in the input until `syncs` is zero.
     paused_by_sync: bool,
+    /// A request waits at the start of the input for a CLIENT PAUSE to end (checked again
+    /// every [`PAUSE_RECHECK`], so that an UNPAUSE from any thread ends the wait).
+    held_by_pause: bool,
     /// What CLIENT LIST shows of this client.
     entry: Arc<ClientEntry>,
     /// The user the client authenticated as (`None`: not yet), and its address, by which
@@ -127,10 +130,12 @@ pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
         waiting_for_replies: false,
         syncs: Rc::default(),
         paused_by_sync: false,
+        held_by_pause: false,
         entry,
-        user: shared.security.users.initial(),
+        user: None,
         peer_ip,
     };
+    session.set_user(shared.security.users.initial());
     let mut input = BytesMut::with_capacity(INPUT_MIN);
     let mut parser = RequestParser::new(config.limits);
     let mut last_activity = Instant::now();
@@ -180,7 +185,7 @@ pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
         // Requests wait in the input (for earlier replies, or confirmations). The socket is
         // still read, up to a bound, so that a client that leaves while its BLPOP blocks is
         // noticed: its connection to the node is closed, and nothing is popped for nobody.
-        let paused = session.waiting_for_replies || !synced;
+        let paused = session.waiting_for_replies || !synced || session.held_by_pause;
         let can_read = !session.closing
             && (!paused || input.len() < INPUT_MAX)
             && in_flight < config.max_pending_per_client as u64;
@@ -219,13 +224,24 @@ pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
                     }
                 }
             }
+            _ = tokio::time::sleep(PAUSE_RECHECK), if session.held_by_pause => {
+                // Read again: held again if the pause still holds it.
+                session.held_by_pause = false;
+                session.read_requests(&mut input, &mut parser);
+                session.publish_state(session.ctx.tick());
+            }
             _ = &mut shutdown, if !session.closing => session.closing = true,
-            _ = sleep_until(idle_deadline), if idle_deadline.is_some() && in_flight == 0 => break,
+            // A client held by CLIENT PAUSE is waiting, not idle (as in Redis).
+            _ = sleep_until(idle_deadline),
+                if idle_deadline.is_some() && in_flight == 0 && !session.held_by_pause => break,
         }
     }
     client.close();
     session.end();
 }
+
+/// How often a request held by CLIENT PAUSE looks whether the pause is over.
+const PAUSE_RECHECK: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// A client's first read buffer, and the room each read gets at first.
 const INPUT_MIN: usize = 16 * 1024;
@@ -251,6 +267,13 @@ impl Session {
         }
         let ms = self.ctx.shared.clients.ms_since_start(at);
         self.entry.set_state(ms, self.resp3, flags);
+    }
+
+    /// The user the client is now, also as CLIENT LIST shows it and CLIENT KILL USER picks it.
+    fn set_user(&mut self, user: Option<crate::acl::UserId>) {
+        self.user = user;
+        let users = &self.ctx.shared.security.users;
+        self.entry.set_user(user.map_or("default", |id| users.get(id).name.as_str()));
     }
 
     fn set_name(&mut self, name: Option<Vec<u8>>) {
@@ -299,8 +322,11 @@ impl Session {
     fn parse_and_handle(&mut self, input: &mut BytesMut, parser: &mut RequestParser) {
         // Once per read: the plans borrow the command table from it.
         let shared: Arc<Shared> = self.ctx.shared.clone();
+        // Once per read, not per request: without a pause, one atomic load.
+        let pause = shared.clients.paused();
         while !self.closing
             && !self.waiting_for_replies
+            && !self.held_by_pause
             && self.syncs.get() == 0
             && !input.is_empty()
         {
@@ -319,6 +345,12 @@ impl Session {
                         // Read again (and classified again) once they are written.
                         parser.reset();
                         self.waiting_for_replies = true;
+                        break;
+                    }
+                    if pause.is_some_and(|p| self.held_by(p, plan.info())) {
+                        // Read again (and classified again) when the pause is over.
+                        parser.reset();
+                        self.held_by_pause = true;
                         break;
                     }
                     let inline = input[0] != b'*';
@@ -342,6 +374,15 @@ impl Session {
             }
         }
         self.paused_by_sync = self.syncs.get() > 0 && !input.is_empty();
+    }
+
+    /// Whether `pause` holds a request of this command (`None`: one the proxy refuses).
+    fn held_by(&self, pause: crate::clients::Pause, info: Option<&CommandInfo>) -> bool {
+        let command = info.map(|info| {
+            let exec_writes = info.name == "exec" && self.tx.as_ref().is_some_and(|tx| tx.writes);
+            (info.name.as_str(), info.writes || exec_writes)
+        });
+        crate::client_admin::held_by_pause(pause.all, command)
     }
 
     /// Runs a request's plan.

@@ -121,6 +121,8 @@ impl Session {
                 self.end();
                 self.resp3 = false;
                 self.set_name(None);
+                // Back to the user a new client starts as, as Redis' RESET does.
+                self.set_user(self.ctx.shared.security.users.initial());
                 self.client.push(b"+RESET\r\n");
             }
             PubSub::Error(text) => self.reply_subscribed(error_frame(&text)),

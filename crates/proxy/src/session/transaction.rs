@@ -25,8 +25,9 @@ pub(super) struct Transaction {
     /// once the node is known, at the latest at EXEC, their replies dropped.
     held: Vec<Bytes>,
     /// A command queued after MULTI may write: with `--write-ack replica`, EXEC waits for a
-    /// replica (the commands inside are only queued; EXEC runs them).
-    writes: bool,
+    /// replica (the commands inside are only queued; EXEC runs them). CLIENT PAUSE WRITE
+    /// holds such an EXEC.
+    pub(super) writes: bool,
     /// The proxy refused a command inside MULTI: EXEC discards the transaction and answers
     /// EXECABORT, as Redis does when it rejects a command while queueing. Without it, EXEC
     /// would run the rest of a transaction the client saw fail.
