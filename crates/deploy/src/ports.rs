@@ -24,14 +24,25 @@ const BLOCK_LOW: u16 = 12000;
 const BLOCK_HIGH: u16 = 32768 - BUS_PORT_OFFSET;
 
 /// Finds `count` consecutive ports on 127.0.0.1 whose bus ports are free too, starting from a
-/// random point so that tests running at once rarely race for the same block.
+/// random point so that tests running at once rarely race for the same block. A block is
+/// handed out once per process: a test that kills a node and starts it again on its port must
+/// not find that port taken by a block handed to another test while the node was down.
 pub fn free_block(count: u16) -> Option<u16> {
+    static HANDED_OUT: std::sync::Mutex<Vec<std::ops::Range<u16>>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     let span = u32::from(BLOCK_HIGH - BLOCK_LOW - count);
     let seed = random_seed();
-    (0..200u32).map(|i| BLOCK_LOW + (seed.wrapping_add(i * 37) % span) as u16).find(|&base| {
-        let ports: Vec<u16> = (base..base + count).collect();
-        first_taken("127.0.0.1", &ports).is_none()
-    })
+    let base = (0..200u32).map(|i| BLOCK_LOW + (seed.wrapping_add(i * 37) % span) as u16).find(
+        |&base| {
+            let block = base..base + count;
+            let ports: Vec<u16> = block.clone().collect();
+            !handed_out.iter().any(|r| r.start < block.end && block.start < r.end)
+                && first_taken("127.0.0.1", &ports).is_none()
+        },
+    )?;
+    handed_out.push(base..base + count);
+    Some(base)
 }
 
 /// A port on 127.0.0.1 that was free a moment ago (the kernel's choice).
@@ -60,5 +71,15 @@ mod tests {
             "bus ports of {base} reach the ephemeral range"
         );
         assert_eq!(first_taken("127.0.0.1", &(base..base + 6).collect::<Vec<_>>()), None);
+    }
+
+    #[test]
+    fn a_block_is_handed_out_once_even_while_its_ports_are_free() {
+        let blocks: Vec<u16> = (0..50).map(|_| free_block(6).expect("a free block")).collect();
+        for (i, a) in blocks.iter().enumerate() {
+            for b in &blocks[i + 1..] {
+                assert!(a + 6 <= *b || b + 6 <= *a, "blocks at {a} and {b} overlap");
+            }
+        }
     }
 }
