@@ -17,6 +17,9 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 UP_ARGS ?=
 
+# The steps run in the order written, also under `make -j` (tests need the packages installed).
+.NOTPARALLEL:
+
 .PHONY: up test deps system-deps client-deps build check-toolchain fmt-check clippy unit engine-validators
 
 up: deps build
@@ -59,7 +62,7 @@ clippy:
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
 unit:
-	$(CARGO) test --locked --workspace
+	$(CARGO) test --locked --workspace </dev/null
 
 # Cluster-aware clients the proxy's tests run against it (crates/proxy/tests/clients, see
 # cluster_clients.rs): redis-py pinned in requirements.txt, in a venv there; ioredis and
