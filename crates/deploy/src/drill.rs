@@ -4,6 +4,7 @@
 //! lab back to its planned layout, and leaves it so.
 
 pub mod book;
+pub mod heal;
 pub mod load;
 pub mod readdress;
 
@@ -32,6 +33,14 @@ pub enum Drill {
     Readdress,
     /// One Redis host back at a new address ([`readdress`]).
     ReaddressOne,
+    /// A replica killed and its data dir wiped: the monitor brings it back ([`heal`]).
+    HealNodeLoss,
+    /// A replica killed: the monitor gives its master a replica again ([`heal`]).
+    HealReplicaLoss,
+    /// A master killed, its replica promoted: the monitor restores the layout ([`heal`]).
+    HealLayout,
+    /// The acting monitor's LB cut off: it refuses to heal ([`heal`]).
+    HealPartition,
 }
 
 impl Drill {
@@ -39,6 +48,9 @@ impl Drill {
         [Drill::MasterKill, Drill::ProxyKill, Drill::Partition, Drill::HostLoss];
     /// The engines' drills, run by name (not part of `all`).
     pub const READDRESS: [Drill; 2] = [Drill::Readdress, Drill::ReaddressOne];
+    /// The monitor's healing drills (`heal` runs them all; not part of `all`).
+    pub const HEAL: [Drill; 4] =
+        [Drill::HealNodeLoss, Drill::HealReplicaLoss, Drill::HealLayout, Drill::HealPartition];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -48,11 +60,15 @@ impl Drill {
             Drill::HostLoss => "host-loss",
             Drill::Readdress => "readdress",
             Drill::ReaddressOne => "readdress-one",
+            Drill::HealNodeLoss => "heal-node-loss",
+            Drill::HealReplicaLoss => "heal-replica-loss",
+            Drill::HealLayout => "heal-layout",
+            Drill::HealPartition => "heal-partition",
         }
     }
 
     pub fn parse(text: &str) -> Option<Drill> {
-        Drill::ALL.into_iter().chain(Drill::READDRESS).find(|d| d.name() == text)
+        Drill::ALL.into_iter().chain(Drill::READDRESS).chain(Drill::HEAL).find(|d| d.name() == text)
     }
 }
 
@@ -159,6 +175,11 @@ impl DrillReport {
 /// Runs `drill` on `lab`.
 pub fn run(lab: &mut Lab, drill: Drill, options: &DrillOptions) -> Result<DrillReport, LabError> {
     lab.set_proxy_flags(with_write_ack(&lab.plan.proxy_flags, options.write_ack))?;
+    // Only the healing drills run with a healing monitor: the others measure the cluster's
+    // own failover.
+    if !Drill::HEAL.contains(&drill) {
+        lab.set_monitor_heal(crate::lab::MONITOR_HEAL_DEFAULT)?;
+    }
     restore(lab)?;
     let mut report = DrillReport::new(drill, lab, options);
     match drill {
@@ -168,6 +189,10 @@ pub fn run(lab: &mut Lab, drill: Drill, options: &DrillOptions) -> Result<DrillR
         Drill::HostLoss => host_loss(lab, options, &mut report)?,
         Drill::Readdress => readdress::readdress(lab, options, &mut report, true)?,
         Drill::ReaddressOne => readdress::readdress(lab, options, &mut report, false)?,
+        Drill::HealNodeLoss => heal::node_loss(lab, options, &mut report, true)?,
+        Drill::HealReplicaLoss => heal::node_loss(lab, options, &mut report, false)?,
+        Drill::HealLayout => heal::layout(lab, options, &mut report)?,
+        Drill::HealPartition => heal::partition(lab, options, &mut report)?,
     }
     let restored = restore(lab);
     report.check(

@@ -41,6 +41,11 @@ const MASTERS: usize = 3;
 const REPLICAS: usize = 1;
 /// The name of the lab state file in the lab's dir.
 const STATE_FILE: &str = "lab.json";
+/// The HTTP API of the monitor on every LB host.
+pub const MONITOR_PORT: u16 = 7030;
+/// What the LB hosts' monitors heal with until a drill asks for more: the other drills
+/// measure the cluster's own failover, which an auto-healing monitor would change.
+pub const MONITOR_HEAL_DEFAULT: &str = "dry-run";
 
 /// What `lab up` is asked for.
 #[derive(Debug, Clone)]
@@ -88,6 +93,13 @@ pub struct LabPlan {
     pub masters: Vec<String>,
     pub replicas: Vec<(String, String)>,
     pub proxy_flags: Vec<String>,
+    /// `--heal` of the LB hosts' monitors (`off`, `dry-run`, `auto`).
+    #[serde(default = "monitor_heal_default")]
+    pub monitor_heal: String,
+}
+
+fn monitor_heal_default() -> String {
+    MONITOR_HEAL_DEFAULT.to_string()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +188,7 @@ pub fn plan(spec: &LabSpec) -> Result<LabPlan, LabError> {
         masters: formation.masters.iter().map(|(addr, _)| addr.clone()).collect(),
         replicas: formation.replicas,
         proxy_flags: spec.proxy_flags.clone(),
+        monitor_heal: monitor_heal_default(),
     })
 }
 
@@ -340,7 +353,19 @@ impl Lab {
             self.start_proxy(host)?;
         }
         progress("Waiting until the VIP answers from the client host");
-        self.wait_vip(Duration::from_secs(60))
+        self.wait_vip(Duration::from_secs(60))?;
+        progress("Starting a monitor on each load-balancer host");
+        for host in self.plan.hosts_with(Role::Lb) {
+            self.start_monitor(host)?;
+        }
+        Ok(())
+    }
+
+    /// Opens the lab whose dir (with its state file) is `dir`.
+    pub fn open_dir(dir: &Path) -> Result<Lab, LabError> {
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let root = dir.parent().unwrap_or(Path::new("/"));
+        Lab::open(root, &name)
     }
 
     /// Opens lab `name` under `root`.
@@ -440,6 +465,35 @@ impl Lab {
         process::runs_in(pid, &dir).then_some(pid)
     }
 
+    /// Starts node `addr` again (a monitor's healing does this), unless it runs.
+    pub fn restart_node(&self, addr: &str) -> Result<(), LabError> {
+        let host = self.plan.host_of(addr).ok_or_else(|| {
+            LabError::Failed(format!("{addr} is not a node of lab {}", self.plan.name))
+        })?;
+        let port: u16 = addr.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).unwrap_or(0);
+        if !host.ports.contains(&port) {
+            return Err(LabError::Failed(format!(
+                "{addr} is not a node of lab {}",
+                self.plan.name
+            )));
+        }
+        if let Some(pid) = self.node_pid(port) {
+            return Err(LabError::Failed(format!(
+                "node {addr} runs (pid {pid}): not started twice"
+            )));
+        }
+        self.start_node(host, port)
+    }
+
+    /// Kills node `port` (SIGKILL) and removes its dir: it comes back empty, as a lost disk.
+    pub fn wipe_node(&self, port: u16) -> Result<String, LabError> {
+        let said = self.kill(&Target::Node(port))?;
+        let host = self.plan.hosts.iter().find(|h| h.ports.contains(&port)).expect("killed node");
+        let dir = self.node_dir(host, port);
+        std::fs::remove_dir_all(&dir).map_err(io_err(format!("removing {}", dir.display())))?;
+        Ok(format!("{said}, its dir wiped"))
+    }
+
     fn start_node(&self, host: &Host, port: u16) -> Result<(), LabError> {
         let dir = self.node_dir(host, port);
         std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
@@ -514,6 +568,90 @@ impl Lab {
         ]);
         args.extend(self.plan.proxy_flags.iter().cloned());
         args
+    }
+
+    /// The log of an LB host's monitor (every alarm transition and healing line).
+    pub fn monitor_log(&self, host: &Host) -> PathBuf {
+        self.proxy_dir(host).join("monitor.log")
+    }
+
+    /// The pid of an LB host's monitor, verified to run in its dir.
+    pub fn monitor_pid(&self, host: &Host) -> Option<u32> {
+        let dir = self.proxy_dir(host);
+        let pid = process::read_pid_file(&dir.join("monitor.pid"))?;
+        process::runs_in(pid, &dir).then_some(pid)
+    }
+
+    /// The monitor's config on an LB host: the proxies, and the VIP as each LB's `eth0` shows
+    /// it (`ip -n NS`, which works from any namespace), this host being `local_lb` so that
+    /// only the monitor whose LB holds the VIP heals.
+    pub fn monitor_config(&self, host: &Host) -> String {
+        let proxies: Vec<String> =
+            self.plan.hosts_with(Role::Lb).map(|h| format!("\"{}:{PROXY_PORT}\"", h.ip)).collect();
+        let mut text = format!(
+            "proxies = [{}]\n\n[vip]\naddress = \"{}\"\nlocal_lb = \"{}\"\n",
+            proxies.join(", "),
+            self.plan.vip,
+            host.name
+        );
+        for lb in self.plan.hosts_with(Role::Lb) {
+            text += &format!(
+                "\n[[vip.lbs]]\nname = \"{}\"\ncheck = [\"ip\", \"-n\", \"{}\", \"-4\", \"-o\", \"addr\", \"show\", \"dev\", \"eth0\"]\n",
+                lb.name,
+                self.plan.ns(&lb.name)
+            );
+        }
+        text
+    }
+
+    /// `redkeep monitor ...` of an LB host.
+    pub fn monitor_args(&self, host: &Host) -> Vec<String> {
+        let mut args: Vec<String> = vec!["monitor".into()];
+        for addr in self.plan.node_addrs() {
+            args.extend(["--seed".into(), addr]);
+        }
+        args.extend([
+            "--heal".into(),
+            self.plan.monitor_heal.clone(),
+            "--config".into(),
+            self.proxy_dir(host).join("monitor.toml").display().to_string(),
+            "--listen".into(),
+            format!("0.0.0.0:{MONITOR_PORT}"),
+            // Healing restarts the lab's nodes in their hosts' namespaces.
+            "--lab".into(),
+            self.dir.display().to_string(),
+        ]);
+        args
+    }
+
+    fn start_monitor(&self, host: &Host) -> Result<(), LabError> {
+        let dir = self.proxy_dir(host);
+        let conf = dir.join("monitor.toml");
+        std::fs::write(&conf, self.monitor_config(host))
+            .map_err(io_err(format!("writing {}", conf.display())))?;
+        let mut command = netns::command(&self.plan.ns(&host.name), &self.redkeep);
+        command.args(self.monitor_args(host)).current_dir(&dir);
+        let child = spawn_detached(command, Some(&self.monitor_log(host)))?;
+        let pid_path = dir.join("monitor.pid");
+        std::fs::write(&pid_path, format!("{}\n", child.id()))
+            .map_err(io_err(format!("writing {}", pid_path.display())))
+    }
+
+    /// Restarts every monitor with `--heal mode` when they run with another.
+    pub fn set_monitor_heal(&mut self, mode: &str) -> Result<bool, LabError> {
+        let running = self.plan.hosts_with(Role::Lb).all(|h| self.monitor_pid(h).is_some());
+        if self.plan.monitor_heal == mode && running {
+            return Ok(false);
+        }
+        self.plan.monitor_heal = mode.to_string();
+        self.save()?;
+        for host in self.plan.hosts_with(Role::Lb) {
+            if let Some(pid) = self.monitor_pid(host) {
+                process::terminate(pid, Duration::from_secs(10));
+            }
+            self.start_monitor(host)?;
+        }
+        Ok(true)
     }
 
     fn wait_nodes_answer(&self) -> Result<(), LabError> {
@@ -644,6 +782,10 @@ impl Lab {
             if self.proxy_pid(host).is_none() {
                 self.start_proxy(host)?;
                 done.push(format!("proxy started on {}", host.name));
+            }
+            if self.monitor_pid(host).is_none() {
+                self.start_monitor(host)?;
+                done.push(format!("monitor started on {}", host.name));
             }
         }
         Ok(done)

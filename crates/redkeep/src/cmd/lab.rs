@@ -68,9 +68,14 @@ enum Action {
     /// planned: `master-kill` (kill -9 a master), `proxy-kill` (the proxy holding the VIP),
     /// `partition` (cut a master's host off, then heal), `host-loss` (a whole Redis host), or
     /// `all` of these; `readdress` (every Redis host back at a new address, `redkeep
-    /// controller` re-MEETs them) and `readdress-one` (one host). Exit 1 when a check fails.
+    /// controller` re-MEETs them) and `readdress-one` (one host). Healing drills (the LB
+    /// holding the VIP runs its monitor with `--heal auto`): `heal-node-loss` (a replica
+    /// killed, its dir wiped), `heal-replica-loss` (a replica killed), `heal-layout` (a master
+    /// killed: the monitor fails over back), `heal-partition` (the acting monitor's LB cut off:
+    /// it refuses to act), or `heal` for the four. Exit 1 when a check fails.
     Drill {
-        /// master-kill, proxy-kill, partition, host-loss, all, readdress or readdress-one.
+        /// master-kill, proxy-kill, partition, host-loss, all, readdress, readdress-one,
+        /// heal-node-loss, heal-replica-loss, heal-layout, heal-partition or heal.
         drill: String,
         /// Run the proxies with `--write-ack replica` (restarted when needed).
         #[arg(long)]
@@ -146,10 +151,12 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
             let mut lab = Lab::open(root, &args.name)?;
             let drills = match wanted.as_str() {
                 "all" => Drill::ALL.to_vec(),
+                "heal" => Drill::HEAL.to_vec(),
                 _ => vec![Drill::parse(&wanted).with_context(|| {
                     format!(
                         "no drill `{wanted}`: master-kill, proxy-kill, partition, host-loss, \
-                         all, readdress or readdress-one"
+                         all, readdress, readdress-one, heal-node-loss, heal-replica-loss, heal-layout, \
+                         heal-partition or heal (the four heal drills)"
                     )
                 })?],
             };

@@ -55,6 +55,10 @@ pub struct MonitorArgs {
     /// A redkeep proxy to watch, HOST:PORT; repeat for more (added to the config's).
     #[arg(long = "proxy")]
     proxies: Vec<String>,
+    /// The dir of a `redkeep lab` (its lab.json): healing may start the lab's nodes again,
+    /// each in its host's namespace. `redkeep lab up` runs a monitor so on every LB host.
+    #[arg(long)]
+    lab: Option<PathBuf>,
 }
 
 pub fn parse_mode(text: &str) -> Result<Mode, String> {
@@ -88,6 +92,21 @@ impl Supervisor for LocalSupervisor {
             .port_of(addr)
             .ok_or_else(|| format!("{addr} is not a node of {}", self.dir.root.display()))?;
         self.dir.start_node(port).map_err(|e| e.to_string())
+    }
+}
+
+/// The nodes of a lab (`--lab`), restartable by healing in their hosts' namespaces.
+pub struct LabSupervisor {
+    lab: deploy::lab::Lab,
+}
+
+impl Supervisor for LabSupervisor {
+    fn owns(&self, addr: &str) -> bool {
+        self.lab.plan.node_addrs().iter().any(|a| a == addr)
+    }
+
+    fn restart(&self, addr: &str) -> Result<(), String> {
+        self.lab.restart_node(addr).map_err(|e| e.to_string())
     }
 }
 
@@ -135,7 +154,12 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.seeds.clone()
     };
-    let options = options(seeds, config, args.heal, listen, &args.dir);
+    let mut options = options(seeds, config, args.heal, listen, &args.dir);
+    if let Some(dir) = &args.lab {
+        let lab = deploy::lab::Lab::open_dir(dir)
+            .map_err(|e| anyhow::anyhow!("--lab {}: {e}", dir.display()))?;
+        options.supervisor = Arc::new(LabSupervisor { lab });
+    }
     super::block_on(async move {
         let monitor = monitor::runner::start(options).await?;
         if let Some(addr) = monitor.addr {
