@@ -594,6 +594,9 @@ impl Lab {
             self.plan.vip,
             host.name
         );
+        // The drills run back to back, a few actions each: the default rate limit (a real
+        // cluster's) would refuse the second drill's repairs.
+        text += "\n[heal]\nmax_actions = 10\nwindow = \"1m\"\n";
         for lb in self.plan.hosts_with(Role::Lb) {
             text += &format!(
                 "\n[[vip.lbs]]\nname = \"{}\"\ncheck = [\"ip\", \"-n\", \"{}\", \"-4\", \"-o\", \"addr\", \"show\", \"dev\", \"eth0\"]\n",

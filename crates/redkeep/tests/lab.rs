@@ -209,3 +209,45 @@ fn readdress_drills_bring_the_cluster_back_with_the_same_node_ids() {
     assert!(lab.namespaces().is_empty(), "left: {:?}", lab.namespaces());
     assert!(processes_under(lab.root.path()).is_empty(), "processes left in the lab's dir");
 }
+
+/// The check named `name` of a drill report passed.
+fn check_passed(report: &serde_json::Value, name: &str) -> bool {
+    report["checks"].as_array().unwrap().iter().any(|c| c["name"] == name && c["passed"] == true)
+}
+
+#[test]
+fn the_lab_s_monitor_heals_node_and_replica_loss_and_the_layout_and_refuses_when_cut_off() {
+    let lab = TestLab::new('h');
+    lab.ok(&["up"]);
+    // A monitor runs on every LB host, inside its namespace.
+    for lb in ["lb1", "lb2"] {
+        let dir = lab.root.path().join(&lab.name).join(lb);
+        let pid = read_pid(&dir.join("monitor.pid")).expect("a monitor pid file");
+        assert!(Path::new(&format!("/proc/{pid}")).exists(), "{lb}'s monitor runs");
+    }
+
+    let heal = reports(&lab.ok(&["drill", "heal", "--json"]));
+    let names: Vec<&str> = heal.iter().filter_map(|r| r["drill"].as_str()).collect();
+    assert_eq!(names, ["heal-node-loss", "heal-replica-loss", "heal-layout", "heal-partition"]);
+    for report in &heal {
+        assert_passed(report);
+        assert_eq!(report["figures"]["acked_writes_lost"], 0.0, "{report}");
+        assert!(report["figures"]["acked_writes"].as_f64().unwrap() > 0.0, "{report}");
+        assert!(report["figures"]["fault_to_alarm_s"].is_number(), "{report}");
+    }
+    let healed = "the monitor brought the node back as a replica of the master that lost it";
+    assert!(check_passed(&heal[0], healed), "{}", heal[0]);
+    assert!(check_passed(&heal[1], healed), "{}", heal[1]);
+    let layout = "the monitor failed over back: the planned layout is restored";
+    assert!(check_passed(&heal[2], layout), "{}", heal[2]);
+    for check in [
+        "the cut-off monitor refused to heal: no majority of masters",
+        "the cut-off monitor took no action",
+    ] {
+        assert!(check_passed(&heal[3], check), "{check}: {}", heal[3]);
+    }
+
+    lab.ok(&["down"]);
+    assert!(lab.namespaces().is_empty(), "left: {:?}", lab.namespaces());
+    assert!(processes_under(lab.root.path()).is_empty(), "processes left (a monitor?)");
+}
