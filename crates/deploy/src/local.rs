@@ -210,6 +210,9 @@ pub fn open(dir: &Path) -> Result<LocalDir, DeployError> {
 
 /// The file a running `redkeep up` locks (and writes its pid into) in the dir's root.
 pub const UP_LOCK_FILE: &str = "up.lock";
+/// Sub-dirs (and file stems) of a detached proxy and a detached monitor of a dir.
+const PROXY: &str = "proxy";
+const MONITOR: &str = "monitor";
 
 /// Held while a `redkeep up` runs; dropping it (or the process ending) releases the lock.
 #[derive(Debug)]
@@ -442,14 +445,12 @@ impl LocalDir {
 
     /// Where a detached proxy of this cluster runs (its cwd, pid file and log).
     pub fn proxy_dir(&self) -> PathBuf {
-        self.root.join("proxy")
+        self.root.join(PROXY)
     }
 
     /// The pid of this dir's detached proxy, verified to run in [`LocalDir::proxy_dir`].
     pub fn proxy_pid(&self) -> Option<u32> {
-        let dir = self.proxy_dir();
-        let pid = process::read_pid_file(&dir.join("proxy.pid"))?;
-        process::runs_in(pid, &dir).then_some(pid)
+        self.daemon_pid(PROXY)
     }
 
     /// Starts `program args...` (the redkeep binary running `proxy`) detached, in
@@ -462,9 +463,56 @@ impl LocalDir {
         args: &[String],
         env: &[(String, String)],
     ) -> Result<u32, DeployError> {
-        let dir = self.proxy_dir();
+        self.start_daemon(PROXY, program, args, env)
+    }
+
+    /// Stops this dir's detached proxy (SIGTERM, which drains it, then SIGKILL); true when
+    /// one was running.
+    pub fn stop_proxy(&self) -> bool {
+        self.stop_daemon(PROXY)
+    }
+
+    /// Where a detached monitor of this cluster runs (its cwd, `monitor.pid`, `monitor.log`).
+    pub fn monitor_dir(&self) -> PathBuf {
+        self.root.join(MONITOR)
+    }
+
+    /// The pid of this dir's detached monitor, verified to run in [`LocalDir::monitor_dir`].
+    pub fn monitor_pid(&self) -> Option<u32> {
+        self.daemon_pid(MONITOR)
+    }
+
+    /// Starts `program args...` (the redkeep binary running `monitor`) detached, as
+    /// [`LocalDir::start_proxy`] does the proxy, in [`LocalDir::monitor_dir`].
+    pub fn start_monitor(&self, program: &Path, args: &[String]) -> Result<u32, DeployError> {
+        self.start_daemon(MONITOR, program, args, &[])
+    }
+
+    /// Stops this dir's detached monitor; true when one was running.
+    pub fn stop_monitor(&self) -> bool {
+        self.stop_daemon(MONITOR)
+    }
+
+    /// The pid in `NAME/NAME.pid`, when that process runs with `NAME/` as its cwd (a pid file
+    /// left behind may name another process by now).
+    fn daemon_pid(&self, name: &str) -> Option<u32> {
+        let dir = self.root.join(name);
+        let pid = process::read_pid_file(&dir.join(format!("{name}.pid")))?;
+        process::runs_in(pid, &dir).then_some(pid)
+    }
+
+    /// Starts a detached process in `NAME/`, logging to `NAME/NAME.log`, its pid in
+    /// `NAME/NAME.pid`.
+    fn start_daemon(
+        &self,
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> Result<u32, DeployError> {
+        let dir = self.root.join(name);
         create_private_dir(&dir)?;
-        let log_path = dir.join("proxy.log");
+        let log_path = dir.join(format!("{name}.log"));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -482,21 +530,21 @@ impl LocalDir {
         detach_from_terminal(&mut command);
         let child = command.spawn().map_err(io_err(format!("starting {}", program.display())))?;
         let pid = child.id();
-        let pid_path = dir.join("proxy.pid");
+        let pid_path = dir.join(format!("{name}.pid"));
         write_private(&pid_path, &format!("{pid}\n"))?;
         Ok(pid)
     }
 
-    /// Stops this dir's detached proxy (SIGTERM, which drains it, then SIGKILL); true when
-    /// one was running.
-    pub fn stop_proxy(&self) -> bool {
-        let running = self.proxy_pid();
+    /// SIGTERM (the proxy drains, the monitor stops its loop), then SIGKILL; true when one
+    /// was running.
+    fn stop_daemon(&self, name: &str) -> bool {
+        let running = self.daemon_pid(name);
         if let Some(pid) = running {
             process::terminate(pid, Duration::from_secs(10));
         }
-        // Also when the proxy had already gone: a pid file left behind would name a process
-        // that may one day be another one.
-        let _ = std::fs::remove_file(self.proxy_dir().join("proxy.pid"));
+        // Also when it had already gone: a pid file left behind would name a process that
+        // may one day be another one.
+        let _ = std::fs::remove_file(self.root.join(name).join(format!("{name}.pid")));
         running.is_some()
     }
 
@@ -510,10 +558,11 @@ impl LocalDir {
                     .map_err(io_err(format!("removing {}", dir.display())))?;
             }
         }
-        let proxy = self.proxy_dir();
-        if proxy.exists() {
-            std::fs::remove_dir_all(&proxy)
-                .map_err(io_err(format!("removing {}", proxy.display())))?;
+        for daemon in [self.proxy_dir(), self.monitor_dir()] {
+            if daemon.exists() {
+                std::fs::remove_dir_all(&daemon)
+                    .map_err(io_err(format!("removing {}", daemon.display())))?;
+            }
         }
         let _ = std::fs::remove_file(self.root.join(UP_LOCK_FILE));
         let manifest = self.root.join(MANIFEST_FILE);

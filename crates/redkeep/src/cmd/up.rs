@@ -16,7 +16,8 @@ use deploy::local::{self, LocalDir, LocalSpec, Origin};
 /// it never re-creates a cluster over existing data.
 ///
 /// In the foreground (default) Ctrl-C stops every node cleanly; with `--detach` it returns
-/// once the cluster is healthy and leaves it running (`redkeep down` stops it).
+/// once the cluster is healthy and leaves it running, with the proxy and the monitor as
+/// processes of their own (`redkeep down` stops them all).
 #[derive(clap::Args)]
 pub struct UpArgs {
     /// Number of masters (Redis Cluster needs at least 3) [default: 3]. On a dir that holds
@@ -56,11 +57,12 @@ pub struct UpArgs {
     /// --help`); a detached proxy gets it in its environment, not on its command line.
     #[arg(long, value_name = "TOKEN", env = "REDKEEP_STATS_TOKEN", hide_env_values = true)]
     stats_token: Option<String>,
-    // --- The monitor (in the foreground only; with --detach run `redkeep monitor --dir`).
+    // --- The monitor: in this process, or with --detach a `redkeep monitor --dir` of its own
+    // (pid and log in DIR/monitor). The proxy's stats page shows its alarms and events.
     /// Port of the monitor's API and /metrics (alarms: /api/v1/alarms).
     #[arg(long, default_value_t = 7030)]
     monitor_port: u16,
-    /// Healing of the in-process monitor: off, dry-run (print plans) or auto.
+    /// Healing of the monitor: off, dry-run (print plans) or auto.
     #[arg(long, default_value = "dry-run", value_parser = super::monitor::parse_mode)]
     heal: monitor::heal::Mode,
     /// Do not run the monitor.
@@ -80,13 +82,9 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let (mut dir, origin) = local::prepare(&spec)?;
     // Held until this command ends: in the foreground, as long as the cluster is served.
     let _lock = dir.lock_up()?;
-    if let (false, false, Some(pid)) = (args.detach, args.no_proxy, dir.proxy_pid()) {
-        anyhow::bail!(
-            "the cluster in {} is already up, with a detached proxy (pid {pid}): use it as it \
-             is, or `redkeep down --dir {}` first to run it in the foreground",
-            dir.root.display(),
-            dir.root.display()
-        );
+    if !args.detach {
+        refuse_over_detached(&dir, "proxy", dir.proxy_pid().filter(|_| !args.no_proxy))?;
+        refuse_over_detached(&dir, "monitor", dir.monitor_pid().filter(|_| !args.no_monitor))?;
     }
     if origin == Origin::Existing {
         println!("Bringing back the cluster in {} (its own settings apply)", dir.root.display());
@@ -107,9 +105,13 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         .parse()
         .with_context(|| format!("--host {} is not an IP address", args.host))?;
     let stats_listen = SocketAddr::new(proxy_listen.ip(), args.stats_port);
+    let monitor_listen = SocketAddr::new(proxy_listen.ip(), args.monitor_port);
     let mut proxy_args =
         super::proxy::ProxyArgs::for_local(dir.manifest.addrs(), proxy_listen, Some(stats_listen));
     proxy_args.set_stats_token(args.stats_token.clone());
+    if !args.no_monitor {
+        proxy_args.set_monitor_url(Some(format!("http://{monitor_listen}")));
+    }
     if args.detach {
         if !args.no_proxy {
             if let Err(err) = start_proxy_daemon(&dir, &proxy_args) {
@@ -121,6 +123,20 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
                 args.proxy_port
             );
             println!("Proxy stats: http://{stats_listen}/stats");
+        }
+        if !args.no_monitor {
+            let proxy = (!args.no_proxy).then_some(proxy_listen);
+            // The cluster serves without it: a failed start is a warning, not a failed `up`.
+            match start_monitor_daemon(&dir, monitor_listen, proxy, args.heal) {
+                Ok(()) => println!(
+                    "Monitor: http://{monitor_listen}/api/v1/alarms (healing {}; log {})",
+                    args.heal,
+                    dir.monitor_dir().join("monitor.log").display()
+                ),
+                Err(e) => eprintln!(
+                    "warning: the monitor did not start: {e:#} (--monitor-port, or --no-monitor)"
+                ),
+            }
         }
         println!("Detached. Stop it with: redkeep down --dir {}", dir.root.display());
         return Ok(ExitCode::SUCCESS);
@@ -140,9 +156,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             None
         } else {
             let proxies = if args.no_proxy { vec![] } else { vec![proxy_listen.to_string()] };
-            let listen = SocketAddr::new(proxy_listen.ip(), args.monitor_port);
             // The cluster serves without it: a taken port is a warning, not a failed `up`.
-            match start_monitor(&dir, proxies, listen, args.heal).await {
+            match start_monitor(&dir, proxies, monitor_listen, args.heal).await {
                 Ok(watcher) => Some(watcher),
                 Err(e) => {
                     eprintln!(
@@ -222,6 +237,17 @@ fn scale_if_asked(
     }
 }
 
+/// A foreground `up` would serve the cluster a second time beside a detached `what`.
+fn refuse_over_detached(dir: &LocalDir, what: &str, pid: Option<u32>) -> anyhow::Result<()> {
+    let Some(pid) = pid else { return Ok(()) };
+    anyhow::bail!(
+        "the cluster in {} is already up, with a detached {what} (pid {pid}): use it as it \
+         is, or `redkeep down --dir {}` first to run it in the foreground",
+        dir.root.display(),
+        dir.root.display()
+    )
+}
+
 /// Starts `redkeep proxy` detached for this dir's cluster and waits until it serves. When it
 /// fails, it is stopped, its pid file removed, and the error is the proxy's own (the end of its
 /// log).
@@ -230,42 +256,88 @@ fn start_proxy_daemon(dir: &LocalDir, args: &super::proxy::ProxyArgs) -> anyhow:
         println!("Proxy already running (pid {pid})");
         return Ok(());
     }
-    let exe = std::env::current_exe().context("cannot find the redkeep binary to run the proxy")?;
-    let log_path = dir.proxy_dir().join("proxy.log");
-    // The log is appended to: what this start writes begins here.
-    let log_start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
-    let pid = dir.start_proxy(&exe, &args.to_command_line(), &args.secret_env())?;
     let settings = args.settings()?;
     let ports: Vec<u16> =
         [Some(settings.config.listen), settings.stats].iter().flatten().map(|a| a.port()).collect();
+    let log_path = dir.proxy_dir().join("proxy.log");
+    let start =
+        |exe: &std::path::Path| dir.start_proxy(exe, &args.to_command_line(), &args.secret_env());
+    start_daemon("proxy", &log_path, &ports, start, || {
+        dir.stop_proxy();
+    })
+}
+
+/// Starts `redkeep monitor --dir DIR` detached (healing may restart this dir's nodes) and
+/// waits until its API listens.
+fn start_monitor_daemon(
+    dir: &LocalDir,
+    listen: SocketAddr,
+    proxy: Option<SocketAddr>,
+    heal: monitor::heal::Mode,
+) -> anyhow::Result<()> {
+    if let Some(pid) = dir.monitor_pid() {
+        println!("Monitor already running (pid {pid})");
+        return Ok(());
+    }
+    // Absolute: the monitor runs in DIR/monitor.
+    let root = std::path::absolute(&dir.root)
+        .with_context(|| format!("cannot resolve {}", dir.root.display()))?;
+    let mut line: Vec<String> = vec!["monitor".into(), "--dir".into()];
+    line.push(root.display().to_string());
+    line.extend(["--listen".into(), listen.to_string(), "--heal".into(), heal.to_string()]);
+    if let Some(proxy) = proxy {
+        line.extend(["--proxy".into(), proxy.to_string()]);
+    }
+    let log_path = dir.monitor_dir().join("monitor.log");
+    let start = |exe: &std::path::Path| dir.start_monitor(exe, &line);
+    start_daemon("monitor", &log_path, &[listen.port()], start, || {
+        dir.stop_monitor();
+    })
+}
+
+/// Runs `start` (which spawns the redkeep binary detached, logging to `log_path`) and waits
+/// until the process listens on every one of `ports`; else `stop`s it and returns its own
+/// error (the end of its log).
+fn start_daemon(
+    what: &str,
+    log_path: &std::path::Path,
+    ports: &[u16],
+    start: impl FnOnce(&std::path::Path) -> Result<u32, deploy::DeployError>,
+    stop: impl FnOnce(),
+) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()
+        .with_context(|| format!("cannot find the redkeep binary to run the {what}"))?;
+    // The log is appended to: what this start writes begins here.
+    let log_start = std::fs::metadata(log_path).map_or(0, |m| m.len());
+    let pid = start(&exe)?;
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while std::time::Instant::now() < deadline && deploy::process::is_alive(pid) {
-        // Its own listening sockets, not a PING on the port: another server there would
-        // answer it for a proxy that failed to bind.
+        // Its own listening sockets, not a request on the port: another server there would
+        // answer it for a process that failed to bind.
         if ports.iter().all(|&port| deploy::process::listens_on(pid, port)) {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     let exited = !deploy::process::is_alive(pid);
-    dir.stop_proxy();
-    let log = log_since(&log_path, log_start);
+    stop();
+    let log = log_since(log_path, log_start);
     let tail: Vec<&str> = log.lines().rev().take(5).collect();
     let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
     if !exited {
         anyhow::bail!(
-            "the proxy did not start within 15 s (stopped); its log {} ends with:\n{tail}",
+            "the {what} did not start within 15 s (stopped); its log {} ends with:\n{tail}",
             log_path.display()
         );
     }
-    // The proxy's own error line, as `redkeep proxy` printed it.
+    // Its own error line, as `redkeep` printed it.
     match log.lines().rev().find_map(|line| line.strip_prefix("error: ")) {
-        Some(reason) => anyhow::bail!("{reason} (the proxy's log: {})", log_path.display()),
-        None => anyhow::bail!("the proxy exited at start; its log ends with:\n{tail}"),
+        Some(reason) => anyhow::bail!("{reason} (the {what}'s log: {})", log_path.display()),
+        None => anyhow::bail!("the {what} exited at start; its log ends with:\n{tail}"),
     }
 }
 
-/// What the proxy's log holds after `from` (its own lines for this start).
+/// What a log holds after `from` (the lines of this start).
 fn log_since(path: &std::path::Path, from: u64) -> String {
     let text = std::fs::read(path).unwrap_or_default();
     String::from_utf8_lossy(text.get(from as usize..).unwrap_or_default()).into_owned()
