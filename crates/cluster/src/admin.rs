@@ -9,7 +9,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use resp::{Limits, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use crate::net::{NodeStream, connect_node};
 
 /// Default bound on connecting and on each command's round trip.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -75,7 +76,7 @@ pub fn credentials() -> Option<Credentials> {
 /// One connection to one node.
 pub struct AdminConn {
     addr: String,
-    stream: TcpStream,
+    stream: NodeStream,
     read_buf: BytesMut,
     write_buf: Vec<u8>,
     timeout: Duration,
@@ -84,13 +85,11 @@ pub struct AdminConn {
 impl AdminConn {
     /// Connects to `addr` (`host:port`) within `timeout`.
     pub async fn connect(addr: &str, timeout: Duration) -> Result<Self, AdminError> {
-        let connecting = TcpStream::connect(addr);
-        let stream = match tokio::time::timeout(timeout, connecting).await {
+        let stream = match tokio::time::timeout(timeout, connect_node(addr)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(source)) => return Err(AdminError::Connect { addr: addr.to_string(), source }),
             Err(_) => return Err(AdminError::Timeout { addr: addr.to_string(), timeout }),
         };
-        stream.set_nodelay(true).ok();
         let mut conn = AdminConn {
             addr: addr.to_string(),
             stream,
