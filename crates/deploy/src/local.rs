@@ -601,9 +601,7 @@ impl LocalDir {
     /// One `PING` to node `port`, after `AUTH` when the dir has a password; true on `+PONG`.
     pub fn ping_node(&self, port: u16) -> bool {
         let password = self.password().ok().flatten();
-        let reply =
-            simple_command(&self.manifest.host, port, password.as_deref(), &command(&["PING"]));
-        matches!(reply, Some(reply) if reply.starts_with(b"+PONG"))
+        ping_with(&self.manifest.host, port, password.as_deref())
     }
 }
 
@@ -683,7 +681,7 @@ fn create_private_dir(dir: &Path) -> Result<(), DeployError> {
 
 /// Writes `contents` to `path` (replacing it), 0600 also when the file existed with a wider
 /// mode: the mode is set before anything is written.
-fn write_private(path: &Path, contents: &str) -> Result<(), DeployError> {
+pub fn write_private(path: &Path, contents: &str) -> Result<(), DeployError> {
     use std::os::unix::fs::PermissionsExt;
     let what = || format!("writing {}", path.display());
     let mut file = std::fs::OpenOptions::new()
@@ -727,7 +725,13 @@ pub fn detach_from_terminal(command: &mut Command) {
 
 /// One `PING` over a fresh connection; true on `+PONG`.
 pub fn ping(host: &str, port: u16) -> bool {
-    matches!(simple_command(host, port, None, &command(&["PING"])), Some(reply) if reply.starts_with(b"+PONG"))
+    ping_with(host, port, None)
+}
+
+/// [`ping`] after `AUTH password`, when given.
+pub fn ping_with(host: &str, port: u16, password: Option<&str>) -> bool {
+    let reply = simple_command(host, port, password, &command(&["PING"]));
+    matches!(reply, Some(reply) if reply.starts_with(b"+PONG"))
 }
 
 fn send_shutdown(host: &str, port: u16, password: Option<&str>) {
