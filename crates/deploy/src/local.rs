@@ -518,6 +518,7 @@ impl LocalDir {
                 .map_err(io_err(format!("removing {}", proxy.display())))?;
         }
         let _ = std::fs::remove_file(self.root.join(UP_LOCK_FILE));
+        let _ = std::fs::remove_file(self.password_file());
         let manifest = self.root.join(MANIFEST_FILE);
         std::fs::remove_file(&manifest)
             .map_err(io_err(format!("removing {}", manifest.display())))?;

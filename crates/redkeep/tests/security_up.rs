@@ -263,4 +263,9 @@ fn up_auth_uses_the_given_password_and_refuses_another_later() {
     let other = redkeep(&up_args, &[("REDKEEP_PASSWORD", "another")]);
     assert!(!other.status.success(), "{}", describe(&other));
     assert!(String::from_utf8_lossy(&other.stderr).contains("gives another one"));
+
+    // `down --purge` takes the password file with the rest.
+    let down = redkeep(&["down", "--dir", dir_arg, "--purge"], &[]);
+    assert!(down.status.success(), "down --purge: {}", describe(&down));
+    assert!(!dir.exists(), "{} is left", dir.display());
 }
