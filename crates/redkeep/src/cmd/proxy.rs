@@ -265,8 +265,22 @@ impl ProxyArgs {
     /// The environment a detached proxy needs besides [`ProxyArgs::to_command_line`]: the
     /// secrets, which go there and not on its command line (visible to every local user).
     pub fn secret_env(&self) -> Vec<(String, String)> {
-        let token = self.stats_token.clone();
-        token.map(|t| ("REDKEEP_STATS_TOKEN".to_string(), t)).into_iter().collect()
+        let secrets = [
+            ("REDKEEP_STATS_TOKEN", &self.stats_token),
+            ("REDKEEP_NODE_PASSWORD", &self.security.node_password),
+            ("REDKEEP_CLIENT_PASSWORD", &self.security.client_password),
+        ];
+        secrets
+            .into_iter()
+            .filter_map(|(name, value)| Some((name.to_string(), value.clone()?)))
+            .collect()
+    }
+
+    /// The password of a cluster of `redkeep up --auth`: the proxy authenticates to the nodes
+    /// with it and wants it of its clients (user `default`), as the nodes do.
+    pub fn set_auth(&mut self, password: Option<String>) {
+        self.security.node_password = password.clone();
+        self.security.client_password = password;
     }
 
     /// The arguments of `redkeep proxy` that reproduce these settings (for a detached proxy).
@@ -448,6 +462,11 @@ struct SecurityArgs {
     /// opens to them); never logged nor shown on the stats page. [default: --password]
     #[arg(long, value_name = "PASSWORD", env = "REDKEEP_NODE_PASSWORD", hide_env_values = true)]
     node_password: Option<String>,
+    /// The password of the user `default`, which clients AUTH with (`AUTH PASSWORD`, as with
+    /// a node's requirepass): as `--user default:PASSWORD`, but it may come from the
+    /// environment, which other local users cannot read.
+    #[arg(long, value_name = "PASSWORD", env = "REDKEEP_CLIENT_PASSWORD", hide_env_values = true)]
+    client_password: Option<String>,
 }
 
 fn parse_client_auth(text: &str) -> Result<proxy::tls::ClientAuth, String> {
@@ -472,6 +491,10 @@ impl SecurityArgs {
         };
         for user in &users {
             config.users.push(parse_user_option(user).map_err(anyhow::Error::msg)?);
+        }
+        if let Some(password) = &self.client_password {
+            let user = format!("default:{password}");
+            config.users.push(parse_user_option(&user).map_err(anyhow::Error::msg)?);
         }
         if let Some(path) = self.users_file.as_ref().or(file.users.as_ref()) {
             let text = std::fs::read_to_string(path)

@@ -57,6 +57,12 @@ pub struct UpArgs {
     /// --help`); a detached proxy gets it in its environment, not on its command line.
     #[arg(long, value_name = "TOKEN", env = "REDKEEP_STATS_TOKEN", hide_env_values = true)]
     stats_token: Option<String>,
+    /// Nodes and proxy require a password (the nodes' requirepass/masterauth; AUTH on the
+    /// proxy, user `default`): --password / REDKEEP_PASSWORD, else a generated one. It is
+    /// kept in DIR/password (0600), where later commands given --dir find it; a cluster made
+    /// with --auth keeps its password on every later `up`.
+    #[arg(long)]
+    auth: bool,
     // --- The monitor: in this process, or with --detach a `redkeep monitor --dir` of its own
     // (pid and log in DIR/monitor). The proxy's stats page shows its alarms and events.
     /// Port of the monitor's API and /metrics (alarms: /api/v1/alarms).
@@ -89,6 +95,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     if origin == Origin::Existing {
         println!("Bringing back the cluster in {} (its own settings apply)", dir.root.display());
     }
+    let password = node_password(&dir, args.auth, origin)?;
     let started = dir.start()?;
     let started_now: Vec<u16> = started.iter().filter(|n| n.started_now).map(|n| n.port).collect();
     println!("{} redis-server nodes running ({} started now)", started.len(), started_now.len());
@@ -100,7 +107,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         stop_ports(&dir, &started_now);
         return Err(err);
     }
-    print_endpoints(&dir);
+    print_endpoints(&dir, password.is_some());
     let proxy_listen: SocketAddr = format!("{}:{}", args.host, args.proxy_port)
         .parse()
         .with_context(|| format!("--host {} is not an IP address", args.host))?;
@@ -112,16 +119,19 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     if !args.no_monitor {
         proxy_args.set_monitor_url(Some(format!("http://{monitor_listen}")));
     }
+    proxy_args.set_auth(password.clone());
+    let proxy_hint = format!(
+        "Proxy: redis-cli -p {}{} (any client, no cluster support needed)",
+        args.proxy_port,
+        auth_hint(&dir, password.is_some())
+    );
     if args.detach {
         if !args.no_proxy {
             if let Err(err) = start_proxy_daemon(&dir, &proxy_args) {
                 stop_ports(&dir, &started_now);
                 return Err(err);
             }
-            println!(
-                "Proxy: redis-cli -p {} (any client, no cluster support needed)",
-                args.proxy_port
-            );
+            println!("{proxy_hint}");
             println!("Proxy stats: http://{stats_listen}/stats");
         }
         if !args.no_monitor {
@@ -146,10 +156,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             None
         } else {
             let handle = proxy_args.start().await?;
-            println!(
-                "Proxy: redis-cli -p {} (any client, no cluster support needed)",
-                args.proxy_port
-            );
+            println!("{proxy_hint}");
             Some(handle)
         };
         let watcher = if args.no_monitor {
@@ -350,10 +357,75 @@ fn stop_ports(dir: &LocalDir, ports: &[u16]) {
     only_these.stop();
 }
 
-fn print_endpoints(dir: &LocalDir) {
+fn print_endpoints(dir: &LocalDir, auth: bool) {
     println!("Cluster is up (cluster_state:ok). Nodes:");
     for addr in dir.manifest.addrs() {
         println!("  {addr}");
     }
-    println!("Try: redis-cli -c -p {} ping", dir.manifest.ports[0]);
+    println!("Try: redis-cli -c -p {}{} ping", dir.manifest.ports[0], auth_hint(dir, auth));
+}
+
+// --- Authentication (`up --auth`): which password the nodes and the proxy require.
+
+/// The nodes' password of this `up`, made the one every admin connection of this process
+/// sends: the dir's stored one (a cluster made with --auth stays so), else with `--auth` the
+/// given --password or a generated one, stored now; `None` for a cluster without a password.
+fn node_password(dir: &LocalDir, asked: bool, origin: Origin) -> anyhow::Result<Option<String>> {
+    let given = cluster::admin::credentials().filter(|c| c.user.is_none()).map(|c| c.password);
+    let file = dir.password_file();
+    let password = match dir.password()? {
+        Some(stored) => {
+            if given.as_ref().is_some_and(|given| *given != stored) {
+                anyhow::bail!(
+                    "the cluster in {} has its password in {}, and --password (or \
+                     REDKEEP_PASSWORD) gives another one: leave it out, or give that one",
+                    dir.root.display(),
+                    file.display()
+                );
+            }
+            if asked {
+                println!("Password: the one kept in {}", file.display());
+            } else {
+                println!(
+                    "The cluster in {} was made with --auth: it still requires its password \
+                     (kept in {})",
+                    dir.root.display(),
+                    file.display()
+                );
+            }
+            stored
+        }
+        None if !asked => return Ok(None),
+        None if origin == Origin::Existing => anyhow::bail!(
+            "the cluster in {} was made without --auth, its nodes require no password: bring it \
+             up without --auth, or make a cluster with a password in a new --dir",
+            dir.root.display()
+        ),
+        None => {
+            let password = match given {
+                Some(given) => {
+                    println!("Password: the one given, kept in {} (mode 0600)", file.display());
+                    given
+                }
+                None => {
+                    let password = deploy::local::generate_password()?;
+                    // Printed this once; it is kept only in that file.
+                    println!("Password (generated): {password}");
+                    println!("  kept in {} (mode 0600)", file.display());
+                    password
+                }
+            };
+            dir.store_password(&password)?;
+            password
+        }
+    };
+    let credentials = cluster::admin::Credentials { user: None, password: password.clone() };
+    cluster::admin::set_credentials(Some(credentials));
+    Ok(Some(password))
+}
+
+/// The `redis-cli` options that give it the password of `dir` (read from its file, so that
+/// the password itself is not printed again).
+fn auth_hint(dir: &LocalDir, auth: bool) -> String {
+    if auth { format!(" -a \"$(cat {})\"", dir.password_file().display()) } else { String::new() }
 }
