@@ -4,13 +4,14 @@
 //! [`topology`] (what `CLUSTER NODES` / `CLUSTER SHARDS` say, as one model), [`plan`] (how to
 //! form a cluster), [`check`] (what is wrong with one), [`fix`] (how to repair it),
 //! [`reshard`] (which slots a rebalance or reshard moves).
-//! I/O at the edge: [`admin`] (an async connection for operator commands), [`ops`]
+//! I/O at the edge: [`net`] (opening a node stream, plain or TLS), [`admin`] (an async connection for operator commands), [`ops`]
 //! (operations that gather state and apply plans) and [`mover`] (moving slots live).
 
 pub mod admin;
 pub mod check;
 pub mod fix;
 pub mod mover;
+pub mod net;
 pub mod ops;
 pub mod plan;
 pub mod reshard;

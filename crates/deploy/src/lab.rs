@@ -57,6 +57,9 @@ pub struct LabSpec {
     pub node_timeout: Duration,
     /// Extra flags for every proxy (e.g. `--write-ack replica`).
     pub proxy_flags: Vec<String>,
+    /// Nodes require a password (generated, kept in the lab's dir); the proxies give it to
+    /// them (their clients are not asked for one).
+    pub auth: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -323,6 +326,13 @@ impl Lab {
         let dir = dir.canonicalize().map_err(io_err(format!("resolving {}", dir.display())))?;
         let lab = Lab { plan, dir, redkeep: redkeep.to_path_buf() };
         lab.save()?;
+        if spec.auth {
+            let password =
+                local::generate_password().map_err(|e| LabError::Failed(e.to_string()))?;
+            local::write_private(&lab.password_file(), &format!("{password}\n"))
+                .map_err(|e| LabError::Failed(e.to_string()))?;
+        }
+        lab.use_password();
         match lab.build(progress) {
             Ok(()) => Ok(lab),
             Err(e) => {
@@ -376,7 +386,9 @@ impl Lab {
             .map_err(|_| LabError::Missing(name.to_string(), dir.clone()))?;
         let state: State = serde_json::from_str(&text)
             .map_err(|e| LabError::Failed(format!("{} is damaged: {e}", path.display())))?;
-        Ok(Lab { plan: state.plan, dir, redkeep: state.redkeep })
+        let lab = Lab { plan: state.plan, dir, redkeep: state.redkeep };
+        lab.use_password();
+        Ok(lab)
     }
 
     fn save(&self) -> Result<(), LabError> {
@@ -442,6 +454,26 @@ impl Lab {
         Ok(netns::block_on_in(&self.plan.ns(&self.plan.client().name), make)?)
     }
 
+    /// Where the nodes' password of a lab made with `--auth` is kept (0600).
+    pub fn password_file(&self) -> PathBuf {
+        self.dir.join(local::PASSWORD_FILE)
+    }
+
+    /// The nodes' password, `None` for a lab made without `--auth`.
+    pub fn password(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.password_file()).ok()?;
+        Some(text.trim_end_matches('\n').to_string())
+    }
+
+    /// Makes the lab's password the one this process's admin connections send (they form
+    /// the cluster, read its topology and run the drills' checks).
+    fn use_password(&self) {
+        if let Some(password) = self.password() {
+            let credentials = cluster::admin::Credentials { user: None, password };
+            cluster::admin::set_credentials(Some(credentials));
+        }
+    }
+
     fn node_dir(&self, host: &Host, port: u16) -> PathBuf {
         self.dir.join(&host.name).join(format!("node-{port}"))
     }
@@ -498,11 +530,16 @@ impl Lab {
         let dir = self.node_dir(host, port);
         std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
         let conf = dir.join("redis.conf");
-        // The lab's hosts reach the node over its lab address, which protected mode (no
-        // password, not loopback) would refuse; the lab's network reaches nothing outside.
-        let text = local::node_config(&host.ip, port, &dir, self.plan.node_timeout_ms)
-            + "protected-mode no\n";
-        std::fs::write(&conf, text).map_err(io_err(format!("writing {}", conf.display())))?;
+        let mut text = local::node_config(&host.ip, port, &dir, self.plan.node_timeout_ms);
+        match self.password() {
+            // With a password protected mode lets the lab's hosts in (it refuses only
+            // non-loopback clients of a node that has none).
+            Some(password) => text.push_str(&local::auth_config(&password)),
+            // The lab's hosts reach the node over its lab address, which protected mode (no
+            // password, not loopback) would refuse; the lab's network reaches nothing outside.
+            None => text.push_str("protected-mode no\n"),
+        }
+        local::write_private(&conf, &text).map_err(|e| LabError::Failed(e.to_string()))?;
         let mut command = netns::command(
             &self.plan.ns(&host.name),
             local::redis_server_path().map_err(|e| LabError::Failed(e.to_string()))?,
@@ -526,6 +563,12 @@ impl Lab {
             None => self.proxy_args(host),
         };
         command.args(args).current_dir(&dir);
+        // The proxy gives the password to the nodes. Its clients are not asked for one:
+        // keepalived's health script (`redkeep health --proxy`) would need it too. In its
+        // environment: a command line is visible to every local user.
+        if let Some(password) = self.password() {
+            command.env("REDKEEP_NODE_PASSWORD", password);
+        }
         let child = spawn_detached(command, Some(&dir.join("proxy.log")))?;
         let pid_path = dir.join("proxy.pid");
         std::fs::write(&pid_path, format!("{}\n", child.id()))
@@ -659,12 +702,13 @@ impl Lab {
 
     fn wait_nodes_answer(&self) -> Result<(), LabError> {
         let addrs = self.plan.node_addrs();
+        let password = self.password();
         self.control(|| async {
             let deadline = Instant::now() + Duration::from_secs(30);
             for addr in &addrs {
                 let (ip, port) = addr.rsplit_once(':').expect("ip:port");
                 let port: u16 = port.parse().expect("a port");
-                while !local::ping(ip, port) {
+                while !local::ping_with(ip, port, password.as_deref()) {
                     if Instant::now() > deadline {
                         return Err(LabError::Failed(format!("node {addr} did not answer PING")));
                     }
@@ -966,6 +1010,7 @@ mod tests {
             lbs: 2,
             node_timeout: Duration::from_secs(2),
             proxy_flags: Vec::new(),
+            auth: false,
         }
     }
 

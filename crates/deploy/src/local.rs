@@ -210,6 +210,9 @@ pub fn open(dir: &Path) -> Result<LocalDir, DeployError> {
 
 /// The file a running `redkeep up` locks (and writes its pid into) in the dir's root.
 pub const UP_LOCK_FILE: &str = "up.lock";
+/// Sub-dirs (and file stems) of a detached proxy and a detached monitor of a dir.
+const PROXY: &str = "proxy";
+const MONITOR: &str = "monitor";
 
 /// Held while a `redkeep up` runs; dropping it (or the process ending) releases the lock.
 #[derive(Debug)]
@@ -324,10 +327,11 @@ impl LocalDir {
         create_private_dir(&dir)?;
         let dir = dir.canonicalize().map_err(io_err(format!("resolving {}", dir.display())))?;
         let conf = dir.join("redis.conf");
-        write_private(
-            &conf,
-            &node_config(&self.manifest.host, port, &dir, self.manifest.node_timeout_ms),
-        )?;
+        let mut text = node_config(&self.manifest.host, port, &dir, self.manifest.node_timeout_ms);
+        if let Some(password) = self.password()? {
+            text.push_str(&auth_config(&password));
+        }
+        write_private(&conf, &text)?;
         let mut command = Command::new(redis_server);
         command.arg(&conf).current_dir(&dir).stdin(Stdio::null()).stdout(Stdio::null());
         command.stderr(Stdio::null());
@@ -344,7 +348,7 @@ impl LocalDir {
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(self.node_failed(port, format!("redis-server exited ({status})")));
             }
-            if ping(&self.manifest.host, port) {
+            if self.ping_node(port) {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -429,8 +433,9 @@ impl LocalDir {
             .iter()
             .filter_map(|&port| self.running_pid(port).map(|pid| (port, pid)))
             .collect();
+        let password = self.password().ok().flatten();
         for &(port, _) in &running {
-            send_shutdown(&self.manifest.host, port);
+            send_shutdown(&self.manifest.host, port, password.as_deref());
         }
         for &(_, pid) in &running {
             if !process::wait_gone(pid, Duration::from_secs(15)) {
@@ -442,14 +447,12 @@ impl LocalDir {
 
     /// Where a detached proxy of this cluster runs (its cwd, pid file and log).
     pub fn proxy_dir(&self) -> PathBuf {
-        self.root.join("proxy")
+        self.root.join(PROXY)
     }
 
     /// The pid of this dir's detached proxy, verified to run in [`LocalDir::proxy_dir`].
     pub fn proxy_pid(&self) -> Option<u32> {
-        let dir = self.proxy_dir();
-        let pid = process::read_pid_file(&dir.join("proxy.pid"))?;
-        process::runs_in(pid, &dir).then_some(pid)
+        self.daemon_pid(PROXY)
     }
 
     /// Starts `program args...` (the redkeep binary running `proxy`) detached, in
@@ -462,9 +465,56 @@ impl LocalDir {
         args: &[String],
         env: &[(String, String)],
     ) -> Result<u32, DeployError> {
-        let dir = self.proxy_dir();
+        self.start_daemon(PROXY, program, args, env)
+    }
+
+    /// Stops this dir's detached proxy (SIGTERM, which drains it, then SIGKILL); true when
+    /// one was running.
+    pub fn stop_proxy(&self) -> bool {
+        self.stop_daemon(PROXY)
+    }
+
+    /// Where a detached monitor of this cluster runs (its cwd, `monitor.pid`, `monitor.log`).
+    pub fn monitor_dir(&self) -> PathBuf {
+        self.root.join(MONITOR)
+    }
+
+    /// The pid of this dir's detached monitor, verified to run in [`LocalDir::monitor_dir`].
+    pub fn monitor_pid(&self) -> Option<u32> {
+        self.daemon_pid(MONITOR)
+    }
+
+    /// Starts `program args...` (the redkeep binary running `monitor`) detached, as
+    /// [`LocalDir::start_proxy`] does the proxy, in [`LocalDir::monitor_dir`].
+    pub fn start_monitor(&self, program: &Path, args: &[String]) -> Result<u32, DeployError> {
+        self.start_daemon(MONITOR, program, args, &[])
+    }
+
+    /// Stops this dir's detached monitor; true when one was running.
+    pub fn stop_monitor(&self) -> bool {
+        self.stop_daemon(MONITOR)
+    }
+
+    /// The pid in `NAME/NAME.pid`, when that process runs with `NAME/` as its cwd (a pid file
+    /// left behind may name another process by now).
+    fn daemon_pid(&self, name: &str) -> Option<u32> {
+        let dir = self.root.join(name);
+        let pid = process::read_pid_file(&dir.join(format!("{name}.pid")))?;
+        process::runs_in(pid, &dir).then_some(pid)
+    }
+
+    /// Starts a detached process in `NAME/`, logging to `NAME/NAME.log`, its pid in
+    /// `NAME/NAME.pid`.
+    fn start_daemon(
+        &self,
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> Result<u32, DeployError> {
+        let dir = self.root.join(name);
         create_private_dir(&dir)?;
-        let log_path = dir.join("proxy.log");
+        let log_path = dir.join(format!("{name}.log"));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -482,21 +532,21 @@ impl LocalDir {
         detach_from_terminal(&mut command);
         let child = command.spawn().map_err(io_err(format!("starting {}", program.display())))?;
         let pid = child.id();
-        let pid_path = dir.join("proxy.pid");
+        let pid_path = dir.join(format!("{name}.pid"));
         write_private(&pid_path, &format!("{pid}\n"))?;
         Ok(pid)
     }
 
-    /// Stops this dir's detached proxy (SIGTERM, which drains it, then SIGKILL); true when
-    /// one was running.
-    pub fn stop_proxy(&self) -> bool {
-        let running = self.proxy_pid();
+    /// SIGTERM (the proxy drains, the monitor stops its loop), then SIGKILL; true when one
+    /// was running.
+    fn stop_daemon(&self, name: &str) -> bool {
+        let running = self.daemon_pid(name);
         if let Some(pid) = running {
             process::terminate(pid, Duration::from_secs(10));
         }
-        // Also when the proxy had already gone: a pid file left behind would name a process
-        // that may one day be another one.
-        let _ = std::fs::remove_file(self.proxy_dir().join("proxy.pid"));
+        // Also when it had already gone: a pid file left behind would name a process that
+        // may one day be another one.
+        let _ = std::fs::remove_file(self.root.join(name).join(format!("{name}.pid")));
         running.is_some()
     }
 
@@ -510,12 +560,14 @@ impl LocalDir {
                     .map_err(io_err(format!("removing {}", dir.display())))?;
             }
         }
-        let proxy = self.proxy_dir();
-        if proxy.exists() {
-            std::fs::remove_dir_all(&proxy)
-                .map_err(io_err(format!("removing {}", proxy.display())))?;
+        for daemon in [self.proxy_dir(), self.monitor_dir()] {
+            if daemon.exists() {
+                std::fs::remove_dir_all(&daemon)
+                    .map_err(io_err(format!("removing {}", daemon.display())))?;
+            }
         }
         let _ = std::fs::remove_file(self.root.join(UP_LOCK_FILE));
+        let _ = std::fs::remove_file(self.password_file());
         let manifest = self.root.join(MANIFEST_FILE);
         std::fs::remove_file(&manifest)
             .map_err(io_err(format!("removing {}", manifest.display())))?;
@@ -568,6 +620,79 @@ impl LocalDir {
     }
 }
 
+// Node authentication (`redkeep up --auth`): the password lives in one 0600 file in the
+// dir's root; every node's config gets it as `requirepass` and `masterauth`, and whatever
+// redkeep opens to a node of the dir sends it.
+
+/// The file holding the nodes' password of an `up --auth` cluster, in the dir's root.
+pub const PASSWORD_FILE: &str = "password";
+
+impl LocalDir {
+    /// Where the nodes' password is kept.
+    pub fn password_file(&self) -> PathBuf {
+        self.root.join(PASSWORD_FILE)
+    }
+
+    /// The nodes' password, `None` when the cluster has none (it was made without `--auth`).
+    pub fn password(&self) -> Result<Option<String>, DeployError> {
+        let path = self.password_file();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text.trim_end_matches('\n').to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(format!("reading {}", path.display()))(e)),
+        }
+    }
+
+    /// Keeps `password` as the nodes' password (0600): the next start of each node requires it.
+    pub fn store_password(&self, password: &str) -> Result<(), DeployError> {
+        write_private(&self.password_file(), &format!("{password}\n"))
+    }
+
+    /// One `PING` to node `port`, after `AUTH` when the dir has a password; true on `+PONG`.
+    pub fn ping_node(&self, port: u16) -> bool {
+        let password = self.password().ok().flatten();
+        ping_with(&self.manifest.host, port, password.as_deref())
+    }
+}
+
+/// A new random password for the nodes: 32 hex digits (128 bits) from the kernel's random
+/// source (the one `getrandom` reads; no crate needed for it).
+pub fn generate_password() -> Result<String, DeployError> {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(io_err("reading /dev/urandom for a new password"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The config lines that make a node require `password` of every client (the `default`
+/// user's password) and give it to its master when it replicates.
+pub fn auth_config(password: &str) -> String {
+    let quoted = conf_quote(password);
+    format!(
+        "# Authentication (redkeep up --auth): clients AUTH, replicas too (masterauth).\n\
+         requirepass {quoted}\nmasterauth {quoted}\n"
+    )
+}
+
+/// `text` as one quoted redis.conf argument (escapes as redis-server's parser reads them), so
+/// that a password with spaces, quotes or `#` stays one value.
+fn conf_quote(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// The `redis.conf` of one cluster node living in `dir` (absolute), rewritten at every start.
 pub fn node_config(host: &str, port: u16, dir: &Path, node_timeout_ms: u64) -> String {
     let dir = dir.display();
@@ -606,7 +731,7 @@ fn create_private_dir(dir: &Path) -> Result<(), DeployError> {
 
 /// Writes `contents` to `path` (replacing it), 0600 also when the file existed with a wider
 /// mode: the mode is set before anything is written.
-fn write_private(path: &Path, contents: &str) -> Result<(), DeployError> {
+pub fn write_private(path: &Path, contents: &str) -> Result<(), DeployError> {
     use std::os::unix::fs::PermissionsExt;
     let what = || format!("writing {}", path.display());
     let mut file = std::fs::OpenOptions::new()
@@ -650,21 +775,51 @@ pub fn detach_from_terminal(command: &mut Command) {
 
 /// One `PING` over a fresh connection; true on `+PONG`.
 pub fn ping(host: &str, port: u16) -> bool {
-    matches!(simple_command(host, port, b"*1\r\n$4\r\nPING\r\n"), Some(reply) if reply.starts_with(b"+PONG"))
+    ping_with(host, port, None)
 }
 
-fn send_shutdown(host: &str, port: u16) {
-    let _ = simple_command(host, port, b"*1\r\n$8\r\nSHUTDOWN\r\n");
+/// [`ping`] after `AUTH password`, when given.
+pub fn ping_with(host: &str, port: u16, password: Option<&str>) -> bool {
+    let reply = simple_command(host, port, password, &command(&["PING"]));
+    matches!(reply, Some(reply) if reply.starts_with(b"+PONG"))
 }
 
-/// Sends raw RESP and returns what came back in the first read (enough for PING/SHUTDOWN).
-fn simple_command(host: &str, port: u16, request: &[u8]) -> Option<Vec<u8>> {
+fn send_shutdown(host: &str, port: u16, password: Option<&str>) {
+    let _ = simple_command(host, port, password, &command(&["SHUTDOWN"]));
+}
+
+/// `args` as one RESP request.
+fn command(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend(format!("${}\r\n", arg.len()).into_bytes());
+        out.extend(arg.as_bytes());
+        out.extend(b"\r\n");
+    }
+    out
+}
+
+/// Sends `request` (after `AUTH password`, when given) and returns what came back in the
+/// first read (enough for PING/SHUTDOWN); `None` when AUTH is refused.
+fn simple_command(
+    host: &str,
+    port: u16,
+    password: Option<&str>,
+    request: &[u8],
+) -> Option<Vec<u8>> {
     let addr = (host, port);
     let addr = std::net::ToSocketAddrs::to_socket_addrs(&addr).ok()?.next()?;
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    stream.write_all(request).ok()?;
     let mut buf = [0u8; 64];
+    if let Some(password) = password {
+        stream.write_all(&command(&["AUTH", password])).ok()?;
+        let n = stream.read(&mut buf).ok()?;
+        if !buf[..n].starts_with(b"+OK") {
+            return None;
+        }
+    }
+    stream.write_all(request).ok()?;
     let n = stream.read(&mut buf).ok()?;
     Some(buf[..n].to_vec())
 }
@@ -687,5 +842,22 @@ mod tests {
             assert!(lines.contains(&wanted), "missing {wanted:?} in\n{text}");
         }
         assert_eq!(lines.iter().filter(|l| l.starts_with("bind ")).count(), 1, "{text}");
+    }
+
+    #[test]
+    fn a_password_stays_one_quoted_config_value() {
+        let text = auth_config(r#"a b"c\d#e"#);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines.contains(&r#"requirepass "a b\"c\\d#e""#), "{text}");
+        assert!(lines.contains(&r#"masterauth "a b\"c\\d#e""#), "{text}");
+        assert_eq!(conf_quote("x\ny"), r#""x\x0ay""#);
+    }
+
+    #[test]
+    fn generated_passwords_are_long_and_differ() {
+        let (a, b) = (generate_password().unwrap(), generate_password().unwrap());
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()), "{a}");
+        assert_ne!(a, b);
     }
 }

@@ -17,10 +17,10 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use bytes::{Buf, Bytes, BytesMut};
+use cluster::net::{NodeStream, connect_node};
 use resp::Scanner;
 use std::sync::atomic::Ordering::Relaxed;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::client::{Reply, SHARED_REPLY};
 use crate::metrics::NodeStats;
@@ -210,21 +210,37 @@ impl Backend {
     /// Afterwards every pending entry is handed back to the worker, which retries or fails it.
     pub async fn run<O: Owner>(self: Rc<Self>, ctx: Rc<O>) {
         let shared = ctx.shared();
-        let connect = tokio::time::timeout(
-            shared.config.connect_timeout,
-            TcpStream::connect(self.addr.as_str()),
-        );
+        let connect =
+            tokio::time::timeout(shared.config.connect_timeout, connect_node(self.addr.as_str()));
         let stream = match connect.await {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => return self.fail(&ctx, false, &format!("cannot connect: {e}")),
             Err(_) => return self.fail(&ctx, false, "connect timed out"),
         };
         crate::shared::Stats::add(&shared.stats.backend_connects, 1);
+        // The loops are generic over the halves: the plain path keeps tokio's own split halves
+        // (no lock, no indirection); TLS shares one stream between them.
+        match stream {
+            NodeStream::Plain(stream) => {
+                let (reader, writer) = stream.into_split();
+                self.serve(ctx, reader, writer).await
+            }
+            NodeStream::Tls(stream) => {
+                let (reader, writer) = tokio::io::split(stream);
+                self.serve(ctx, reader, writer).await
+            }
+        }
+    }
+
+    /// Writes and reads on a connected stream until it breaks or is closed.
+    async fn serve<O: Owner, R, W>(self: Rc<Self>, ctx: Rc<O>, mut reader: R, mut writer: W)
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
         let stats = ctx.node_stats(&self.addr);
         stats.connections.fetch_add(1, Relaxed);
         let _open = OpenConnection(&stats);
-        let _ = stream.set_nodelay(true);
-        let (mut reader, mut writer) = stream.into_split();
         let write_loop = async {
             let mut spare = BytesMut::with_capacity(16 * 1024);
             loop {
@@ -238,6 +254,8 @@ impl Backend {
                         break;
                     }
                     writer.write_all(&spare).await?;
+                    // TLS may keep records back until flushed (for TCP it does nothing).
+                    writer.flush().await?;
                     spare.clear();
                 }
             }

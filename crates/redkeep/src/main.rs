@@ -24,6 +24,19 @@ struct Cli {
     #[arg(long, global = true, env = "REDKEEP_PASSWORD", hide_env_values = true)]
     password: Option<String>,
 
+    /// Connect to the nodes with TLS, verifying them against this CA (PEM); the nodes'
+    /// certificates must carry the IPs they announce. Every connection redkeep opens to a
+    /// node (commands, the proxy's backends, the monitor) then speaks TLS.
+    #[arg(long, global = true, value_name = "FILE", env = "REDKEEP_NODE_TLS_CA")]
+    node_tls_ca: Option<std::path::PathBuf>,
+    /// The client certificate (PEM) shown to the nodes (Redis' `tls-auth-clients` is on by
+    /// default); with --node-tls-key and --node-tls-ca.
+    #[arg(long, global = true, value_name = "FILE", requires_all = ["node_tls_key", "node_tls_ca"])]
+    node_tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --node-tls-cert (PEM).
+    #[arg(long, global = true, value_name = "FILE", requires = "node_tls_cert")]
+    node_tls_key: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -68,6 +81,14 @@ fn main() -> std::process::ExitCode {
         .init();
     if let Some(password) = cli.password.clone() {
         cluster::admin::set_credentials(Some(cluster::admin::Credentials { user: None, password }));
+    }
+    if let Some(ca) = cli.node_tls_ca.clone() {
+        let client = cli.node_tls_cert.clone().zip(cli.node_tls_key.clone());
+        let tls = cluster::net::NodeTls { ca, client };
+        if let Err(e) = cluster::net::set_node_tls(Some(&tls)) {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
     }
     match dispatch(cli.command) {
         Ok(code) => code,

@@ -251,3 +251,58 @@ fn the_lab_s_monitor_heals_node_and_replica_loss_and_the_layout_and_refuses_when
     assert!(lab.namespaces().is_empty(), "left: {:?}", lab.namespaces());
     assert!(processes_under(lab.root.path()).is_empty(), "processes left (a monitor?)");
 }
+
+#[test]
+fn an_auth_lab_has_nodes_that_want_the_password_and_its_drill_passes() {
+    let lab = TestLab::new('p');
+    let up = lab.ok(&["up", "--auth"]);
+    assert!(up.contains("require a password"), "{up}");
+    let password_file = lab.root.path().join(&lab.name).join("password");
+    let password = std::fs::read_to_string(&password_file).expect("the password is kept");
+    let password = password.trim().to_string();
+    assert!(!up.contains(&password), "the lab prints where the password is, not it: {up}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&password_file).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // `redis-cli` on the client host, the password (when given) in its environment.
+    let cli = |auth: bool, host: &str, port: &str, args: &[&str]| {
+        let root = lab.root.path().to_str().unwrap();
+        let mut command = Command::cargo_bin("redkeep").unwrap();
+        command.args(["lab", "--name", &lab.name, "--root", root, "exec", "c1", "--"]);
+        command.args(["redis-cli", "-h", host, "-p", port]).args(args);
+        command.env_remove("REDISCLI_AUTH");
+        if auth {
+            command.env("REDISCLI_AUTH", &password);
+        }
+        text(&command.output().unwrap()).trim().to_string()
+    };
+    let status: serde_json::Value = serde_json::from_str(&lab.ok(&["status", "--json"])).unwrap();
+    let mut replicas = 0;
+    for host in status["hosts"].as_array().unwrap().iter().filter(|h| h["role"] == "redis") {
+        let ip = host["ip"].as_str().unwrap();
+        for node in host["nodes"].as_array().unwrap() {
+            let port = node["port"].to_string();
+            let refused = cli(false, ip, &port, &["PING"]);
+            assert!(refused.contains("NOAUTH"), "{ip}:{port} without AUTH: {refused}");
+            assert_eq!(cli(true, ip, &port, &["PING"]), "PONG", "{ip}:{port}");
+            let info = cli(true, ip, &port, &["INFO", "replication"]);
+            if info.contains("role:slave") {
+                replicas += 1;
+                assert!(info.contains("master_link_status:up"), "{ip}:{port}: {info}");
+            }
+        }
+    }
+    assert_eq!(replicas, 3, "{status}");
+    // The proxies authenticate to the nodes: the VIP serves (its clients are not asked).
+    assert_eq!(cli(false, "198.18.0.100", "7010", &["SET", "lab:key", "v1"]), "OK");
+    assert_eq!(cli(false, "198.18.0.100", "7010", &["GET", "lab:key"]), "v1");
+    // A failover with masterauth: the killed master's replica takes over, it rejoins.
+    let killed = reports(&lab.ok(&["drill", "master-kill", "--json"]));
+    assert_passed(&killed[0]);
+    // No proxy has the password on its command line.
+    for pid in processes_under(lab.root.path()) {
+        let line = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let line = String::from_utf8_lossy(&line);
+        assert!(!line.contains(&password), "pid {pid}: {line}");
+    }
+}

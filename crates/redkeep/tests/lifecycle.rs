@@ -16,7 +16,7 @@ struct DirGuard(PathBuf);
 impl Drop for DirGuard {
     fn drop(&mut self) {
         if let Ok(dir) = deploy::local::open(&self.0) {
-            if let Some(pid) = dir.proxy_pid() {
+            for pid in [dir.monitor_pid(), dir.proxy_pid()].into_iter().flatten() {
                 deploy::process::signal(pid, libc::SIGKILL);
                 deploy::process::wait_gone(pid, Duration::from_secs(5));
             }
@@ -78,6 +78,18 @@ fn wait_for_status(seed: &str, what: &str, done: impl Fn(&Value) -> bool) -> Val
     }
 }
 
+/// `GET path` over HTTP/1.1 from `addr`: the whole answer as text.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connects");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("an answer");
+    answer
+}
+
 fn pid_of(dir: &Path, port: u16) -> u32 {
     deploy::local::open(dir).unwrap().running_pid(port).expect("node runs")
 }
@@ -87,6 +99,7 @@ fn up_check_failover_rejoin_down() {
     let base_port = deploy::ports::free_block(6).expect("free ports");
     let proxy_port = deploy::ports::free_port().to_string();
     let stats_port = deploy::ports::free_port().to_string();
+    let monitor_port = deploy::ports::free_port().to_string();
     let dir = std::env::temp_dir().join(format!("redkeep-lifecycle-{}", std::process::id()));
     let _guard = DirGuard(dir.clone());
     let dir_arg = dir.to_str().unwrap();
@@ -105,6 +118,8 @@ fn up_check_failover_rejoin_down() {
         &proxy_port,
         "--stats-port",
         &stats_port,
+        "--monitor-port",
+        &monitor_port,
     ];
     let up = redkeep(&up_args);
     assert!(up.status.success(), "up failed: {}", describe(&up));
@@ -114,6 +129,17 @@ fn up_check_failover_rejoin_down() {
     assert!(
         deploy::local::ping("127.0.0.1", proxy_port.parse().unwrap()),
         "the proxy answers PING"
+    );
+
+    // And the detached monitor answers on its port, the proxy's stats page showing its alarms.
+    assert!(local.monitor_pid().is_some(), "up --detach started the monitor: {}", describe(&up));
+    let alarms = http_get(&format!("127.0.0.1:{monitor_port}"), "/api/v1/alarms");
+    assert!(alarms.starts_with("HTTP/1.1 200"), "{alarms}");
+    assert!(alarms.contains("\"alarms\":"), "{alarms}");
+    let page = http_get(&format!("127.0.0.1:{stats_port}"), "/stats");
+    assert!(
+        page.contains(&format!("Alarms from the monitor at 127.0.0.1:{monitor_port}")),
+        "{page}"
     );
 
     // `up` in the foreground on it says it is up already, and starts nothing.
@@ -177,6 +203,7 @@ fn up_check_failover_rejoin_down() {
     assert!(down.status.success(), "down failed: {}", describe(&down));
     let local = deploy::local::open(&dir).unwrap();
     assert_eq!(local.proxy_pid(), None, "down stopped the proxy");
+    assert_eq!(local.monitor_pid(), None, "down stopped the monitor");
     for &port in &local.manifest.ports {
         assert_eq!(local.running_pid(port), None, "node {port} still runs after down");
     }

@@ -9,6 +9,11 @@
 //! - `GET /api/v1/stats` (the whole [`Snapshot`]) and `GET /api/v1/nodes` (its nodes) as JSON;
 //! - `GET /` redirects to `/stats`.
 //!
+//! With a monitor ([`WebOptions::monitor`], `redkeep proxy --monitor-url`), the page's alarms
+//! panel shows the monitor's alarms and an event timeline, fetched by this server ([`monitor`]
+//! says why here and not in the browser); without one, or when it does not answer, the page
+//! shows its own alarms, derived from the snapshot, and says so.
+//!
 //! Safety: the server only answers reads (other methods get 405); with a token
 //! ([`WebOptions::token`]) every path wants `Authorization: Bearer TOKEN` and answers 401
 //! without it; request headers are bounded ([`WebOptions::max_header_bytes`], then 431) and
@@ -19,6 +24,7 @@
 //! pure functions of it. The server runs on the caller's tokio runtime, off the proxy's worker
 //! threads, and stops when the proxy shuts down.
 
+pub mod monitor;
 pub mod page;
 pub mod prom;
 #[cfg(test)]
@@ -57,11 +63,19 @@ struct AppState {
     shared: Arc<proxy::Shared>,
     /// The proxy's listen address, as the page shows it.
     proxy_listen: String,
+    monitor: Option<monitor::MonitorUrl>,
 }
 
 impl AppState {
     fn snapshot(&self) -> Snapshot {
         self.shared.snapshot(&self.proxy_listen)
+    }
+
+    async fn monitor_view(&self) -> monitor::MonitorView {
+        match &self.monitor {
+            Some(url) => monitor::fetch(url).await,
+            None => monitor::MonitorView::NotConfigured,
+        }
     }
 }
 
@@ -75,13 +89,15 @@ pub struct WebOptions {
     pub max_connections: usize,
     /// Bound on a request's start line and headers together (hyper answers 431 beyond it).
     pub max_header_bytes: usize,
+    /// The monitor whose alarms and events the stats page shows.
+    pub monitor: Option<monitor::MonitorUrl>,
 }
 
 impl Default for WebOptions {
     fn default() -> Self {
         // A stats page has a handful of readers (browsers, Prometheus); 8 KiB of headers is
         // what common servers (nginx, Apache) accept by default.
-        WebOptions { token: None, max_connections: 64, max_header_bytes: 8 * 1024 }
+        WebOptions { token: None, max_connections: 64, max_header_bytes: 8 * 1024, monitor: None }
     }
 }
 
@@ -110,7 +126,8 @@ pub async fn serve_with(
     let listener = TcpListener::bind(addr).await.map_err(|error| WebError::Bind { addr, error })?;
     let local_addr = listener.local_addr().map_err(|error| WebError::Bind { addr, error })?;
     let shutdown = shared.shutdown.clone();
-    let app = router(Arc::new(AppState { shared, proxy_listen }), options.token.clone());
+    let state = AppState { shared, proxy_listen, monitor: options.monitor.clone() };
+    let app = router(Arc::new(state), options.token.clone());
     tokio::spawn(async move {
         tokio::select! {
             () = accept_loop(listener, app, &options, &shutdown) => {}
@@ -221,12 +238,15 @@ fn refuse_busy(stream: TcpStream) {
 }
 
 async fn stats_page(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let html = page::render(&state.snapshot(), now_ms());
+    let monitor = state.monitor_view().await;
+    let html = page::render(&state.snapshot(), &monitor, now_ms());
     ([(header::CACHE_CONTROL, "no-store")], Html(html))
 }
 
 async fn stats_parts(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    ([(header::CACHE_CONTROL, "no-store")], Json(page::parts(&state.snapshot(), now_ms())))
+    let monitor = state.monitor_view().await;
+    let parts = page::parts(&state.snapshot(), &monitor, now_ms());
+    ([(header::CACHE_CONTROL, "no-store")], Json(parts))
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {

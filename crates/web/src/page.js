@@ -3,7 +3,7 @@
 // render and later ones are the same markup.
 (function () {
   "use strict";
-  var IDS = ["version", "listen", "uptime", "alarms", "summary", "nodes-body", "commands-body"];
+  var IDS = ["version", "listen", "uptime", "alarms", "summary", "events", "nodes-body", "commands-body"];
 
   function set(id, html) {
     var el = document.getElementById(id);

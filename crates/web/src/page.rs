@@ -9,6 +9,8 @@ use std::fmt::Write;
 
 use proxy::snapshot::{CommandSnapshot, NodeSnapshot, Snapshot};
 
+use crate::monitor::{MonitorAlarm, MonitorEvent, MonitorView};
+
 const CSS: &str = include_str!("page.css");
 const JS: &str = include_str!("page.js");
 
@@ -16,8 +18,9 @@ const JS: &str = include_str!("page.js");
 const ESTIMATE_NOTE: &str = "estimated from the latency histogram, whose buckets are powers \
     of two in µs: the true value is within a factor of two";
 
-/// The whole page for one snapshot; `now_ms` (Unix ms) dates the health checks ("3 s ago").
-pub fn render(snap: &Snapshot, now_ms: u64) -> String {
+/// The whole page for one snapshot and what the monitor said (if one is known); `now_ms`
+/// (Unix ms) dates the health checks ("3 s ago").
+pub fn render(snap: &Snapshot, monitor: &MonitorView, now_ms: u64) -> String {
     let mut out = String::with_capacity(48 * 1024);
     let listen = escape(&snap.proxy.listen);
     let _ = write!(
@@ -32,6 +35,7 @@ pub fn render(snap: &Snapshot, now_ms: u64) -> String {
             "<span id=\"status\">rendered by the server · refreshes every 2 s</span></header>\n",
             "<main>\n<section id=\"alarms\">{alarms}</section>\n",
             "<section id=\"summary\">{summary}</section>\n",
+            "<h2>Events</h2>\n<section id=\"events\">{events}</section>\n",
             "<h2>Nodes</h2>\n<div class=\"wrap\"><table id=\"nodes\"><thead><tr>{node_head}",
             "</tr></thead>\n<tbody id=\"nodes-body\">{nodes}</tbody></table></div>\n",
             "<h2>Commands</h2>\n<div class=\"wrap\"><table id=\"commands\"><thead><tr>",
@@ -53,8 +57,9 @@ pub fn render(snap: &Snapshot, now_ms: u64) -> String {
         css = CSS,
         version = escape(snap.proxy.version),
         uptime = escape(&uptime(snap.proxy.uptime_secs)),
-        alarms = alarms_html(&alarms(snap, now_ms)),
+        alarms = alarms_section(snap, monitor, now_ms),
         summary = summary(snap),
+        events = events_section(monitor, now_ms),
         node_head = NODE_HEAD,
         nodes = node_rows(&snap.nodes, now_ms),
         commands = command_rows(&snap.commands),
@@ -65,14 +70,15 @@ pub fn render(snap: &Snapshot, now_ms: u64) -> String {
 }
 
 /// The parts of the page the script replaces on each refresh, by element id.
-pub fn parts(snap: &Snapshot, now_ms: u64) -> serde_json::Value {
+pub fn parts(snap: &Snapshot, monitor: &MonitorView, now_ms: u64) -> serde_json::Value {
     serde_json::json!({
         "title": format!("redkeep proxy {}", snap.proxy.listen),
         "version": escape(snap.proxy.version),
         "listen": escape(&snap.proxy.listen),
         "uptime": escape(&uptime(snap.proxy.uptime_secs)),
-        "alarms": alarms_html(&alarms(snap, now_ms)),
+        "alarms": alarms_section(snap, monitor, now_ms),
         "summary": summary(snap),
+        "events": events_section(monitor, now_ms),
         "nodes-body": node_rows(&snap.nodes, now_ms),
         "commands-body": command_rows(&snap.commands),
     })
@@ -164,6 +170,89 @@ pub fn alarms(snap: &Snapshot, now_ms: u64) -> Vec<Alarm> {
             p.clients_connected, p.clients_max
         )));
     }
+    out
+}
+
+/// The alarms panel: the monitor's alarms when it answered; else the page's own, with a line
+/// saying which source it is (and why the monitor's are missing).
+fn alarms_section(snap: &Snapshot, monitor: &MonitorView, now_ms: u64) -> String {
+    let own = || alarms_html(&alarms(snap, now_ms));
+    match monitor {
+        MonitorView::Reachable { url, alarms, .. } => format!(
+            "<p class=\"source\">Alarms from the monitor at {}.</p>{}",
+            escape(&url.authority),
+            monitor_alarms_html(alarms, now_ms)
+        ),
+        MonitorView::Unreachable { url, error } => format!(
+            "<p class=\"source unreachable\">The monitor at {} could not be reached ({}): \
+             these alarms are the proxy's own, from its health checks.</p>{}",
+            escape(&url.authority),
+            escape(error),
+            own()
+        ),
+        MonitorView::NotConfigured => format!(
+            "<p class=\"source\">Alarms from the proxy's own health checks (no monitor \
+             configured: <code>--monitor-url</code>).</p>{}",
+            own()
+        ),
+    }
+}
+
+fn monitor_alarms_html(alarms: &[MonitorAlarm], now_ms: u64) -> String {
+    if alarms.is_empty() {
+        return "<p class=\"no-alarms\">No alarms.</p>".to_string();
+    }
+    let mut out = String::from("<ul class=\"alarms\">");
+    for a in alarms {
+        // Critical and firing: service is hurt; the rest may soon be.
+        let level = if a.state == "firing" && a.severity == "critical" { "bad" } else { "warn" };
+        let from = if a.source == "alertmanager" { " · from Alertmanager" } else { "" };
+        let _ = write!(
+            out,
+            "<li class=\"alarm {level}\" data-alarm=\"{name}\"><span class=\"sev\">{sev}</span> \
+             <b>{name}</b> {summary} <span class=\"dim\">{state} for {since}{from}</span></li>",
+            name = escape(&a.name),
+            sev = escape(&a.severity),
+            summary = escape(&a.summary),
+            state = escape(&a.state),
+            since = how_long(now_ms, a.since_ms),
+        );
+    }
+    out.push_str("</ul>");
+    out
+}
+
+/// The monitor's event timeline, newest first.
+fn events_section(monitor: &MonitorView, now_ms: u64) -> String {
+    let events = match monitor {
+        MonitorView::Reachable { events, .. } => events,
+        MonitorView::Unreachable { url, .. } => {
+            return format!(
+                "<p class=\"dim\">The monitor at {} could not be reached: no events.</p>",
+                escape(&url.authority)
+            );
+        }
+        MonitorView::NotConfigured => {
+            return "<p class=\"dim\">The event timeline (alarm transitions, healing actions) \
+                    comes from the monitor: give the proxy <code>--monitor-url</code>.</p>"
+                .to_string();
+        }
+    };
+    if events.is_empty() {
+        return "<p class=\"dim\">No events yet.</p>".to_string();
+    }
+    let mut out = String::from("<ol class=\"events\">");
+    for MonitorEvent { at_ms, kind, text } in events {
+        let _ = write!(
+            out,
+            "<li class=\"event {kind}\"><span class=\"dim\">{ago}</span> \
+             <span class=\"kind\">{kind}</span> {text}</li>",
+            kind = escape(kind),
+            ago = ago(now_ms, *at_ms),
+            text = escape(text),
+        );
+    }
+    out.push_str("</ol>");
     out
 }
 
@@ -511,12 +600,77 @@ pub use bench::report::escape;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitor::MonitorUrl;
     use crate::test_support::{NOW_MS, snapshot};
+
+    const NONE: MonitorView = MonitorView::NotConfigured;
+
+    fn url() -> MonitorUrl {
+        MonitorUrl::parse("http://127.0.0.1:7030").unwrap()
+    }
+
+    #[test]
+    fn the_monitors_alarms_replace_the_pages_own_and_its_events_show_newest_first() {
+        let snap = snapshot();
+        let alarm = MonitorAlarm {
+            name: "node_down".into(),
+            state: "firing".into(),
+            severity: "critical".into(),
+            since_ms: NOW_MS - 5_000,
+            summary: "node 10.0.0.2:7001 <down>".into(),
+            source: "monitor",
+        };
+        let event = |at_ms, kind: &str, text: &str| MonitorEvent {
+            at_ms,
+            kind: kind.into(),
+            text: text.into(),
+        };
+        let events = vec![
+            event(NOW_MS - 1_000, "heal", "plan: restart 10.0.0.2:7001"),
+            event(NOW_MS - 5_000, "alarm", "node_down firing"),
+        ];
+        let view = MonitorView::Reachable { url: url(), alarms: vec![alarm], events };
+        let html = render(&snap, &view, NOW_MS);
+        assert!(html.contains("Alarms from the monitor at 127.0.0.1:7030."), "{html}");
+        assert!(html.contains(concat!(
+            "<li class=\"alarm bad\" data-alarm=\"node_down\"><span class=\"sev\">critical</span> ",
+            "<b>node_down</b> node 10.0.0.2:7001 &lt;down&gt; <span class=\"dim\">firing for 5 s</span></li>"
+        )));
+        // Not the page's own alarm for the same node: one source at a time.
+        assert!(!html.contains("is down for"));
+        let heal = html.find("plan: restart 10.0.0.2:7001").unwrap();
+        assert!(heal < html.find("node_down firing").unwrap());
+        assert!(
+            html.contains("<span class=\"dim\">1 s ago</span> <span class=\"kind\">heal</span>")
+        );
+        let parts = parts(&snap, &view, NOW_MS);
+        assert!(html.contains(parts["events"].as_str().unwrap()));
+    }
+
+    #[test]
+    fn an_unreachable_or_absent_monitor_leaves_the_pages_own_alarms_and_says_so() {
+        let snap = snapshot();
+        let down = MonitorView::Unreachable {
+            url: url(),
+            error: "cannot connect to 127.0.0.1:7030: Connection refused".into(),
+        };
+        let html = render(&snap, &down, NOW_MS);
+        assert!(
+            html.contains("The monitor at 127.0.0.1:7030 could not be reached (cannot connect")
+        );
+        assert!(html.contains("these alarms are the proxy's own"));
+        assert!(html.contains("10.0.0.2:7001 (replica) is down for 8 s"));
+        assert!(html.contains("could not be reached: no events."));
+        let html = render(&snap, &NONE, NOW_MS);
+        assert!(html.contains("Alarms from the proxy's own health checks (no monitor configured"));
+        assert!(html.contains("10.0.0.2:7001 (replica) is down for 8 s"));
+        assert!(html.contains("give the proxy <code>--monitor-url</code>"));
+    }
 
     #[test]
     fn one_node_row_per_node_with_its_address() {
         let snap = snapshot();
-        let html = render(&snap, NOW_MS);
+        let html = render(&snap, &NONE, NOW_MS);
         assert_eq!(html.matches("class=\"node\"").count(), snap.nodes.len());
         assert!(html.contains(r#"<tr class="node" data-addr="10.0.0.1:7000" data-state="up">"#));
         assert!(html.contains(r#"<tr class="node" data-addr="10.0.0.2:7001" data-state="down">"#));
@@ -563,7 +717,7 @@ mod tests {
         );
         snap.nodes.remove(1);
         assert!(alarms(&snap, NOW_MS).is_empty());
-        assert!(render(&snap, NOW_MS).contains("<p class=\"no-alarms\">No alarms.</p>"));
+        assert!(render(&snap, &NONE, NOW_MS).contains("<p class=\"no-alarms\">No alarms.</p>"));
         let figures = &mut snap.nodes[0].health.as_mut().unwrap().figures;
         figures.used_memory = figures.maxmemory - 1;
         snap.cluster.state = "degraded";
@@ -576,14 +730,14 @@ mod tests {
                 "10.0.0.1:7000 uses 100.0 MiB of its maxmemory 100.0 MiB"
             ]
         );
-        let html = render(&snap, NOW_MS);
+        let html = render(&snap, &NONE, NOW_MS);
         assert_eq!(html.matches("<li class=\"alarm ").count(), 2);
         assert!(!html.contains("<p class=\"no-alarms\""));
     }
 
     #[test]
     fn text_from_nodes_is_escaped() {
-        let html = render(&snapshot(), NOW_MS);
+        let html = render(&snapshot(), &NONE, NOW_MS);
         assert!(
             html.contains("connection refused &lt;script&gt;alert(1)&lt;/script&gt; &amp; more")
         );
@@ -594,13 +748,13 @@ mod tests {
         );
         let mut snap = snapshot();
         snap.nodes[0].addr = "\"><b>".into();
-        let html = render(&snap, NOW_MS);
+        let html = render(&snap, &NONE, NOW_MS);
         assert!(html.contains(r#"data-addr="&quot;&gt;&lt;b&gt;""#));
     }
 
     #[test]
     fn page_is_self_contained() {
-        let html = render(&snapshot(), NOW_MS);
+        let html = render(&snapshot(), &NONE, NOW_MS);
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert_eq!(html.matches("<script>").count(), 1);
         assert!(html.contains("<style>"));
@@ -617,11 +771,18 @@ mod tests {
     #[test]
     fn parts_are_the_pages_own_markup() {
         let snap = snapshot();
-        let html = render(&snap, NOW_MS);
-        let parts = parts(&snap, NOW_MS);
-        for id in
-            ["version", "listen", "uptime", "alarms", "summary", "nodes-body", "commands-body"]
-        {
+        let html = render(&snap, &NONE, NOW_MS);
+        let parts = parts(&snap, &NONE, NOW_MS);
+        for id in [
+            "version",
+            "listen",
+            "uptime",
+            "alarms",
+            "summary",
+            "events",
+            "nodes-body",
+            "commands-body",
+        ] {
             let part = parts[id].as_str().unwrap_or_else(|| panic!("no part {id}"));
             assert!(html.contains(&format!("id=\"{id}\">{part}<")), "{id}: {part}");
             // The script fills exactly these ids.
@@ -632,7 +793,7 @@ mod tests {
 
     #[test]
     fn summary_and_commands() {
-        let html = render(&snapshot(), NOW_MS);
+        let html = render(&snapshot(), &NONE, NOW_MS);
         assert!(html.contains("<dt>commands</dt><dd>42</dd>"));
         assert!(html.contains("<dt>MOVED followed</dt><dd>2</dd>"));
         assert!(html.contains("<dt>state</dt><dd><span class=\"badge s-ok\">ok</span></dd>"));
@@ -681,7 +842,7 @@ mod tests {
         let mut snap = snapshot();
         snap.nodes.clear();
         snap.commands.clear();
-        let html = render(&snap, NOW_MS);
+        let html = render(&snap, &NONE, NOW_MS);
         assert!(html.contains("no nodes in the slot map"));
         assert!(html.contains("no commands yet"));
         assert_eq!(html.matches("class=\"node\"").count(), 0);

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 /// Stop the nodes that `redkeep up` started in a dir: SHUTDOWN (which saves) first, then
 /// SIGTERM/SIGKILL by their recorded and verified pid. `--purge` also deletes their data.
 ///
-/// A detached proxy of the dir is stopped first, and so is an `up` still running the dir in the
+/// A detached monitor of the dir is stopped first (so that healing does not start the nodes
+/// being stopped again), then a detached proxy, and so is an `up` still running the dir in the
 /// foreground (it stops its proxy and nodes itself, as on Ctrl-C).
 #[derive(clap::Args)]
 pub struct DownArgs {
@@ -28,6 +29,11 @@ pub fn run(args: DownArgs) -> anyhow::Result<ExitCode> {
         println!("Stopping the `redkeep up` that runs {shown} (pid {pid}), with its proxy...");
         deploy::process::terminate(pid, std::time::Duration::from_secs(30));
     }
+    // Before the nodes: its healing would restart the nodes being stopped.
+    let monitor = dir.stop_monitor();
+    if monitor {
+        println!("Stopped the monitor of {shown}");
+    }
     let proxy = dir.stop_proxy();
     if proxy {
         println!("Stopped the proxy of {shown}");
@@ -35,9 +41,9 @@ pub fn run(args: DownArgs) -> anyhow::Result<ExitCode> {
     let stopped = dir.stop();
     let known = dir.manifest.ports.len();
     match (up, proxy, stopped.len()) {
-        (None, false, 0) => {
+        (None, false, 0) if !monitor => {
             println!(
-                "Nothing was running in {shown}: no node and no proxy of it ({known} nodes known)"
+                "Nothing was running in {shown}: no node, proxy nor monitor of it ({known} nodes known)"
             )
         }
         (Some(_), _, 0) => println!("`redkeep up` stopped; no node of {shown} runs any more"),

@@ -42,6 +42,12 @@ enum Action {
         /// More flags for every proxy, e.g. `--proxy-flag=--write-ack --proxy-flag=replica`.
         #[arg(long = "proxy-flag", allow_hyphen_values = true)]
         proxy_flags: Vec<String>,
+        /// Nodes require a password (requirepass/masterauth, protected-mode yes), generated
+        /// and kept in the lab's dir (`password`, 0600); the proxies authenticate to the
+        /// nodes with it (in their environment). Clients of the VIP are not asked for it
+        /// (keepalived's health script would need it).
+        #[arg(long)]
+        auth: bool,
     },
     /// Hosts, addresses, links, processes, roles, and which LB holds the VIP.
     Status {
@@ -92,9 +98,15 @@ enum Action {
 pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
     let root = &args.root;
     match args.action {
-        Action::Up { hosts, lbs, node_timeout, proxy_flags } => {
-            let spec =
-                LabSpec { name: args.name, redis_hosts: hosts, lbs, node_timeout, proxy_flags };
+        Action::Up { hosts, lbs, node_timeout, proxy_flags, auth } => {
+            let spec = LabSpec {
+                name: args.name,
+                redis_hosts: hosts,
+                lbs,
+                node_timeout,
+                proxy_flags,
+                auth,
+            };
             let redkeep = std::env::current_exe().context("cannot find the redkeep binary")?;
             let lab = Lab::up(&spec, root, &redkeep, &mut |step| println!("{step}..."))?;
             println!(
@@ -102,6 +114,9 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
                 lab.plan.name,
                 lab.plan.vip_addr()
             );
+            if lab.password().is_some() {
+                println!("The nodes require a password, kept in {}", lab.password_file().display());
+            }
             print_status(&lab);
         }
         Action::Status { json } => {

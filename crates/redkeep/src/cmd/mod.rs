@@ -40,15 +40,34 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Where to find a node when the user named none: the nodes of the local cluster in `dir`,
-/// else the default first port.
+/// Where to find a node when the user named none: the nodes of the local cluster in `dir`
+/// (with its stored password, see [`use_stored_password`]), else the default first port.
 pub fn seed_candidates(explicit: Option<&str>, dir: &std::path::Path) -> Vec<String> {
     if let Some(node) = explicit {
         return vec![node.to_string()];
     }
     match deploy::local::open(dir) {
-        Ok(local) => local.manifest.addrs(),
+        Ok(local) => {
+            use_stored_password(&local);
+            local.manifest.addrs()
+        }
         Err(_) => vec!["127.0.0.1:7001".to_string()],
+    }
+}
+
+/// Makes the password of a cluster of `redkeep up --auth` the one this process's admin
+/// connections send, unless one was given (--password / REDKEEP_PASSWORD wins).
+fn use_stored_password(local: &deploy::local::LocalDir) {
+    if cluster::admin::credentials().is_some() {
+        return;
+    }
+    match local.password() {
+        Ok(Some(password)) => cluster::admin::set_credentials(Some(cluster::admin::Credentials {
+            user: None,
+            password,
+        })),
+        Ok(None) => {}
+        Err(e) => eprintln!("warning: {e}: the nodes are asked without a password"),
     }
 }
 

@@ -20,7 +20,8 @@ use proxy::{ProxyConfig, ReadFrom, WriteAck};
 /// (`seeds = ["10.0.0.1:6379"]`, `listen`, `stats`, `threads`, `read-from`, `write-ack`,
 /// `write-ack-timeout`, `max-clients`,
 /// `max-pending`, `max-bulk`, `idle-timeout`, `retry-budget`, `refresh-interval`, and
-/// `flush = false` / `config-set = false` / `fast-failover = true`, `announce`); options given on
+/// `flush = false` / `config-set = false` / `fast-failover = true`, `announce`, `monitor-url`);
+/// options given on
 /// the command line win.
 #[derive(clap::Args, Default)]
 pub struct ProxyArgs {
@@ -43,6 +44,11 @@ pub struct ProxyArgs {
     /// variable: a flag shows in the process list.
     #[arg(long, value_name = "TOKEN", env = "REDKEEP_STATS_TOKEN", hide_env_values = true)]
     stats_token: Option<String>,
+    /// The monitor (`redkeep monitor`'s API, http://HOST:PORT) whose alarms and event timeline
+    /// the stats page shows, instead of the page's own alarms; when it does not answer within
+    /// a second, the page shows its own and says so. [default: none]
+    #[arg(long, value_name = "URL")]
+    monitor_url: Option<String>,
     /// Worker threads. [default: one per core]
     #[arg(long)]
     threads: Option<usize>,
@@ -131,6 +137,7 @@ struct ProxyFile {
     seeds: Option<Vec<String>>,
     listen: Option<String>,
     stats: Option<String>,
+    monitor_url: Option<String>,
     threads: Option<usize>,
     read_from: Option<String>,
     write_ack: Option<String>,
@@ -163,6 +170,7 @@ pub struct ProxySettings {
     pub config: ProxyConfig,
     pub stats: Option<SocketAddr>,
     pub stats_token: Option<String>,
+    pub monitor: Option<web::monitor::MonitorUrl>,
 }
 
 fn parse_write_ack(text: &str) -> Result<WriteAck, String> {
@@ -249,11 +257,30 @@ impl ProxyArgs {
         self.stats_token = token;
     }
 
+    /// Sets the monitor the stats page shows (`redkeep up` runs one).
+    pub fn set_monitor_url(&mut self, url: Option<String>) {
+        self.monitor_url = url;
+    }
+
     /// The environment a detached proxy needs besides [`ProxyArgs::to_command_line`]: the
     /// secrets, which go there and not on its command line (visible to every local user).
     pub fn secret_env(&self) -> Vec<(String, String)> {
-        let token = self.stats_token.clone();
-        token.map(|t| ("REDKEEP_STATS_TOKEN".to_string(), t)).into_iter().collect()
+        let secrets = [
+            ("REDKEEP_STATS_TOKEN", &self.stats_token),
+            ("REDKEEP_NODE_PASSWORD", &self.security.node_password),
+            ("REDKEEP_CLIENT_PASSWORD", &self.security.client_password),
+        ];
+        secrets
+            .into_iter()
+            .filter_map(|(name, value)| Some((name.to_string(), value.clone()?)))
+            .collect()
+    }
+
+    /// The password of a cluster of `redkeep up --auth`: the proxy authenticates to the nodes
+    /// with it and wants it of its clients (user `default`), as the nodes do.
+    pub fn set_auth(&mut self, password: Option<String>) {
+        self.security.node_password = password.clone();
+        self.security.client_password = password;
     }
 
     /// The arguments of `redkeep proxy` that reproduce these settings (for a detached proxy).
@@ -273,6 +300,9 @@ impl ProxyArgs {
         }
         if let Some(threads) = self.threads {
             line.extend(["--threads".to_string(), threads.to_string()]);
+        }
+        if let Some(url) = &self.monitor_url {
+            line.extend(["--monitor-url".to_string(), url.clone()]);
         }
         line
     }
@@ -372,7 +402,11 @@ impl ProxyArgs {
                  serve the stats without one"
             );
         }
-        Ok(ProxySettings { config, stats, stats_token: self.stats_token.clone() })
+        let monitor = match self.monitor_url.as_ref().or(file.monitor_url.as_ref()) {
+            Some(url) => Some(web::monitor::MonitorUrl::parse(url).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        Ok(ProxySettings { config, stats, stats_token: self.stats_token.clone(), monitor })
     }
 }
 
@@ -428,6 +462,11 @@ struct SecurityArgs {
     /// opens to them); never logged nor shown on the stats page. [default: --password]
     #[arg(long, value_name = "PASSWORD", env = "REDKEEP_NODE_PASSWORD", hide_env_values = true)]
     node_password: Option<String>,
+    /// The password of the user `default`, which clients AUTH with (`AUTH PASSWORD`, as with
+    /// a node's requirepass): as `--user default:PASSWORD`, but it may come from the
+    /// environment, which other local users cannot read.
+    #[arg(long, value_name = "PASSWORD", env = "REDKEEP_CLIENT_PASSWORD", hide_env_values = true)]
+    client_password: Option<String>,
 }
 
 fn parse_client_auth(text: &str) -> Result<proxy::tls::ClientAuth, String> {
@@ -452,6 +491,10 @@ impl SecurityArgs {
         };
         for user in &users {
             config.users.push(parse_user_option(user).map_err(anyhow::Error::msg)?);
+        }
+        if let Some(password) = &self.client_password {
+            let user = format!("default:{password}");
+            config.users.push(parse_user_option(&user).map_err(anyhow::Error::msg)?);
         }
         if let Some(path) = self.users_file.as_ref().or(file.users.as_ref()) {
             let text = std::fs::read_to_string(path)
@@ -559,8 +602,11 @@ impl ProxyArgs {
         let handle = proxy::start(settings.config).await.context("the proxy did not start")?;
         println!("Proxy listening on {} (cluster seeds: {seeds})", handle.local_addr);
         if let Some(stats) = settings.stats {
-            let options =
-                web::WebOptions { token: settings.stats_token.clone(), ..Default::default() };
+            let options = web::WebOptions {
+                token: settings.stats_token.clone(),
+                monitor: settings.monitor.clone(),
+                ..Default::default()
+            };
             let served = web::serve_with(
                 handle.shared.clone(),
                 handle.local_addr.to_string(),
@@ -599,6 +645,22 @@ mod tests {
         assert_eq!(args.secret_env(), [("REDKEEP_STATS_TOKEN".to_string(), "t0k".to_string())]);
         let err = settings_with("", &["--stats-token", " "]).err().unwrap();
         assert!(err.to_string().contains("--stats-token"), "{err}");
+    }
+
+    #[test]
+    fn the_monitor_url_comes_from_the_flag_or_the_file_is_checked_and_passed_on() {
+        let s = settings_with("monitor-url = \"http://10.0.0.9:7030\"", &[]).unwrap();
+        assert_eq!(s.monitor.unwrap().authority, "10.0.0.9:7030");
+        let flags = ["--monitor-url", "http://127.0.0.1:7031/"];
+        let s = settings_with("monitor-url = \"http://10.0.0.9:7030\"", &flags).unwrap();
+        assert_eq!(s.monitor.unwrap().authority, "127.0.0.1:7031");
+        assert!(settings_with("", &[]).unwrap().monitor.is_none());
+        let err = settings_with("", &["--monitor-url", "10.0.0.9:7030"]).err().unwrap();
+        assert!(err.to_string().contains("http://HOST:PORT"), "{err}");
+        let mut args = ProxyArgs::for_local(vec![], "127.0.0.1:7010".parse().unwrap(), None);
+        args.set_monitor_url(Some("http://127.0.0.1:7030".into()));
+        let line = args.to_command_line();
+        assert!(line.windows(2).any(|w| w == ["--monitor-url", "http://127.0.0.1:7030"]));
     }
 
     fn settings_with(file: &str, flags: &[&str]) -> anyhow::Result<ProxySettings> {

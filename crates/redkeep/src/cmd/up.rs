@@ -16,7 +16,8 @@ use deploy::local::{self, LocalDir, LocalSpec, Origin};
 /// it never re-creates a cluster over existing data.
 ///
 /// In the foreground (default) Ctrl-C stops every node cleanly; with `--detach` it returns
-/// once the cluster is healthy and leaves it running (`redkeep down` stops it).
+/// once the cluster is healthy and leaves it running, with the proxy and the monitor as
+/// processes of their own (`redkeep down` stops them all).
 #[derive(clap::Args)]
 pub struct UpArgs {
     /// Number of masters (Redis Cluster needs at least 3) [default: 3]. On a dir that holds
@@ -56,11 +57,18 @@ pub struct UpArgs {
     /// --help`); a detached proxy gets it in its environment, not on its command line.
     #[arg(long, value_name = "TOKEN", env = "REDKEEP_STATS_TOKEN", hide_env_values = true)]
     stats_token: Option<String>,
-    // --- The monitor (in the foreground only; with --detach run `redkeep monitor --dir`).
+    /// Nodes and proxy require a password (the nodes' requirepass/masterauth; AUTH on the
+    /// proxy, user `default`): --password / REDKEEP_PASSWORD, else a generated one. It is
+    /// kept in DIR/password (0600), where later commands given --dir find it; a cluster made
+    /// with --auth keeps its password on every later `up`.
+    #[arg(long)]
+    auth: bool,
+    // --- The monitor: in this process, or with --detach a `redkeep monitor --dir` of its own
+    // (pid and log in DIR/monitor). The proxy's stats page shows its alarms and events.
     /// Port of the monitor's API and /metrics (alarms: /api/v1/alarms).
     #[arg(long, default_value_t = 7030)]
     monitor_port: u16,
-    /// Healing of the in-process monitor: off, dry-run (print plans) or auto.
+    /// Healing of the monitor: off, dry-run (print plans) or auto.
     #[arg(long, default_value = "dry-run", value_parser = super::monitor::parse_mode)]
     heal: monitor::heal::Mode,
     /// Do not run the monitor.
@@ -80,17 +88,14 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let (mut dir, origin) = local::prepare(&spec)?;
     // Held until this command ends: in the foreground, as long as the cluster is served.
     let _lock = dir.lock_up()?;
-    if let (false, false, Some(pid)) = (args.detach, args.no_proxy, dir.proxy_pid()) {
-        anyhow::bail!(
-            "the cluster in {} is already up, with a detached proxy (pid {pid}): use it as it \
-             is, or `redkeep down --dir {}` first to run it in the foreground",
-            dir.root.display(),
-            dir.root.display()
-        );
+    if !args.detach {
+        refuse_over_detached(&dir, "proxy", dir.proxy_pid().filter(|_| !args.no_proxy))?;
+        refuse_over_detached(&dir, "monitor", dir.monitor_pid().filter(|_| !args.no_monitor))?;
     }
     if origin == Origin::Existing {
         println!("Bringing back the cluster in {} (its own settings apply)", dir.root.display());
     }
+    let password = node_password(&dir, args.auth, origin)?;
     let started = dir.start()?;
     let started_now: Vec<u16> = started.iter().filter(|n| n.started_now).map(|n| n.port).collect();
     println!("{} redis-server nodes running ({} started now)", started.len(), started_now.len());
@@ -102,25 +107,46 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         stop_ports(&dir, &started_now);
         return Err(err);
     }
-    print_endpoints(&dir);
+    print_endpoints(&dir, password.is_some());
     let proxy_listen: SocketAddr = format!("{}:{}", args.host, args.proxy_port)
         .parse()
         .with_context(|| format!("--host {} is not an IP address", args.host))?;
     let stats_listen = SocketAddr::new(proxy_listen.ip(), args.stats_port);
+    let monitor_listen = SocketAddr::new(proxy_listen.ip(), args.monitor_port);
     let mut proxy_args =
         super::proxy::ProxyArgs::for_local(dir.manifest.addrs(), proxy_listen, Some(stats_listen));
     proxy_args.set_stats_token(args.stats_token.clone());
+    if !args.no_monitor {
+        proxy_args.set_monitor_url(Some(format!("http://{monitor_listen}")));
+    }
+    proxy_args.set_auth(password.clone());
+    let proxy_hint = format!(
+        "Proxy: redis-cli -p {}{} (any client, no cluster support needed)",
+        args.proxy_port,
+        auth_hint(&dir, password.is_some())
+    );
     if args.detach {
         if !args.no_proxy {
             if let Err(err) = start_proxy_daemon(&dir, &proxy_args) {
                 stop_ports(&dir, &started_now);
                 return Err(err);
             }
-            println!(
-                "Proxy: redis-cli -p {} (any client, no cluster support needed)",
-                args.proxy_port
-            );
+            println!("{proxy_hint}");
             println!("Proxy stats: http://{stats_listen}/stats");
+        }
+        if !args.no_monitor {
+            let proxy = (!args.no_proxy).then_some(proxy_listen);
+            // The cluster serves without it: a failed start is a warning, not a failed `up`.
+            match start_monitor_daemon(&dir, monitor_listen, proxy, args.heal) {
+                Ok(()) => println!(
+                    "Monitor: http://{monitor_listen}/api/v1/alarms (healing {}; log {})",
+                    args.heal,
+                    dir.monitor_dir().join("monitor.log").display()
+                ),
+                Err(e) => eprintln!(
+                    "warning: the monitor did not start: {e:#} (--monitor-port, or --no-monitor)"
+                ),
+            }
         }
         println!("Detached. Stop it with: redkeep down --dir {}", dir.root.display());
         return Ok(ExitCode::SUCCESS);
@@ -130,19 +156,15 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             None
         } else {
             let handle = proxy_args.start().await?;
-            println!(
-                "Proxy: redis-cli -p {} (any client, no cluster support needed)",
-                args.proxy_port
-            );
+            println!("{proxy_hint}");
             Some(handle)
         };
         let watcher = if args.no_monitor {
             None
         } else {
             let proxies = if args.no_proxy { vec![] } else { vec![proxy_listen.to_string()] };
-            let listen = SocketAddr::new(proxy_listen.ip(), args.monitor_port);
             // The cluster serves without it: a taken port is a warning, not a failed `up`.
-            match start_monitor(&dir, proxies, listen, args.heal).await {
+            match start_monitor(&dir, proxies, monitor_listen, args.heal).await {
                 Ok(watcher) => Some(watcher),
                 Err(e) => {
                     eprintln!(
@@ -222,6 +244,17 @@ fn scale_if_asked(
     }
 }
 
+/// A foreground `up` would serve the cluster a second time beside a detached `what`.
+fn refuse_over_detached(dir: &LocalDir, what: &str, pid: Option<u32>) -> anyhow::Result<()> {
+    let Some(pid) = pid else { return Ok(()) };
+    anyhow::bail!(
+        "the cluster in {} is already up, with a detached {what} (pid {pid}): use it as it \
+         is, or `redkeep down --dir {}` first to run it in the foreground",
+        dir.root.display(),
+        dir.root.display()
+    )
+}
+
 /// Starts `redkeep proxy` detached for this dir's cluster and waits until it serves. When it
 /// fails, it is stopped, its pid file removed, and the error is the proxy's own (the end of its
 /// log).
@@ -230,42 +263,88 @@ fn start_proxy_daemon(dir: &LocalDir, args: &super::proxy::ProxyArgs) -> anyhow:
         println!("Proxy already running (pid {pid})");
         return Ok(());
     }
-    let exe = std::env::current_exe().context("cannot find the redkeep binary to run the proxy")?;
-    let log_path = dir.proxy_dir().join("proxy.log");
-    // The log is appended to: what this start writes begins here.
-    let log_start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
-    let pid = dir.start_proxy(&exe, &args.to_command_line(), &args.secret_env())?;
     let settings = args.settings()?;
     let ports: Vec<u16> =
         [Some(settings.config.listen), settings.stats].iter().flatten().map(|a| a.port()).collect();
+    let log_path = dir.proxy_dir().join("proxy.log");
+    let start =
+        |exe: &std::path::Path| dir.start_proxy(exe, &args.to_command_line(), &args.secret_env());
+    start_daemon("proxy", &log_path, &ports, start, || {
+        dir.stop_proxy();
+    })
+}
+
+/// Starts `redkeep monitor --dir DIR` detached (healing may restart this dir's nodes) and
+/// waits until its API listens.
+fn start_monitor_daemon(
+    dir: &LocalDir,
+    listen: SocketAddr,
+    proxy: Option<SocketAddr>,
+    heal: monitor::heal::Mode,
+) -> anyhow::Result<()> {
+    if let Some(pid) = dir.monitor_pid() {
+        println!("Monitor already running (pid {pid})");
+        return Ok(());
+    }
+    // Absolute: the monitor runs in DIR/monitor.
+    let root = std::path::absolute(&dir.root)
+        .with_context(|| format!("cannot resolve {}", dir.root.display()))?;
+    let mut line: Vec<String> = vec!["monitor".into(), "--dir".into()];
+    line.push(root.display().to_string());
+    line.extend(["--listen".into(), listen.to_string(), "--heal".into(), heal.to_string()]);
+    if let Some(proxy) = proxy {
+        line.extend(["--proxy".into(), proxy.to_string()]);
+    }
+    let log_path = dir.monitor_dir().join("monitor.log");
+    let start = |exe: &std::path::Path| dir.start_monitor(exe, &line);
+    start_daemon("monitor", &log_path, &[listen.port()], start, || {
+        dir.stop_monitor();
+    })
+}
+
+/// Runs `start` (which spawns the redkeep binary detached, logging to `log_path`) and waits
+/// until the process listens on every one of `ports`; else `stop`s it and returns its own
+/// error (the end of its log).
+fn start_daemon(
+    what: &str,
+    log_path: &std::path::Path,
+    ports: &[u16],
+    start: impl FnOnce(&std::path::Path) -> Result<u32, deploy::DeployError>,
+    stop: impl FnOnce(),
+) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()
+        .with_context(|| format!("cannot find the redkeep binary to run the {what}"))?;
+    // The log is appended to: what this start writes begins here.
+    let log_start = std::fs::metadata(log_path).map_or(0, |m| m.len());
+    let pid = start(&exe)?;
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while std::time::Instant::now() < deadline && deploy::process::is_alive(pid) {
-        // Its own listening sockets, not a PING on the port: another server there would
-        // answer it for a proxy that failed to bind.
+        // Its own listening sockets, not a request on the port: another server there would
+        // answer it for a process that failed to bind.
         if ports.iter().all(|&port| deploy::process::listens_on(pid, port)) {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     let exited = !deploy::process::is_alive(pid);
-    dir.stop_proxy();
-    let log = log_since(&log_path, log_start);
+    stop();
+    let log = log_since(log_path, log_start);
     let tail: Vec<&str> = log.lines().rev().take(5).collect();
     let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
     if !exited {
         anyhow::bail!(
-            "the proxy did not start within 15 s (stopped); its log {} ends with:\n{tail}",
+            "the {what} did not start within 15 s (stopped); its log {} ends with:\n{tail}",
             log_path.display()
         );
     }
-    // The proxy's own error line, as `redkeep proxy` printed it.
+    // Its own error line, as `redkeep` printed it.
     match log.lines().rev().find_map(|line| line.strip_prefix("error: ")) {
-        Some(reason) => anyhow::bail!("{reason} (the proxy's log: {})", log_path.display()),
-        None => anyhow::bail!("the proxy exited at start; its log ends with:\n{tail}"),
+        Some(reason) => anyhow::bail!("{reason} (the {what}'s log: {})", log_path.display()),
+        None => anyhow::bail!("the {what} exited at start; its log ends with:\n{tail}"),
     }
 }
 
-/// What the proxy's log holds after `from` (its own lines for this start).
+/// What a log holds after `from` (the lines of this start).
 fn log_since(path: &std::path::Path, from: u64) -> String {
     let text = std::fs::read(path).unwrap_or_default();
     String::from_utf8_lossy(text.get(from as usize..).unwrap_or_default()).into_owned()
@@ -278,10 +357,75 @@ fn stop_ports(dir: &LocalDir, ports: &[u16]) {
     only_these.stop();
 }
 
-fn print_endpoints(dir: &LocalDir) {
+fn print_endpoints(dir: &LocalDir, auth: bool) {
     println!("Cluster is up (cluster_state:ok). Nodes:");
     for addr in dir.manifest.addrs() {
         println!("  {addr}");
     }
-    println!("Try: redis-cli -c -p {} ping", dir.manifest.ports[0]);
+    println!("Try: redis-cli -c -p {}{} ping", dir.manifest.ports[0], auth_hint(dir, auth));
+}
+
+// --- Authentication (`up --auth`): which password the nodes and the proxy require.
+
+/// The nodes' password of this `up`, made the one every admin connection of this process
+/// sends: the dir's stored one (a cluster made with --auth stays so), else with `--auth` the
+/// given --password or a generated one, stored now; `None` for a cluster without a password.
+fn node_password(dir: &LocalDir, asked: bool, origin: Origin) -> anyhow::Result<Option<String>> {
+    let given = cluster::admin::credentials().filter(|c| c.user.is_none()).map(|c| c.password);
+    let file = dir.password_file();
+    let password = match dir.password()? {
+        Some(stored) => {
+            if given.as_ref().is_some_and(|given| *given != stored) {
+                anyhow::bail!(
+                    "the cluster in {} has its password in {}, and --password (or \
+                     REDKEEP_PASSWORD) gives another one: leave it out, or give that one",
+                    dir.root.display(),
+                    file.display()
+                );
+            }
+            if asked {
+                println!("Password: the one kept in {}", file.display());
+            } else {
+                println!(
+                    "The cluster in {} was made with --auth: it still requires its password \
+                     (kept in {})",
+                    dir.root.display(),
+                    file.display()
+                );
+            }
+            stored
+        }
+        None if !asked => return Ok(None),
+        None if origin == Origin::Existing => anyhow::bail!(
+            "the cluster in {} was made without --auth, its nodes require no password: bring it \
+             up without --auth, or make a cluster with a password in a new --dir",
+            dir.root.display()
+        ),
+        None => {
+            let password = match given {
+                Some(given) => {
+                    println!("Password: the one given, kept in {} (mode 0600)", file.display());
+                    given
+                }
+                None => {
+                    let password = deploy::local::generate_password()?;
+                    // Printed this once; it is kept only in that file.
+                    println!("Password (generated): {password}");
+                    println!("  kept in {} (mode 0600)", file.display());
+                    password
+                }
+            };
+            dir.store_password(&password)?;
+            password
+        }
+    };
+    let credentials = cluster::admin::Credentials { user: None, password: password.clone() };
+    cluster::admin::set_credentials(Some(credentials));
+    Ok(Some(password))
+}
+
+/// The `redis-cli` options that give it the password of `dir` (read from its file, so that
+/// the password itself is not printed again).
+fn auth_hint(dir: &LocalDir, auth: bool) -> String {
+    if auth { format!(" -a \"$(cat {})\"", dir.password_file().display()) } else { String::new() }
 }

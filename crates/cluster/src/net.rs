@@ -1,0 +1,202 @@
+//! Opening a stream to a node, plain or TLS: the one place every node connection is made
+//! (the proxy's backend connections and every [`crate::admin`] connection).
+//!
+//! TLS is configured once per process with [`set_node_tls`] (as the credentials are with
+//! [`crate::admin::set_credentials`]): the nodes of one cluster share a CA and a client
+//! certificate. Nodes are verified against that CA with the node's IP as the server name
+//! (their certificates carry IP SANs for the addresses they announce).
+
+use std::io;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+/// Where the TLS files for node connections are (`--node-tls-ca`, `--node-tls-cert`,
+/// `--node-tls-key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeTls {
+    /// CA certificates (PEM) the nodes' certificates must be signed by.
+    pub ca: PathBuf,
+    /// A client certificate and key (PEM) for nodes with `tls-auth-clients yes` (Redis'
+    /// default); `None`: none shown.
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeTlsError {
+    #[error("cannot read {what} {path}: {error}")]
+    Read { what: &'static str, path: PathBuf, error: String },
+    #[error("{path} holds no {what}")]
+    Empty { what: &'static str, path: PathBuf },
+    #[error("the node TLS settings do not fit together: {0}")]
+    Config(String),
+}
+
+static CONNECTOR: std::sync::RwLock<Option<TlsConnector>> = std::sync::RwLock::new(None);
+
+/// Sets (or with `None` clears) TLS for every node connection opened after.
+pub fn set_node_tls(tls: Option<&NodeTls>) -> Result<(), NodeTlsError> {
+    let connector = match tls {
+        Some(tls) => Some(TlsConnector::from(client_config(tls)?)),
+        None => None,
+    };
+    *CONNECTOR.write().unwrap_or_else(|e| e.into_inner()) = connector;
+    Ok(())
+}
+
+/// Whether node connections speak TLS.
+pub fn node_tls_enabled() -> bool {
+    CONNECTOR.read().unwrap_or_else(|e| e.into_inner()).is_some()
+}
+
+fn connector() -> Option<TlsConnector> {
+    CONNECTOR.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// The client side of TLS to the nodes, read from the PEM files.
+pub fn client_config(tls: &NodeTls) -> Result<Arc<ClientConfig>, NodeTlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in certs(&tls.ca, "the CA")? {
+        roots.add(cert).map_err(|e| NodeTlsError::Config(format!("{}: {e}", tls.ca.display())))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| NodeTlsError::Config(e.to_string()))?
+        .with_root_certificates(roots);
+    let config = match &tls.client {
+        Some((cert, key)) => {
+            let chain = certs(cert, "the client certificate")?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| NodeTlsError::Read {
+                what: "the client key",
+                path: key.clone(),
+                error: e.to_string(),
+            })?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| NodeTlsError::Config(format!("client certificate and key: {e}")))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+fn certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, NodeTlsError> {
+    let read_err = |e: rustls::pki_types::pem::Error| NodeTlsError::Read {
+        what,
+        path: path.to_path_buf(),
+        error: e.to_string(),
+    };
+    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+        .map_err(read_err)?
+        .collect::<Result<_, _>>()
+        .map_err(read_err)?;
+    if certs.is_empty() {
+        return Err(NodeTlsError::Empty { what: "certificate", path: path.to_path_buf() });
+    }
+    Ok(certs)
+}
+
+/// A connection to a node: plain TCP, or TLS over it. An enum, so the plain path costs a
+/// branch and no boxing (the TLS state is boxed: it is large).
+pub enum NodeStream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// Connects to `addr` (`ip:port`), with TLS when [`set_node_tls`] set it. Callers bound it
+/// with their own timeout; a failed handshake is an error saying so.
+pub async fn connect_node(addr: &str) -> io::Result<NodeStream> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true).ok();
+    let Some(connector) = connector() else {
+        return Ok(NodeStream::Plain(stream));
+    };
+    let name = server_name(addr)?;
+    match connector.connect(name, stream).await {
+        Ok(tls) => Ok(NodeStream::Tls(Box::new(tls))),
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!(
+                "TLS handshake failed: {e} (does the node speak TLS on this port, with a certificate the --node-tls-ca signed for its IP?)"
+            ),
+        )),
+    }
+}
+
+/// The name a node's certificate is checked against: its IP (or host name) without the port.
+fn server_name(addr: &str) -> io::Result<ServerName<'static>> {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(ServerName::IpAddress(ip.into()));
+    }
+    ServerName::try_from(host.to_string())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{addr}: {e}")))
+}
+
+impl AsyncRead for NodeStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            NodeStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            NodeStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for NodeStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            NodeStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            NodeStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            NodeStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            NodeStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            NodeStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            NodeStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_are_the_node_ip() {
+        let ip = |s: &str| ServerName::IpAddress(s.parse::<IpAddr>().unwrap().into());
+        assert_eq!(server_name("127.0.0.1:7000").unwrap(), ip("127.0.0.1"));
+        assert_eq!(server_name("[::1]:7000").unwrap(), ip("::1"));
+        assert_eq!(
+            server_name("redis-a:7000").unwrap(),
+            ServerName::try_from("redis-a".to_string()).unwrap()
+        );
+    }
+}
