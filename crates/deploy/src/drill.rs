@@ -359,19 +359,27 @@ fn proxy_kill(lab: &Lab, options: &DrillOptions, report: &mut DrillReport) -> Re
     }
     let served = joined(served)?;
     // keepalived is the proxy's child and must not outlive it (it would keep a VIP whose
-    // proxy is gone until its health script noticed).
+    // proxy is gone until its health script noticed). The LB's monitor stays: it is not the
+    // proxy's.
     let holder_ns = lab.plan.ns(&holder);
+    let keepalived_left = || {
+        let named = |pid: &u32| std::fs::read_to_string(format!("/proc/{pid}/comm"));
+        netns::pids(&holder_ns)
+            .iter()
+            .filter(|pid| named(pid).is_ok_and(|c| c.trim() == "keepalived"))
+            .count()
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !netns::pids(&holder_ns).is_empty() && Instant::now() < deadline {
+    while keepalived_left() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let left = netns::pids(&holder_ns).len();
+    let left = keepalived_left();
     std::thread::sleep(options.settle);
     finish_load(lab, load, report)?;
     report.check(
         "keepalived left with the killed proxy",
         left == 0,
-        format!("{left} process(es) left on {holder}"),
+        format!("{left} keepalived process(es) left on {holder}"),
     );
     report.seconds("vip_moved_s", moved.as_ref().map(|(_, d)| *d));
     report.seconds("vip_answers_again_s", served);
