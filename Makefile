@@ -17,6 +17,12 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 UP_ARGS ?=
 
+# Cargo caches rustc's answers, failures included, in TARGET/.rustc_info.json and does not key
+# them by stdin: once a `rustc -` probe failed on whatever stdin held, every later build with a
+# kept target dir failed with "failed to run `rustc` to learn about target-specific information"
+# (CI did, twice). Asking rustc afresh costs ~50 ms a command.
+export CARGO_CACHE_RUSTC_INFO := 0
+
 # The steps run in the order written, also under `make -j` (tests need the packages installed).
 .NOTPARALLEL:
 
