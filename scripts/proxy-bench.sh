@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# Measures redkeep's proxy against the direct cluster in one run, with redis-benchmark:
-# -c 50, -P 1 and -P 16, -d 32 and -d 4096, -r 100000, SET and GET, each test on its own.
-# Prints two Markdown tables: throughput of both, the ratio, p50/p99 latency of both, and the
-# proxy's CPU seconds per million requests; then where the cores' time went on each path
+# Measures redkeep's proxy against the direct cluster in one run, with redis-benchmark, SET
+# and GET each on its own, rows of (-c clients, -P pipeline, -d value size):
+#   -c 50:   -P 16 and -P 1, at -d 32 and -d 4096 (-r 100000)
+#   -c 4:    -P 1 at -d 65536 and -d 524288 (-r 1000; MB/s is what these rows are for)
+#   -c 1000: -P 1 at -d 32 (to set beside -c 50)
+# Prints two Markdown tables: throughput (ops/s and MB/s) of both, the ratio, p50/p99 latency
+# of both, the proxy's CPU seconds per million requests and per GB of values, and the six
+# redis-servers' own CPU per million requests in the direct run (with the ratio proxy CPU /
+# redis CPU, comparable across machines); then where the cores' time went on each path
 # (client, redis-server, proxy, idle; from /proc), and the ratio a never-idle path would reach.
+# Last, the proxy's memory per idle client: RSS before and after 10,000 connections that each
+# sent one PING.
 #
 # With --baseline BIN (another build of redkeep, e.g. of main), a second proxy from BIN runs
 # beside this one (port BASE+12) and every test runs on both, interleaved (the order alternates
 # from test to test), --rounds times; only that before/after table is printed then.
 #
 # Usage: scripts/proxy-bench.sh [-n REQUESTS_AT_P1] [-m REQUESTS_AT_P16] [--threads N]
+#                               [--large-n REQUESTS_AT_512K] [--no-idle]
 #                               [--baseline BIN] [--rounds N] [--users]
 # With --users: instead, the plain proxy (no users) against a second proxy whose clients AUTH
 # as an ACL user with key patterns (the cost of the rights checks) and a third one serving TLS
@@ -27,6 +35,8 @@ THREADS=""
 BASELINE=""
 ROUNDS=1
 USERS_MODE=""
+N_LARGE=3000
+IDLE_TEST=1
 while [ $# -gt 0 ]; do
   case "$1" in
     -n) N_P1="$2"; shift 2 ;;
@@ -35,7 +45,9 @@ while [ $# -gt 0 ]; do
     --baseline) BASELINE="$2"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
     --users) USERS_MODE=1; shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    --large-n) N_LARGE="$2"; shift 2 ;;
+    --no-idle) IDLE_TEST=""; shift ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -59,7 +71,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$REDKEEP" up --detach --no-proxy --dir "$DIR" --base-port "$BASE" >/dev/null
+# No monitor: its polling of every node each second is not part of what is measured.
+"$REDKEEP" up --detach --no-proxy --no-monitor --dir "$DIR" --base-port "$BASE" >/dev/null
 # The proxy's cost is what is measured, not the disk: without this, SET of 4 KiB values is
 # bound by the append-only file's writes on both paths alike, and every node forks for an RDB
 # snapshot each minute (about 550 MB each after the 4 KiB runs), at random points of the runs.
@@ -92,10 +105,10 @@ idle_ticks() { awk '/^cpu / {print $5 + $6}' /proc/stat; }
 
 # One redis-benchmark run; prints "rps p50 p99 client-ticks" (the client's CPU: what this
 # subshell's waited-for children used).
-bench() { # args: target-args... -- P d test n
+bench() { # args: target-args... -- P d test n [clients [keyspace]]
   local args=() ; while [ "$1" != "--" ]; do args+=("$1"); shift; done; shift
-  local p=$1 d=$2 t=$3 n=$4
-  redis-benchmark "${args[@]}" -c 50 -P "$p" -d "$d" -r 100000 -n "$n" -t "$t" --csv 2>/dev/null \
+  local p=$1 d=$2 t=$3 n=$4 c=${5:-50} r=${6:-100000}
+  redis-benchmark "${args[@]}" -c "$c" -P "$p" -d "$d" -r "$r" -n "$n" -t "$t" --csv 2>/dev/null \
     | awk -F'","' '/^"[A-Z]+",/ { printf "%s %s %s ", $2, $5, $7 }'
   awk '{print $16 + $17}' "/proc/$BASHPID/stat"
 }
@@ -103,44 +116,52 @@ bench() { # args: target-args... -- P d test n
 # One measured run of one path; prints "rps p50 p99 client redis proxy idle", CPU in ticks
 # (the proxy's is that of $MEASURED_PID).
 MEASURED_PID=""
-measure() { # args: target-args... -- P d test n
+measure() { # args: target-args... -- P d test n [clients [keyspace]]
   local r0 i0 p0 rps p50 p99 client pid=${MEASURED_PID:-$PROXY_PID}
   r0=$(redis_ticks); i0=$(idle_ticks); p0=$(cpu_ticks "$pid")
   read -r rps p50 p99 client < <(bench "$@")
   echo "$rps $p50 $p99 $client $(($(redis_ticks) - r0)) $(($(cpu_ticks "$pid") - p0)) $(($(idle_ticks) - i0))"
 }
 
+# The rows: "clients pipeline size keyspace requests"; each runs SET, then GET.
+ROWS=(
+  "50 16 32 100000 $N_P16" "50 16 4096 100000 $N_P16"
+  "50 1 32 100000 $N_P1" "50 1 4096 100000 $N_P1"
+  "4 1 65536 1000 $((N_LARGE * 8))" "4 1 524288 1000 $N_LARGE"
+  "1000 1 32 100000 $N_P1"
+)
+# 1,000 clients need as many descriptors in redis-benchmark (the proxy raises its own limit).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
 # --baseline: each test on the baseline proxy and on this one, in alternating order, for
 # each round; one table row per test and round.
 if [ -n "$BASELINE" ]; then
   echo "Before (--baseline $BASELINE) and after (this build), interleaved, $ROUNDS round(s):"
   echo
-  echo "| round | -P | -d | test | before ops/s | after ops/s | after/before | before p50/p99 ms | after p50/p99 ms | before CPU s per 1M | after CPU s per 1M | after/before CPU |"
-  echo "|---:|---:|---:|---|---:|---:|---:|---|---|---:|---:|---:|"
+  echo "| round | -c | -P | -d | test | before ops/s | after ops/s | after/before | before p50/p99 ms | after p50/p99 ms | before CPU s per 1M | after CPU s per 1M | after/before CPU |"
+  echo "|---:|---:|---:|---:|---|---:|---:|---:|---|---|---:|---:|---:|"
   turn=0
   for round in $(seq "$ROUNDS"); do
-    for p in 16 1; do
-      n=$N_P1; [ "$p" = 16 ] && n=$N_P16
-      for d in 32 4096; do
-        for t in set get; do
-          turn=$((turn + 1))
-          for side in $(if [ $((turn % 2)) = 0 ]; then echo before after; else echo after before; fi); do
-            if [ "$side" = before ]; then
-              MEASURED_PID=$BASELINE_PID
-              read -r b_rps b_p50 b_p99 _ _ b_proxy _ < <(measure -p "$BASELINE_PORT" -- "$p" "$d" "$t" "$n")
-            else
-              MEASURED_PID=$PROXY_PID
-              read -r a_rps a_p50 a_p99 _ _ a_proxy _ < <(measure -p "$PROXY_PORT" -- "$p" "$d" "$t" "$n")
-            fi
-          done
-          MEASURED_PID=""
-          awk -v r="$round" -v p="$p" -v d="$d" -v t="${t^^}" -v br="$b_rps" -v ar="$a_rps" \
-              -v bp50="$b_p50" -v bp99="$b_p99" -v ap50="$a_p50" -v ap99="$a_p99" \
-              -v bt="$b_proxy" -v at="$a_proxy" -v hz="$TICKS" -v n="$n" \
-            'BEGIN { bc = (bt / hz) / (n / 1e6); ac = (at / hz) / (n / 1e6)
-                     printf "| %s | %s | %s | %s | %.0f | %.0f | %.0f%% | %s / %s | %s / %s | %.2f | %.2f | %.0f%% |\n",
-                       r, p, d, t, br, ar, 100 * ar / br, bp50, bp99, ap50, ap99, bc, ac, (bc > 0 ? 100 * ac / bc : 0) }'
+    for row in "${ROWS[@]}"; do
+      read -r c p d r n <<<"$row"
+      for t in set get; do
+        turn=$((turn + 1))
+        for side in $(if [ $((turn % 2)) = 0 ]; then echo before after; else echo after before; fi); do
+          if [ "$side" = before ]; then
+            MEASURED_PID=$BASELINE_PID
+            read -r b_rps b_p50 b_p99 _ _ b_proxy _ < <(measure -p "$BASELINE_PORT" -- "$p" "$d" "$t" "$n" "$c" "$r")
+          else
+            MEASURED_PID=$PROXY_PID
+            read -r a_rps a_p50 a_p99 _ _ a_proxy _ < <(measure -p "$PROXY_PORT" -- "$p" "$d" "$t" "$n" "$c" "$r")
+          fi
         done
+        MEASURED_PID=""
+        awk -v r="$round" -v c="$c" -v p="$p" -v d="$d" -v t="${t^^}" -v br="$b_rps" -v ar="$a_rps" \
+            -v bp50="$b_p50" -v bp99="$b_p99" -v ap50="$a_p50" -v ap99="$a_p99" \
+            -v bt="$b_proxy" -v at="$a_proxy" -v hz="$TICKS" -v n="$n" \
+          'BEGIN { bc = (bt / hz) / (n / 1e6); ac = (at / hz) / (n / 1e6)
+                   printf "| %s | %s | %s | %s | %s | %.0f | %.0f | %.0f%% | %s / %s | %s / %s | %.2f | %.2f | %.0f%% |\n",
+                     r, c, p, d, t, br, ar, 100 * ar / br, bp50, bp99, ap50, ap99, bc, ac, (bc > 0 ? 100 * ac / bc : 0) }'
       done
     done
   done
@@ -198,20 +219,20 @@ if [ -n "$USERS_MODE" ]; then
 fi
 
 RESULTS=()
-echo "| -P | -d | test | direct ops/s | proxy ops/s | proxy/direct | direct p50/p99 ms | proxy p50/p99 ms | proxy CPU s per 1M req |"
-echo "|---:|---:|---|---:|---:|---:|---|---|---:|"
-for p in 16 1; do
-  n=$N_P1; [ "$p" = 16 ] && n=$N_P16
-  for d in 32 4096; do
-    for t in set get; do
-      read -r d_rps d_p50 d_p99 d_client d_redis _ d_idle < <(measure -p "$BASE" --cluster -- "$p" "$d" "$t" "$n")
-      read -r p_rps p_p50 p_p99 p_client p_redis p_proxy p_idle < <(measure -p "$PROXY_PORT" -- "$p" "$d" "$t" "$n")
-      awk -v p="$p" -v d="$d" -v t="${t^^}" -v dr="$d_rps" -v pr="$p_rps" -v dp50="$d_p50" -v dp99="$d_p99" \
-          -v pp50="$p_p50" -v pp99="$p_p99" -v ticks="$p_proxy" -v hz="$TICKS" -v n="$n" \
-        'BEGIN { printf "| %s | %s | %s | %.0f | %.0f | %.0f%% | %s / %s | %s / %s | %.2f |\n",
-                 p, d, t, dr, pr, 100 * pr / dr, dp50, dp99, pp50, pp99, (ticks / hz) / (n / 1e6) }'
-      RESULTS+=("$p $d ${t^^} $n $d_client $d_redis $d_idle $p_client $p_redis $p_proxy $p_idle")
-    done
+echo "| -c | -P | -d | test | direct ops/s | proxy ops/s | proxy/direct | direct MB/s | proxy MB/s | direct p50/p99 ms | proxy p50/p99 ms | proxy CPU s per 1M req | redis CPU s per 1M req (direct) | proxy CPU / redis CPU | proxy CPU s per GB |"
+echo "|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|"
+for row in "${ROWS[@]}"; do
+  read -r c p d r n <<<"$row"
+  for t in set get; do
+    read -r d_rps d_p50 d_p99 d_client d_redis _ d_idle < <(measure -p "$BASE" --cluster -- "$p" "$d" "$t" "$n" "$c" "$r")
+    read -r p_rps p_p50 p_p99 p_client p_redis p_proxy p_idle < <(measure -p "$PROXY_PORT" -- "$p" "$d" "$t" "$n" "$c" "$r")
+    awk -v c="$c" -v p="$p" -v d="$d" -v t="${t^^}" -v dr="$d_rps" -v pr="$p_rps" -v dp50="$d_p50" -v dp99="$d_p99" \
+        -v pp50="$p_p50" -v pp99="$p_p99" -v ticks="$p_proxy" -v rticks="$d_redis" -v hz="$TICKS" -v n="$n" \
+      'BEGIN { pc = (ticks / hz) / (n / 1e6); rc = (rticks / hz) / (n / 1e6)
+               printf "| %s | %s | %s | %s | %.0f | %.0f | %.0f%% | %.1f | %.1f | %s / %s | %s / %s | %.2f | %.2f | %.2f | %.2f |\n",
+                 c, p, d, t, dr, pr, 100 * pr / dr, dr * d / 1e6, pr * d / 1e6, dp50, dp99, pp50, pp99,
+                 pc, rc, (rc > 0 ? pc / rc : 0), (ticks / hz) / (n * d / 1e9) }'
+    RESULTS+=("$c $p $d ${t^^} $n $d_client $d_redis $d_idle $p_client $p_redis $p_proxy $p_idle")
   done
 done
 
@@ -221,13 +242,44 @@ done
 echo
 echo "CPU seconds per million requests (direct: client + redis, idle; through the proxy: client + redis + proxy, idle):"
 echo
-echo "| -P | -d | test | direct client + redis | direct idle | proxy path client + redis + proxy | proxy path idle | CPU-bound limit |"
-echo "|---:|---:|---|---|---:|---|---:|---:|"
+echo "| -c | -P | -d | test | direct client + redis | direct idle | proxy path client + redis + proxy | proxy path idle | CPU-bound limit |"
+echo "|---:|---:|---:|---|---|---:|---|---:|---:|"
 for row in "${RESULTS[@]}"; do
   awk -v hz="$TICKS" -v row="$row" 'BEGIN {
-    split(row, f, " "); m = f[4] / 1e6
-    dc = f[5] / hz / m; dr = f[6] / hz / m; di = f[7] / hz / m
-    pc = f[8] / hz / m; pr = f[9] / hz / m; pp = f[10] / hz / m; pi = f[11] / hz / m
-    printf "| %s | %s | %s | %.2f + %.2f = %.2f | %.2f | %.2f + %.2f + %.2f = %.2f | %.2f | %.0f%% |\n",
-      f[1], f[2], f[3], dc, dr, dc + dr, di, pc, pr, pp, pc + pr + pp, pi, 100 * (dc + dr) / (pc + pr + pp) }'
+    split(row, f, " "); m = f[5] / 1e6
+    dc = f[6] / hz / m; dr = f[7] / hz / m; di = f[8] / hz / m
+    pc = f[9] / hz / m; pr = f[10] / hz / m; pp = f[11] / hz / m; pi = f[12] / hz / m
+    printf "| %s | %s | %s | %s | %.2f + %.2f = %.2f | %.2f | %.2f + %.2f + %.2f = %.2f | %.2f | %.0f%% |\n",
+      f[1], f[2], f[3], f[4], dc, dr, dc + dr, di, pc, pr, pp, pc + pr + pp, pi, 100 * (dc + dr) / (pc + pr + pp) }'
 done
+
+# Memory per idle client: the proxy's RSS before and after 10,000 clients connect and each
+# sends one PING (so its session is set up and has read once), then waits.
+if [ -n "$IDLE_TEST" ]; then
+  rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$PROXY_PID/status"; }
+  before=$(rss_kib)
+  coproc IDLE { python3 - "$PROXY_PORT" 10000 <<'PY'
+import resource, socket, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 100), hard))
+conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
+for c in conns:
+    c.sendall(b"*1\r\n$4\r\nPING\r\n")
+for c in conns:
+    assert c.recv(16) == b"+PONG\r\n"
+print("ready", flush=True)
+sys.stdin.readline()
+PY
+  }
+  read -r ready <&"${IDLE[0]}" || ready=""
+  after=$(rss_kib)
+  echo >&"${IDLE[1]}" || true
+  wait "$IDLE_PID" 2>/dev/null || true
+  echo
+  if [ "$ready" = ready ]; then
+    echo "Idle clients: proxy RSS $before KiB before, $after KiB with 10000 idle clients: $(( (after - before) * 1024 / 10000 )) bytes per client"
+  else
+    echo "Idle clients: could not open 10000 connections (open-file limit of this shell: $(ulimit -n))"
+  fi
+fi

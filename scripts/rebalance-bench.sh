@@ -57,7 +57,7 @@ trap cleanup EXIT
 # A fresh cluster with KEYS keys, a proxy, and an empty 4th master added.
 prepare() {
   cleanup_cluster
-  "$REDKEEP" up --detach --no-proxy --dir "$DIR/cluster" --base-port "$BASE" --masters 3 \
+  "$REDKEEP" up --detach --no-proxy --no-monitor --dir "$DIR/cluster" --base-port "$BASE" --masters 3 \
     --replicas 0 >/dev/null
   for i in 0 1 2; do
     "$REDKEEP" call "127.0.0.1:$((BASE + i))" CONFIG SET appendonly no >/dev/null

@@ -85,6 +85,33 @@ pub struct ProxyHandle {
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Learns the cluster from the seeds, listens, and starts serving.
+/// File descriptors the proxy keeps beside its clients: node connections (several per node
+/// and worker), the listeners, the stats server's clients, logs.
+const FD_RESERVE: u64 = 1024;
+
+/// Raises the open-file limit so that `max_clients` clients fit (as Redis does for its
+/// `maxclients`): the default soft limit of many systems, 1024, would refuse the 1,000th
+/// client with "Too many open files". Never above the hard limit; says so when that is short.
+fn raise_fd_limit(max_clients: usize) {
+    let wanted = max_clients as u64 + FD_RESERVE;
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur >= wanted
+    {
+        return;
+    }
+    let raised = libc::rlimit { rlim_cur: wanted.min(limit.rlim_max), rlim_max: limit.rlim_max };
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 || raised.rlim_cur < wanted {
+        tracing::warn!(
+            max_clients,
+            open_files = raised.rlim_cur.max(limit.rlim_cur),
+            "the open-file limit is below what --max-clients needs; raise the hard limit \
+             (ulimit -Hn, LimitNOFILE= in a systemd unit) or lower --max-clients"
+        );
+    }
+}
+
 pub async fn start(config: ProxyConfig) -> Result<ProxyHandle, StartError> {
     if let Some(announce) = &config.announce {
         cluster_view::parse_announce(announce).map_err(StartError::Announce)?;
@@ -93,6 +120,7 @@ pub async fn start(config: ProxyConfig) -> Result<ProxyHandle, StartError> {
     if config.security.node_credentials.is_some() {
         cluster::admin::set_credentials(config.security.node_credentials.clone());
     }
+    raise_fd_limit(config.max_clients);
     let (map, table, version) = learn(&config.seeds).await?;
     let listener = TcpListener::bind(config.listen)
         .await
