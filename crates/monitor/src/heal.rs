@@ -182,7 +182,14 @@ pub fn plan(
                 return None;
             }
             let Some((replica, donor)) = replica_source(model, master, ctx.spares) else {
-                return Some(new_replica_plan(model, master, ctx, make));
+                // A replica that answers (still syncing) or that the supervisor restarts is
+                // coming back: a new node is for replicas lost for good.
+                let coming = model
+                    .nodes
+                    .iter()
+                    .filter(|n| n.master_id.as_deref() == Some(master.id.as_str()))
+                    .any(|r| r.reachable || (ctx.owns)(&r.addr));
+                return (!coming).then(|| new_replica_plan(model, master, ctx, make));
             };
             let why = match &donor {
                 Some(d) => format!("{} has no healthy replica; {d} has two or more", master.addr),
@@ -443,9 +450,6 @@ impl Guard {
         if self.mode == Mode::Off {
             return Decision::Refuse("healing is off (--heal off)".into());
         }
-        if let Action::CannotHeal { .. } = &plan.action {
-            return Decision::Refuse("a human must act (the alarm stays firing)".into());
-        }
         if !model.sees_majority() {
             return Decision::Refuse(model.no_majority_reason());
         }
@@ -456,6 +460,10 @@ impl Guard {
         }
         if self.busy.contains(&plan.shard) {
             return Decision::Refuse(format!("shard {} has an action in flight", plan.shard));
+        }
+        // Said after "in flight": while a new node is being added, its shard has no room left.
+        if let Action::CannotHeal { .. } = &plan.action {
+            return Decision::Refuse("a human must act (the alarm stays firing)".into());
         }
         // A rebalance touches every shard: it waits for the others, and they for it.
         if self.busy.contains(EVERY_SHARD) {

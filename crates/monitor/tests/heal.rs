@@ -85,12 +85,17 @@ fn a_node_back_empty_is_reattached_to_the_master_that_needs_a_replica() {
 #[test]
 fn a_master_without_replica_gets_a_spare_or_a_replica_from_a_master_with_two() {
     let model = down(&["127.0.0.1:23005"]);
+    assert_eq!(
+        plan_for("master_without_replica", "127.0.0.1:23001", &model, true, &[]),
+        None,
+        "no source; its replica is restarted by the supervisor"
+    );
     assert!(
         matches!(
-            plan_for("master_without_replica", "127.0.0.1:23001", &model, true, &[]),
+            plan_for("master_without_replica", "127.0.0.1:23001", &model, false, &[]),
             Some(Action::CannotHeal { .. })
         ),
-        "no source, and the supervisor has no room"
+        "no source, the replica lost for good, and the supervisor has no room"
     );
     // A spare: an empty cluster-mode node that answers.
     let mut model = down(&["127.0.0.1:23005"]);
@@ -209,7 +214,14 @@ fn a_master_without_replica_spare_or_donor_gets_a_new_node_away_from_its_shard()
         asked.lock().unwrap().extend(avoid.iter().cloned());
         Ok("10.0.0.2".to_string())
     };
-    let p = plan_with("master_without_replica", "10.0.0.1:23001", &model, true, &[], &room)
+    // The lost replica is one the supervisor restarts: that comes first, no new node.
+    assert_eq!(
+        plan_with("master_without_replica", "10.0.0.1:23001", &model, true, &[], &room),
+        None
+    );
+    assert!(asked.lock().unwrap().is_empty());
+    // Gone for good (not the supervisor's to start): a new node.
+    let p = plan_with("master_without_replica", "10.0.0.1:23001", &model, false, &[], &room)
         .expect("a plan");
     let master_id = model.node("10.0.0.1:23001").unwrap().id.clone();
     assert_eq!(
@@ -237,7 +249,7 @@ fn a_master_without_replica_spare_or_donor_gets_a_new_node_away_from_its_shard()
 
     // No room: said, and the guard applies nothing even in auto mode.
     let full = |_: &[String]| Err("every host has a node of this shard".to_string());
-    let p = plan_with("master_without_replica", "10.0.0.1:23001", &model, true, &[], &full)
+    let p = plan_with("master_without_replica", "10.0.0.1:23001", &model, false, &[], &full)
         .expect("a plan that says why not");
     match &p.action {
         Action::CannotHeal { why } => {

@@ -26,8 +26,10 @@ use monitor::heal::{Mode, NoSupervisor, Supervisor};
 /// webhooks: alerts from Prometheus drive healing too).
 ///
 /// Healing (--heal): each firing alarm maps to a plan (restart a dead local node; re-attach a
-/// node that came back empty as a replica; give a replica-less master a spare or a replica of a
-/// master with two; fail over back when two masters share a host; fix open slots), printed
+/// node that came back empty as a replica; give a replica-less master a spare, a replica of a
+/// master with two, or a new node started by the supervisor (--dir: a new port in the dir;
+/// --lab: a host with none of the shard's nodes); fail over back when two masters share a
+/// host; fix open slots; rebalance slots on shard imbalance, as `redkeep rebalance`), printed
 /// before it runs and verified after. Guardrails: one action at a time per shard, at most
 /// `heal.max_actions` per `heal.window`, none while this monitor sees no majority of masters,
 /// none unless this monitor's LB holds the VIP (`vip.local_lb`), and an action that does not
