@@ -1142,6 +1142,39 @@ mod tests {
     }
 
     #[test]
+    fn a_new_node_goes_on_a_host_without_the_shard_s_nodes_or_it_says_why_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = Lab {
+            plan: plan(&spec()).unwrap(),
+            dir: dir.path().to_path_buf(),
+            redkeep: PathBuf::from("redkeep"),
+        };
+        let ip = |name: &str| lab.plan.host(name).unwrap().ip.clone();
+        assert_eq!(lab.place_new_node(&[ip("r1"), ip("r3")]).unwrap(), ip("r2"));
+        // A node healing started on r2 (its dir there) makes r2 the fuller host.
+        std::fs::create_dir_all(dir.path().join("r2").join("node-7007")).unwrap();
+        assert_eq!(
+            lab.extra_nodes().iter().map(|(h, p)| (h.name.as_str(), *p)).collect::<Vec<_>>(),
+            [("r2", 7007)]
+        );
+        assert_eq!(lab.place_new_node(&[ip("r1")]).unwrap(), ip("r3"));
+        let why = lab.place_new_node(&[ip("r1"), ip("r2"), ip("r3")]).unwrap_err().to_string();
+        assert!(why.contains("every Redis host") && why.contains("--redis-hosts"), "{why}");
+
+        // A retired node is not restartable until unretired.
+        let addr = format!("{}:7001", ip("r1"));
+        assert!(lab.can_restart(&addr));
+        let host = lab.plan.host("r1").unwrap().clone();
+        std::fs::create_dir_all(dir.path().join("r1")).unwrap();
+        std::fs::write(lab.retired_marker(&host, 7001), "gone").unwrap();
+        assert!(!lab.can_restart(&addr));
+        assert!(lab.restart_node(&addr).unwrap_err().to_string().contains("gone for good"));
+        lab.unretire_node(7001).unwrap();
+        assert!(lab.can_restart(&addr));
+        assert!(!lab.can_restart("198.18.0.99:7001"), "not a lab node");
+    }
+
+    #[test]
     fn the_plan_puts_no_master_beside_its_replica() {
         let plan = plan(&spec()).unwrap();
         assert_eq!(plan.node_addrs().len(), 6);
