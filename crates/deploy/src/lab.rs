@@ -467,7 +467,7 @@ impl Lab {
 
     /// Makes the lab's password the one this process's admin connections send (they form
     /// the cluster, read its topology and run the drills' checks).
-    pub fn use_password(&self) {
+    fn use_password(&self) {
         if let Some(password) = self.password() {
             let credentials = cluster::admin::Credentials { user: None, password };
             cluster::admin::set_credentials(Some(credentials));

@@ -199,10 +199,8 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &args.lab {
         let lab = deploy::lab::Lab::open_dir(dir)
             .map_err(|e| anyhow::anyhow!("--lab {}: {e}", dir.display()))?;
-        // A lab made with --auth: its nodes want the password (unless --password gave one).
-        if cluster::admin::credentials().is_none() {
-            lab.use_password();
-        }
+        // Opening the lab made its password (a lab of `lab up --auth`) the one this monitor's
+        // connections send: every node answers it (tests/lab.rs checks it on an auth lab).
         options.supervisor = Arc::new(LabSupervisor { lab });
     }
     super::block_on(async move {
