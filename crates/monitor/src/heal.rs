@@ -239,6 +239,7 @@ fn new_replica_plan(
         .chain(model.nodes.iter().filter(|n| n.master_id.as_deref() == Some(master.id.as_str())))
         .map(|n| n.host().to_string())
         .collect();
+    avoid.sort();
     avoid.dedup();
     match (ctx.place_new_node)(&avoid) {
         Ok(host) => {
