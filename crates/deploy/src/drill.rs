@@ -35,7 +35,8 @@ pub enum Drill {
     ReaddressOne,
     /// A replica killed and its data dir wiped: the monitor brings it back ([`heal`]).
     HealNodeLoss,
-    /// A replica killed: the monitor gives its master a replica again ([`heal`]).
+    /// A replica's node gone for good (killed, its dir removed, not restartable): the monitor
+    /// starts a new node as its master's replica ([`heal`]).
     HealReplicaLoss,
     /// A master killed, its replica promoted: the monitor restores the layout ([`heal`]).
     HealLayout,
@@ -189,8 +190,8 @@ pub fn run(lab: &mut Lab, drill: Drill, options: &DrillOptions) -> Result<DrillR
         Drill::HostLoss => host_loss(lab, options, &mut report)?,
         Drill::Readdress => readdress::readdress(lab, options, &mut report, true)?,
         Drill::ReaddressOne => readdress::readdress(lab, options, &mut report, false)?,
-        Drill::HealNodeLoss => heal::node_loss(lab, options, &mut report, true)?,
-        Drill::HealReplicaLoss => heal::node_loss(lab, options, &mut report, false)?,
+        Drill::HealNodeLoss => heal::node_loss(lab, options, &mut report)?,
+        Drill::HealReplicaLoss => heal::replica_loss(lab, options, &mut report)?,
         Drill::HealLayout => heal::layout(lab, options, &mut report)?,
         Drill::HealPartition => heal::partition(lab, options, &mut report)?,
     }
@@ -553,6 +554,8 @@ async fn refuses_writes_after(addr: &str, key: &str, since: Instant) -> Option<D
 /// the VIP on the LB with the highest priority, answering.
 pub fn restore(lab: &Lab) -> Result<(), LabError> {
     lab.heal()?;
+    // Nodes a healing started beside the plan (a drill that did not finish) leave.
+    heal::remove_extra_nodes(lab)?;
     let addrs = lab.plan.node_addrs();
     let masters = lab.plan.masters.clone();
     let pairs = lab.plan.replicas.clone();

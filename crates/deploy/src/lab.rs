@@ -514,6 +514,11 @@ impl Lab {
                 "node {addr} runs (pid {pid}): not started twice"
             )));
         }
+        if !self.can_restart(addr) {
+            return Err(LabError::Failed(format!(
+                "node {addr} is gone for good (its host and disk are lost): it cannot be started"
+            )));
+        }
         self.start_node(host, port)
     }
 
@@ -524,6 +529,127 @@ impl Lab {
         let dir = self.node_dir(host, port);
         std::fs::remove_dir_all(&dir).map_err(io_err(format!("removing {}", dir.display())))?;
         Ok(format!("{said}, its dir wiped"))
+    }
+
+    /// The marker that says node `port`'s host and disk are gone for good: it is not started
+    /// again (not by healing, not by [`Lab::heal`]) until [`Lab::unretire_node`].
+    fn retired_marker(&self, host: &Host, port: u16) -> PathBuf {
+        self.dir.join(&host.name).join(format!("node-{port}.gone"))
+    }
+
+    /// Is `addr` a planned node that may be started again (not retired)?
+    pub fn can_restart(&self, addr: &str) -> bool {
+        let port = addr.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok());
+        match (self.plan.host_of(addr), port) {
+            (Some(host), Some(port)) => !self.retired_marker(host, port).exists(),
+            _ => false,
+        }
+    }
+
+    /// Kills node `port`, removes its dir and marks it gone for good: a machine and its disk
+    /// lost, which no restart brings back (a drill's fault).
+    pub fn retire_node(&self, port: u16) -> Result<String, LabError> {
+        let said = self.wipe_node(port)?;
+        let host = self.plan.hosts.iter().find(|h| h.ports.contains(&port)).expect("wiped node");
+        let marker = self.retired_marker(host, port);
+        std::fs::write(
+            &marker,
+            "gone for good (a drill's fault); remove this file to let the node start again\n",
+        )
+        .map_err(io_err(format!("writing {}", marker.display())))?;
+        Ok(format!("{said}, gone for good"))
+    }
+
+    /// Lets a retired node be started again (it starts empty: its dir was removed).
+    pub fn unretire_node(&self, port: u16) -> Result<(), LabError> {
+        let host = self.plan.hosts.iter().find(|h| h.ports.contains(&port));
+        match host.map(|h| self.retired_marker(h, port)) {
+            Some(marker) if marker.exists() => std::fs::remove_file(&marker)
+                .map_err(io_err(format!("removing {}", marker.display()))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Nodes started beside the plan (by a monitor's healing): (host, port), from the node
+    /// dirs on each Redis host whose port the plan does not list.
+    pub fn extra_nodes(&self) -> Vec<(Host, u16)> {
+        let mut extra = Vec::new();
+        for host in self.plan.hosts_with(Role::Redis) {
+            let Ok(entries) = std::fs::read_dir(self.dir.join(&host.name)) else { continue };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let port = name.to_str().and_then(|n| n.strip_prefix("node-")?.parse::<u16>().ok());
+                if let Some(port) = port.filter(|p| !host.ports.contains(p)) {
+                    extra.push((host.clone(), port));
+                }
+            }
+        }
+        extra.sort_by_key(|(_, port)| *port);
+        extra
+    }
+
+    /// The Redis host a new node goes on: the first (in plan order, fewest nodes first) whose
+    /// address is none of `avoid` (the hosts of the shard the node is for); or why there is
+    /// none.
+    pub fn place_new_node(&self, avoid: &[String]) -> Result<String, LabError> {
+        let extra = self.extra_nodes();
+        let load = |h: &Host| {
+            let retired = h.ports.iter().filter(|&&p| self.retired_marker(h, p).exists()).count();
+            h.ports.len() - retired + extra.iter().filter(|(e, _)| e.name == h.name).count()
+        };
+        let mut free: Vec<&Host> =
+            self.plan.hosts_with(Role::Redis).filter(|h| !avoid.contains(&h.ip)).collect();
+        free.sort_by_key(|h| load(h));
+        match free.first() {
+            Some(host) => Ok(host.ip.clone()),
+            None => Err(LabError::Failed(format!(
+                "every Redis host of lab {} ({}) has a node of this shard, and a replica beside \
+                 its master or another copy would not survive that host: make a lab with more \
+                 hosts (`redkeep lab up --redis-hosts N`)",
+                self.plan.name,
+                self.plan
+                    .hosts_with(Role::Redis)
+                    .map(|h| h.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// Starts a new, empty node on the Redis host with address `ip`, on the port after every
+    /// node's (planned and extra) so that ports stay unique in the lab; waits until it answers.
+    /// Returns its `ip:port`.
+    pub fn start_new_node(&self, ip: &str) -> Result<String, LabError> {
+        let host = self.plan.hosts_with(Role::Redis).find(|h| h.ip == ip).ok_or_else(|| {
+            LabError::Failed(format!("{ip} is not a Redis host of lab {}", self.plan.name))
+        })?;
+        let planned = self.plan.hosts.iter().flat_map(|h| h.ports.iter().copied());
+        let last = planned.chain(self.extra_nodes().into_iter().map(|(_, p)| p)).max();
+        let port = last.unwrap_or(FIRST_PORT - 1) + 1;
+        self.start_node(host, port)?;
+        let password = self.password();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !local::ping_with(ip, port, password.as_deref()) {
+            if Instant::now() > deadline {
+                return Err(LabError::Failed(format!(
+                    "the new node {ip}:{port} did not answer PING"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(format!("{ip}:{port}"))
+    }
+
+    /// Stops an extra node (SIGTERM, by the pid its dir holds and verified to run there) and
+    /// removes its dir. It must have left the cluster first.
+    pub fn remove_extra_node(&self, host: &Host, port: u16) -> Result<(), LabError> {
+        let dir = self.node_dir(host, port);
+        if let Some(pid) = process::read_pid_file(&dir.join("redis.pid"))
+            && process::runs_in(pid, &dir)
+        {
+            process::terminate(pid, Duration::from_secs(10));
+        }
+        std::fs::remove_dir_all(&dir).map_err(io_err(format!("removing {}", dir.display())))
     }
 
     fn start_node(&self, host: &Host, port: u16) -> Result<(), LabError> {
@@ -701,7 +827,8 @@ impl Lab {
     }
 
     fn wait_nodes_answer(&self) -> Result<(), LabError> {
-        let addrs = self.plan.node_addrs();
+        let mut addrs = self.plan.node_addrs();
+        addrs.retain(|a| self.can_restart(a));
         let password = self.password();
         self.control(|| async {
             let deadline = Instant::now() + Duration::from_secs(30);
@@ -818,7 +945,7 @@ impl Lab {
         }
         for host in self.plan.hosts_with(Role::Redis) {
             for &port in &host.ports {
-                if self.node_pid(port).is_none() {
+                if self.node_pid(port).is_none() && !self.retired_marker(host, port).exists() {
                     self.start_node(host, port)?;
                     done.push(format!("node {port} started on {}", host.name));
                 }
@@ -1012,6 +1139,39 @@ mod tests {
             proxy_flags: Vec::new(),
             auth: false,
         }
+    }
+
+    #[test]
+    fn a_new_node_goes_on_a_host_without_the_shard_s_nodes_or_it_says_why_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = Lab {
+            plan: plan(&spec()).unwrap(),
+            dir: dir.path().to_path_buf(),
+            redkeep: PathBuf::from("redkeep"),
+        };
+        let ip = |name: &str| lab.plan.host(name).unwrap().ip.clone();
+        assert_eq!(lab.place_new_node(&[ip("r1"), ip("r3")]).unwrap(), ip("r2"));
+        // A node healing started on r2 (its dir there) makes r2 the fuller host.
+        std::fs::create_dir_all(dir.path().join("r2").join("node-7007")).unwrap();
+        assert_eq!(
+            lab.extra_nodes().iter().map(|(h, p)| (h.name.as_str(), *p)).collect::<Vec<_>>(),
+            [("r2", 7007)]
+        );
+        assert_eq!(lab.place_new_node(&[ip("r1")]).unwrap(), ip("r3"));
+        let why = lab.place_new_node(&[ip("r1"), ip("r2"), ip("r3")]).unwrap_err().to_string();
+        assert!(why.contains("every Redis host") && why.contains("--redis-hosts"), "{why}");
+
+        // A retired node is not restartable until unretired.
+        let addr = format!("{}:7001", ip("r1"));
+        assert!(lab.can_restart(&addr));
+        let host = lab.plan.host("r1").unwrap().clone();
+        std::fs::create_dir_all(dir.path().join("r1")).unwrap();
+        std::fs::write(lab.retired_marker(&host, 7001), "gone").unwrap();
+        assert!(!lab.can_restart(&addr));
+        assert!(lab.restart_node(&addr).unwrap_err().to_string().contains("gone for good"));
+        lab.unretire_node(7001).unwrap();
+        assert!(lab.can_restart(&addr));
+        assert!(!lab.can_restart("198.18.0.99:7001"), "not a lab node");
     }
 
     #[test]

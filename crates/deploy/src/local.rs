@@ -596,6 +596,18 @@ impl LocalDir {
         Ok(new)
     }
 
+    /// Adds one node on the port after the highest (saved in the manifest) and starts it: a
+    /// blank cluster node, which the monitor's healing makes a replica. Its port is taken out
+    /// again when it does not start. Returns the port.
+    pub fn add_node(&mut self) -> Result<u16, DeployError> {
+        let port = self.add_ports(1)?[0];
+        if let Err(e) = self.start_node(port) {
+            let _ = self.retire_ports(&[port]);
+            return Err(e);
+        }
+        Ok(port)
+    }
+
     /// Stops the nodes on `retired` (they must have left the cluster), deletes their dirs,
     /// and drops them from the manifest (saved).
     pub fn retire_ports(&mut self, retired: &[u16]) -> Result<(), DeployError> {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use cluster::admin::{AdminConn, DEFAULT_TIMEOUT};
+use cluster::reshard::{MasterLoad, MovePlan, Rebalance, RebalanceOptions};
 
 use crate::model::{Model, NodeHealth};
 
@@ -58,7 +59,19 @@ pub enum Action {
     FailoverBack { replica: String, master: String },
     /// `redkeep fix`: close open slots.
     FixSlots { seed: String },
+    /// The supervisor starts a new, empty node on `host` (none of the shard's nodes is there
+    /// when the supervisor can help it), which then replicates `master_id`: a master left
+    /// with no replica and no spare or replica to take.
+    NewReplica { host: String, master_id: String, master_addr: String },
+    /// Moves slots so that every master has its share (the scaling planner's rebalance, as
+    /// `redkeep rebalance`), applied by the slot mover.
+    Rebalance { seed: String, plan: MovePlan },
+    /// Nothing the healer may do: said once, so a human knows why nothing happens.
+    CannotHeal { why: String },
 }
+
+/// The `shard` of a plan that touches every shard (a rebalance): it runs alone.
+pub const EVERY_SHARD: &str = "*";
 
 /// An action, why, and the shard it touches (one action at a time per shard).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -88,6 +101,28 @@ impl std::fmt::Display for Action {
                 write!(f, "fail over {master} to its replica {replica} (restore the layout)")
             }
             Action::FixSlots { seed } => write!(f, "fix open slots (as `redkeep fix {seed}`)"),
+            Action::NewReplica { host, master_addr, .. } => {
+                write!(f, "start a new node on {host} and make it a replica of {master_addr}")
+            }
+            Action::Rebalance { seed, plan } => {
+                write!(
+                    f,
+                    "rebalance (as `redkeep rebalance {seed}`): move {} slots:",
+                    plan.slot_count()
+                )?;
+                for m in &plan.moves {
+                    write!(
+                        f,
+                        " {} from {} to {} ({});",
+                        m.slot_count(),
+                        m.from_addr,
+                        m.to_addr,
+                        cluster::topology::format_ranges(&m.slots)
+                    )?;
+                }
+                Ok(())
+            }
+            Action::CannotHeal { why } => write!(f, "no action possible: {why}"),
         }
     }
 }
@@ -98,6 +133,9 @@ pub struct Context<'a> {
     pub owns: &'a dyn Fn(&str) -> bool,
     /// Spare nodes the config lists.
     pub spares: &'a [String],
+    /// Where the supervisor would start a new node, on none of these hosts if it can
+    /// ([`Supervisor::place_new_node`]), or why it cannot start one.
+    pub place_new_node: &'a dyn Fn(&[String]) -> Result<String, String>,
 }
 
 /// The plan for a firing alarm (`rule` and its labels), if there is one.
@@ -143,7 +181,16 @@ pub fn plan(
             if model.nodes.iter().any(|n| n.came_back_empty()) {
                 return None;
             }
-            let (replica, donor) = replica_source(model, master, ctx.spares)?;
+            let Some((replica, donor)) = replica_source(model, master, ctx.spares) else {
+                // A replica that answers (still syncing) or that the supervisor restarts is
+                // coming back: a new node is for replicas lost for good.
+                let coming = model
+                    .nodes
+                    .iter()
+                    .filter(|n| n.master_id.as_deref() == Some(master.id.as_str()))
+                    .any(|r| r.reachable || (ctx.owns)(&r.addr));
+                return (!coming).then(|| new_replica_plan(model, master, ctx, make));
+            };
             let why = match &donor {
                 Some(d) => format!("{} has no healthy replica; {d} has two or more", master.addr),
                 None => format!("{} has no healthy replica; {replica} is a spare", master.addr),
@@ -166,6 +213,10 @@ pub fn plan(
                 Action::FailoverBack { replica: replica.addr.clone(), master: master.addr.clone() };
             Some(make(master.id.clone(), action, why))
         }
+        "shard_imbalance_keys" | "shard_imbalance_memory" => rebalance_plan(model).map(|action| {
+            let why = format!("{rule} fires and the slots per master are uneven");
+            make(EVERY_SHARD.into(), action, why)
+        }),
         "slot_open" => {
             let seed = model.cluster.reporter.clone();
             let why =
@@ -173,6 +224,81 @@ pub fn plan(
             Some(make("slots".into(), Action::FixSlots { seed }, why))
         }
         _ => None,
+    }
+}
+
+/// No spare and no replica to take: a new node from the supervisor, on a host that has none of
+/// the shard's nodes (the master's, and its replicas', lost ones included), or why not.
+fn new_replica_plan(
+    model: &Model,
+    master: &NodeHealth,
+    ctx: &Context,
+    make: impl Fn(String, Action, String) -> Plan,
+) -> Plan {
+    let mut avoid: Vec<String> = std::iter::once(master)
+        .chain(model.nodes.iter().filter(|n| n.master_id.as_deref() == Some(master.id.as_str())))
+        .map(|n| n.host().to_string())
+        .collect();
+    avoid.sort();
+    avoid.dedup();
+    match (ctx.place_new_node)(&avoid) {
+        Ok(host) => {
+            let why = format!(
+                "{} has no healthy replica, and no spare or master with two replicas",
+                master.addr
+            );
+            let action = Action::NewReplica {
+                host,
+                master_id: master.id.clone(),
+                master_addr: master.addr.clone(),
+            };
+            make(master.id.clone(), action, why)
+        }
+        Err(why_not) => {
+            let why = format!(
+                "{} has no healthy replica, no spare or master with two replicas, and no new \
+                 node can be started: {why_not}",
+                master.addr
+            );
+            make(master.id.clone(), Action::CannotHeal { why: why.clone() }, why)
+        }
+    }
+}
+
+/// The masters as the rebalance planner takes them.
+fn master_loads(model: &Model) -> Vec<MasterLoad> {
+    model
+        .shards()
+        .iter()
+        .map(|s| MasterLoad {
+            id: s.master.id.clone(),
+            addr: s.master.addr.clone(),
+            slots: s.master.slots.iter().flat_map(|r| r.start..=r.end).collect(),
+            weight: 1.0,
+        })
+        .collect()
+}
+
+/// A rebalance of the slots when they are unevenly spread (beyond the planner's default
+/// threshold, as `redkeep rebalance`), every master answering and no slot open; or why not
+/// when keys or memory are uneven although the slots are even.
+fn rebalance_plan(model: &Model) -> Option<Action> {
+    let shards = model.shards();
+    let open = model.nodes.iter().any(|n| n.own.as_ref().is_some_and(|o| !o.open_slots.is_empty()));
+    if shards.len() < 2 || open || shards.iter().any(|s| !s.master.reachable || s.master.fail) {
+        // Not now: a fix, a restart or a failover comes first, and the alarm still fires after.
+        return None;
+    }
+    match cluster::reshard::plan_rebalance(&master_loads(model), RebalanceOptions::default()) {
+        Ok(Rebalance::Moves(plan)) if !plan.is_empty() => {
+            Some(Action::Rebalance { seed: model.cluster.reporter.clone(), plan })
+        }
+        Ok(_) => Some(Action::CannotHeal {
+            why: "the slots are evenly spread already: the keys or memory are uneven within \
+                  them (big or hot keys), which moving slots by count does not fix"
+                .into(),
+        }),
+        Err(e) => Some(Action::CannotHeal { why: format!("no rebalance plan: {e}") }),
     }
 }
 
@@ -267,10 +393,26 @@ pub fn verified(action: &Action, model: &Model) -> bool {
         Action::FailoverBack { replica, .. } => {
             model.node(replica).is_some_and(|n| n.is_master() && n.slot_count > 0 && n.reachable)
         }
-        Action::FixSlots { .. } => {
-            model.nodes.iter().all(|n| n.own.as_ref().is_none_or(|o| o.open_slots.is_empty()))
+        Action::FixSlots { .. } => no_open_slots(model),
+        Action::NewReplica { master_id, .. } => model.shards().iter().any(|s| {
+            s.master.id == *master_id && s.replicas.iter().any(|r| r.is_healthy_replica())
+        }),
+        Action::Rebalance { .. } => {
+            no_open_slots(model)
+                && matches!(
+                    cluster::reshard::plan_rebalance(
+                        &master_loads(model),
+                        RebalanceOptions::default()
+                    ),
+                    Ok(Rebalance::Balanced { .. })
+                )
         }
+        Action::CannotHeal { .. } => false,
     }
+}
+
+fn no_open_slots(model: &Model) -> bool {
+    model.nodes.iter().all(|n| n.own.as_ref().is_none_or(|o| o.open_slots.is_empty()))
 }
 
 /// Why a plan is not applied now.
@@ -310,10 +452,7 @@ impl Guard {
             return Decision::Refuse("healing is off (--heal off)".into());
         }
         if !model.sees_majority() {
-            let (visible, all) = model.visible_masters();
-            return Decision::Refuse(format!(
-                "this monitor sees {visible} of {all} masters, not a majority: it may be the one cut off"
-            ));
+            return Decision::Refuse(model.no_majority_reason());
         }
         if holds_vip == Some(false) {
             return Decision::Refuse(
@@ -322,6 +461,20 @@ impl Guard {
         }
         if self.busy.contains(&plan.shard) {
             return Decision::Refuse(format!("shard {} has an action in flight", plan.shard));
+        }
+        // Said after "in flight": while a new node is being added, its shard has no room left.
+        if let Action::CannotHeal { .. } = &plan.action {
+            return Decision::Refuse("a human must act (the alarm stays firing)".into());
+        }
+        // A rebalance touches every shard: it waits for the others, and they for it.
+        if self.busy.contains(EVERY_SHARD) {
+            return Decision::Refuse("a rebalance is in flight".into());
+        }
+        if plan.shard == EVERY_SHARD && !self.busy.is_empty() {
+            return Decision::Refuse(format!(
+                "actions are in flight on shards {}: a rebalance waits for them",
+                self.busy.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
         }
         while self
             .recent
@@ -358,6 +511,19 @@ pub trait Supervisor: Send + Sync {
     fn owns(&self, addr: &str) -> bool;
     /// Starts the node at `addr` if it is not running. Blocking.
     fn restart(&self, addr: &str) -> Result<(), String>;
+    /// Where a new node would start, on none of `avoid_hosts` if the supervisor has such a
+    /// host (its answer is printed in the plan), or why no node can be started.
+    fn place_new_node(&self, avoid_hosts: &[String]) -> Result<String, String> {
+        let _ = avoid_hosts;
+        Err("this monitor starts no nodes (run it with --dir of a `redkeep up` cluster, or \
+             --lab)"
+            .into())
+    }
+    /// Starts a new, empty cluster node on `host` (as [`Supervisor::place_new_node`] said) and
+    /// returns its `host:port`. Blocking.
+    fn start_new_node(&self, host: &str) -> Result<String, String> {
+        Err(format!("this monitor starts no nodes, none on {host}"))
+    }
 }
 
 /// A supervisor that owns nothing (a monitor of a remote cluster).
@@ -401,6 +567,17 @@ pub async fn apply(
                 AdminConn::connect(replica, DEFAULT_TIMEOUT).await.map_err(|e| e.to_string())?;
             conn.query_ok(&["CLUSTER", "FAILOVER"]).await.map_err(|e| e.to_string())
         }
+        Action::NewReplica { host, master_id, master_addr } => {
+            let (supervisor, host) = (supervisor.clone(), host.clone());
+            let addr = tokio::task::spawn_blocking(move || supervisor.start_new_node(&host))
+                .await
+                .map_err(|e| e.to_string())??;
+            tracing::info!("heal: started new node {addr}");
+            meet(&addr, master_addr).await?;
+            replicate(&addr, master_id).await
+        }
+        Action::Rebalance { plan, .. } => rebalance(plan, model).await,
+        Action::CannotHeal { why } => Err(why.clone()),
         Action::FixSlots { seed } => {
             // apply_fix reports through a `&mut dyn FnMut`, which is not Send: it runs on a
             // runtime of its own on a blocking thread.
@@ -416,6 +593,24 @@ pub async fn apply(
             .map_err(|e| e.to_string())?
         }
     }
+}
+
+/// Applies a rebalance plan with the slot mover, every master told the new owners.
+async fn rebalance(plan: &MovePlan, model: &Model) -> Result<(), String> {
+    let masters: Vec<String> = model.shards().iter().map(|s| s.master.addr.clone()).collect();
+    let progress: cluster::mover::ProgressFn = std::sync::Arc::new(|_| {});
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let options = cluster::mover::MoveOptions::default();
+    let summary = cluster::mover::execute(plan, &masters, &options, progress, stop)
+        .await
+        .map_err(|e| format!("the rebalance stopped: {e} (`redkeep check` shows what is left)"))?;
+    tracing::info!(
+        "heal: rebalance moved {} slots, {} keys; {} skipped",
+        summary.slots_moved,
+        summary.keys,
+        summary.skipped.len()
+    );
+    Ok(())
 }
 
 async fn fix_slots(seed: &str) -> Result<(), String> {

@@ -47,6 +47,9 @@ pub struct NodeHealth {
     pub master_id: Option<String>,
     /// Slots served (masters).
     pub slot_count: u64,
+    /// Which slots (masters): what a rebalance plan is made from.
+    #[serde(default)]
+    pub slots: Vec<cluster::topology::SlotRange>,
     /// The cluster marks it `fail?` (the reference node suspects it).
     pub pfail: bool,
     /// The cluster marks it `fail` (a majority of masters agreed).
@@ -214,4 +217,36 @@ impl Model {
         let (visible, all) = self.visible_masters();
         all > 0 && visible * 2 > all
     }
+
+    /// Why [`Model::sees_majority`] is false, naming what this monitor reached and what not.
+    pub fn no_majority_reason(&self) -> String {
+        let (visible, all) = self.visible_masters();
+        let unreached: Vec<&str> =
+            self.nodes.iter().filter(|n| !n.reachable).map(|n| n.addr.as_str()).collect();
+        let reached = self.nodes.len() - unreached.len();
+        if all == 0 {
+            return format!(
+                "this monitor reached {reached} of the {} nodes it knows and no master serving \
+                 slots, so it cannot see a majority of masters (could not reach: {}): it may be \
+                 the one cut off",
+                self.nodes.len(),
+                list_or_none(&unreached)
+            );
+        }
+        let masters_unreached: Vec<&str> = self
+            .shards()
+            .iter()
+            .filter(|s| !s.master.reachable)
+            .map(|s| s.master.addr.as_str())
+            .collect();
+        format!(
+            "this monitor reached {visible} of {all} masters, not a majority (could not reach \
+             masters {}): it may be the one cut off",
+            list_or_none(&masters_unreached)
+        )
+    }
+}
+
+fn list_or_none(items: &[&str]) -> String {
+    if items.is_empty() { "none".into() } else { items.join(", ") }
 }

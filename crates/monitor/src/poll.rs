@@ -91,6 +91,7 @@ pub fn build_model(
                     role: node.role.as_str().to_string(),
                     master_id: node.master_id.clone(),
                     slot_count: node.slot_count(),
+                    slots: node.slots.clone(),
                     pfail: node.flags.pfail,
                     fail: failed.contains(node.id.as_str()),
                     ..NodeHealth::default()

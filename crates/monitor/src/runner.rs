@@ -253,7 +253,9 @@ impl Loop {
     ) {
         let holds_vip = self.holds_vip(model);
         let owns = |addr: &str| supervisor.owns(addr);
-        let ctx = heal::Context { owns: &owns, spares: &self.config.heal.spares };
+        let place = |avoid: &[String]| supervisor.place_new_node(avoid);
+        let ctx =
+            heal::Context { owns: &owns, spares: &self.config.heal.spares, place_new_node: &place };
         for (rule, fingerprint, labels) in self.firing(book) {
             if self.gave_up.contains(&fingerprint) {
                 continue;

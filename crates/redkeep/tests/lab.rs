@@ -237,7 +237,8 @@ fn the_lab_s_monitor_heals_node_and_replica_loss_and_the_layout_and_refuses_when
     }
     let healed = "the monitor brought the node back as a replica of the master that lost it";
     assert!(check_passed(&heal[0], healed), "{}", heal[0]);
-    assert!(check_passed(&heal[1], healed), "{}", heal[1]);
+    let replaced = "the monitor gave the master a new replica, in sync";
+    assert!(check_passed(&heal[1], replaced), "{}", heal[1]);
     let layout = "the monitor failed over back: the planned layout is restored";
     assert!(check_passed(&heal[2], layout), "{}", heal[2]);
     for check in [
@@ -296,6 +297,18 @@ fn an_auth_lab_has_nodes_that_want_the_password_and_its_drill_passes() {
     // The proxies authenticate to the nodes: the VIP serves (its clients are not asked).
     assert_eq!(cli(false, "198.18.0.100", "7010", &["SET", "lab:key", "v1"]), "OK");
     assert_eq!(cli(false, "198.18.0.100", "7010", &["GET", "lab:key"]), "v1");
+    // The LB hosts' monitors give the nodes the password too: every node answers them.
+    let model = lab.ok(&["exec", "c1", "--", "curl", "-s", "http://198.18.0.21:7030/api/v1/model"]);
+    let model: serde_json::Value = serde_json::from_str(&model).expect("the model is JSON");
+    let nodes = model["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 6, "{model}");
+    for node in nodes {
+        assert_eq!(
+            node["reachable"], true,
+            "the monitor cannot read {}: {}",
+            node["addr"], node["error"]
+        );
+    }
     // A failover with masterauth: the killed master's replica takes over, it rejoins.
     let killed = reports(&lab.ok(&["drill", "master-kill", "--json"]));
     assert_passed(&killed[0]);

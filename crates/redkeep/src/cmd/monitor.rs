@@ -26,8 +26,10 @@ use monitor::heal::{Mode, NoSupervisor, Supervisor};
 /// webhooks: alerts from Prometheus drive healing too).
 ///
 /// Healing (--heal): each firing alarm maps to a plan (restart a dead local node; re-attach a
-/// node that came back empty as a replica; give a replica-less master a spare or a replica of a
-/// master with two; fail over back when two masters share a host; fix open slots), printed
+/// node that came back empty as a replica; give a replica-less master a spare, a replica of a
+/// master with two, or a new node started by the supervisor (--dir: a new port in the dir;
+/// --lab: a host with none of the shard's nodes); fail over back when two masters share a
+/// host; fix open slots; rebalance slots on shard imbalance, as `redkeep rebalance`), printed
 /// before it runs and verified after. Guardrails: one action at a time per shard, at most
 /// `heal.max_actions` per `heal.window`, none while this monitor sees no majority of masters,
 /// none unless this monitor's LB holds the VIP (`vip.local_lb`), and an action that does not
@@ -65,48 +67,87 @@ pub fn parse_mode(text: &str) -> Result<Mode, String> {
     text.parse()
 }
 
-/// The nodes of a local dir, restartable by healing.
+/// The nodes of a local dir, restartable by healing, which may add nodes to it.
 pub struct LocalSupervisor {
-    dir: deploy::local::LocalDir,
+    root: PathBuf,
+    /// Kept to start nodes with when the dir cannot be read again.
+    dir: std::sync::Mutex<deploy::local::LocalDir>,
 }
 
 impl LocalSupervisor {
     pub fn open(dir: &std::path::Path) -> Option<LocalSupervisor> {
-        deploy::local::open(dir).ok().map(|dir| LocalSupervisor { dir })
+        let local = deploy::local::open(dir).ok()?;
+        Some(LocalSupervisor { root: dir.to_path_buf(), dir: std::sync::Mutex::new(local) })
     }
 
-    fn port_of(&self, addr: &str) -> Option<u16> {
+    /// The dir as its manifest says now (`up --masters N` or a healing may have added nodes).
+    fn current(&self) -> std::sync::MutexGuard<'_, deploy::local::LocalDir> {
+        let mut dir = self.dir.lock().unwrap_or_else(|e| e.into_inner());
+        if let Ok(fresh) = deploy::local::open(&self.root) {
+            *dir = fresh;
+        }
+        dir
+    }
+
+    fn port_of(dir: &deploy::local::LocalDir, addr: &str) -> Option<u16> {
         let (host, port) = addr.rsplit_once(':')?;
         let port: u16 = port.parse().ok()?;
-        (host == self.dir.manifest.host && self.dir.manifest.ports.contains(&port)).then_some(port)
+        (host == dir.manifest.host && dir.manifest.ports.contains(&port)).then_some(port)
     }
 }
 
 impl Supervisor for LocalSupervisor {
     fn owns(&self, addr: &str) -> bool {
-        self.port_of(addr).is_some()
+        Self::port_of(&self.current(), addr).is_some()
     }
 
     fn restart(&self, addr: &str) -> Result<(), String> {
-        let port = self
-            .port_of(addr)
-            .ok_or_else(|| format!("{addr} is not a node of {}", self.dir.root.display()))?;
-        self.dir.start_node(port).map_err(|e| e.to_string())
+        let dir = self.current();
+        let port = Self::port_of(&dir, addr)
+            .ok_or_else(|| format!("{addr} is not a node of {}", dir.root.display()))?;
+        dir.start_node(port).map_err(|e| e.to_string())
+    }
+
+    /// Every node of a local dir is on its one host: a new one is too.
+    fn place_new_node(&self, _avoid_hosts: &[String]) -> Result<String, String> {
+        Ok(self.current().manifest.host.clone())
+    }
+
+    fn start_new_node(&self, host: &str) -> Result<String, String> {
+        let mut dir = self.current();
+        if host != dir.manifest.host {
+            return Err(format!(
+                "the nodes of {} run on {}, not {host}",
+                dir.root.display(),
+                dir.manifest.host
+            ));
+        }
+        let port = dir.add_node().map_err(|e| e.to_string())?;
+        Ok(format!("{host}:{port}"))
     }
 }
 
-/// The nodes of a lab (`--lab`), restartable by healing in their hosts' namespaces.
+/// The nodes of a lab (`--lab`), restartable by healing in their hosts' namespaces; new nodes
+/// go on a Redis host with none of the shard's nodes.
 pub struct LabSupervisor {
     lab: deploy::lab::Lab,
 }
 
 impl Supervisor for LabSupervisor {
     fn owns(&self, addr: &str) -> bool {
-        self.lab.plan.node_addrs().iter().any(|a| a == addr)
+        self.lab.can_restart(addr)
     }
 
     fn restart(&self, addr: &str) -> Result<(), String> {
         self.lab.restart_node(addr).map_err(|e| e.to_string())
+    }
+
+    fn place_new_node(&self, avoid_hosts: &[String]) -> Result<String, String> {
+        self.lab.place_new_node(avoid_hosts).map_err(|e| e.to_string())
+    }
+
+    fn start_new_node(&self, host: &str) -> Result<String, String> {
+        self.lab.start_new_node(host).map_err(|e| e.to_string())
     }
 }
 
@@ -158,6 +199,8 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &args.lab {
         let lab = deploy::lab::Lab::open_dir(dir)
             .map_err(|e| anyhow::anyhow!("--lab {}: {e}", dir.display()))?;
+        // Opening the lab made its password (a lab of `lab up --auth`) the one this monitor's
+        // connections send: every node answers it (tests/lab.rs checks it on an auth lab).
         options.supervisor = Arc::new(LabSupervisor { lab });
     }
     super::block_on(async move {

@@ -190,6 +190,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         stop_ports(&dir, &started_now);
         return Err(err);
     }
+    // As the manifest says now: the monitor's healing may have added a node.
+    let dir = deploy::local::open(&dir.root).unwrap_or(dir);
     let stopped = dir.stop();
     println!("Stopped {} nodes; data kept in {}", stopped.len(), dir.root.display());
     Ok(ExitCode::SUCCESS)
