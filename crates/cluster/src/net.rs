@@ -32,14 +32,62 @@ pub struct NodeTls {
     pub client: Option<(PathBuf, PathBuf)>,
 }
 
+/// A TLS file that cannot be used, on either side (node connections here, the proxy's client
+/// listener in `proxy::tls`).
 #[derive(Debug, thiserror::Error)]
-pub enum NodeTlsError {
+pub enum TlsError {
     #[error("cannot read {what} {path}: {error}")]
     Read { what: &'static str, path: PathBuf, error: String },
     #[error("{path} holds no {what}")]
     Empty { what: &'static str, path: PathBuf },
-    #[error("the node TLS settings do not fit together: {0}")]
+    #[error("the TLS settings do not fit together: {0}")]
     Config(String),
+}
+
+/// The error of the node side's settings.
+pub type NodeTlsError = TlsError;
+
+/// The one crypto provider of every TLS connection redkeep makes (ring; see DESIGN.md).
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The certificates (PEM) in `path`, at least one; `what` names them in errors.
+pub fn load_certs(
+    path: &Path,
+    what: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let read_err = |e: rustls::pki_types::pem::Error| TlsError::Read {
+        what,
+        path: path.to_path_buf(),
+        error: e.to_string(),
+    };
+    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+        .map_err(read_err)?
+        .collect::<Result<_, _>>()
+        .map_err(read_err)?;
+    if certs.is_empty() {
+        return Err(TlsError::Empty { what: "certificate", path: path.to_path_buf() });
+    }
+    Ok(certs)
+}
+
+/// The private key (PEM: PKCS#8, PKCS#1 or SEC1) in `path`.
+pub fn load_key(path: &Path, what: &'static str) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Read {
+        what,
+        path: path.to_path_buf(),
+        error: e.to_string(),
+    })
+}
+
+/// The CA certificates in `path` as trust roots.
+pub fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_certs(path, "the CA")? {
+        roots.add(cert).map_err(|e| TlsError::Config(format!("{}: {e}", path.display())))?;
+    }
+    Ok(roots)
 }
 
 /// The connector of every node connection, and the CA it trusts (named in errors).
@@ -66,46 +114,20 @@ fn connector() -> Option<(TlsConnector, PathBuf)> {
 
 /// The client side of TLS to the nodes, read from the PEM files.
 pub fn client_config(tls: &NodeTls) -> Result<Arc<ClientConfig>, NodeTlsError> {
-    let mut roots = RootCertStore::empty();
-    for cert in certs(&tls.ca, "the CA")? {
-        roots.add(cert).map_err(|e| NodeTlsError::Config(format!("{}: {e}", tls.ca.display())))?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| NodeTlsError::Config(e.to_string()))?
-        .with_root_certificates(roots);
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(load_roots(&tls.ca)?);
     let config = match &tls.client {
-        Some((cert, key)) => {
-            let chain = certs(cert, "the client certificate")?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| NodeTlsError::Read {
-                what: "the client key",
-                path: key.clone(),
-                error: e.to_string(),
-            })?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| NodeTlsError::Config(format!("client certificate and key: {e}")))?
-        }
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                load_certs(cert, "the client certificate")?,
+                load_key(key, "the client key")?,
+            )
+            .map_err(|e| TlsError::Config(format!("client certificate and key: {e}")))?,
         None => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
-}
-
-fn certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, NodeTlsError> {
-    let read_err = |e: rustls::pki_types::pem::Error| NodeTlsError::Read {
-        what,
-        path: path.to_path_buf(),
-        error: e.to_string(),
-    };
-    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
-        .map_err(read_err)?
-        .collect::<Result<_, _>>()
-        .map_err(read_err)?;
-    if certs.is_empty() {
-        return Err(NodeTlsError::Empty { what: "certificate", path: path.to_path_buf() });
-    }
-    Ok(certs)
 }
 
 /// A connection to a node: plain TCP, or TLS over it. An enum, so the plain path costs a
