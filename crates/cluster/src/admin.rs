@@ -27,6 +27,13 @@ pub enum AdminError {
     Timeout { addr: String, timeout: Duration },
     #[error("connection to {addr} failed: {source}")]
     Io { addr: String, source: std::io::Error },
+    /// A plain connection reset at its first command: what a TLS-only node does to it.
+    #[error(
+        "connection to {addr} failed: {source} (a node that speaks TLS only, as those of \
+         `redkeep up --tls`, does that to plain connections: give --dir of its cluster, or \
+         --node-tls-ca)"
+    )]
+    ResetPlain { addr: String, source: std::io::Error },
     #[error("{addr} closed the connection")]
     Closed { addr: String },
     #[error("{addr} sent a reply that is not valid RESP: {source}")]
@@ -253,6 +260,10 @@ impl AdminConn {
     }
 
     fn io(&self, source: std::io::Error) -> AdminError {
+        let plain = matches!(self.stream, NodeStream::Plain(_));
+        if plain && source.kind() == std::io::ErrorKind::ConnectionReset {
+            return AdminError::ResetPlain { addr: self.addr.clone(), source };
+        }
         AdminError::Io { addr: self.addr.clone(), source }
     }
 }
