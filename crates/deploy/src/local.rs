@@ -692,9 +692,9 @@ impl LocalDir {
             ips.push(host);
         }
         // Absolute: the nodes and a detached proxy run in dirs of their own.
-        let root = std::path::absolute(&self.root)
+        let dir = std::path::absolute(self.root.join(crate::tls::TLS_DIR))
             .map_err(io_err(format!("resolving {}", self.root.display())))?;
-        let files = TlsFiles { dir: root.join(crate::tls::TLS_DIR) };
+        let files = TlsFiles { dir };
         files.create(&ips)?;
         Ok(files)
     }

@@ -151,9 +151,10 @@ pub fn connect(
     Some(Box::new(rustls::StreamOwned::new(conn, stream)))
 }
 
-/// Whether `dir` (a redkeep dir's root) holds certificates of `up --tls`.
+/// The certificates of `up --tls` in a redkeep dir's root, if it has them; the paths are
+/// absolute, since the nodes and a detached proxy run in dirs of their own.
 pub fn tls_files(root: &Path) -> Option<TlsFiles> {
-    let dir = root.join(TLS_DIR);
+    let dir = std::path::absolute(root.join(TLS_DIR)).ok()?;
     dir.join(CA_CERT).exists().then_some(TlsFiles { dir })
 }
 

@@ -131,9 +131,10 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     proxy_args.set_auth(password.clone());
     proxy_args.set_tls(tls.as_ref());
     let proxy_hint = format!(
-        "Proxy: redis-cli{} -p {} (any client, no cluster support needed)",
-        hints.proxy(),
+        "Proxy: redis-cli{} -p {}{} (any client, no cluster support needed)",
+        hints.proxy_tls(),
         args.proxy_port,
+        hints.auth()
     );
     if args.detach {
         if !args.no_proxy {
@@ -372,7 +373,8 @@ fn print_endpoints(dir: &LocalDir, hints: &Hints) {
     for addr in dir.manifest.addrs() {
         println!("  {addr}");
     }
-    println!("Try: redis-cli{} -c -p {} ping", hints.node(), dir.manifest.ports[0]);
+    let first = dir.manifest.ports[0];
+    println!("Try: redis-cli{} -c -p {first}{} ping", hints.node_tls(), hints.auth());
 }
 
 // --- Authentication (`up --auth`): which password the nodes and the proxy require.
@@ -443,27 +445,26 @@ struct Hints<'a> {
 }
 
 impl Hints<'_> {
-    /// For a node: it wants the client certificate too.
-    fn node(&self) -> String {
-        let mut line = self.proxy();
-        if let Some(tls) = self.tls {
-            use deploy::tls::{CLIENT_CERT, CLIENT_KEY};
-            let (cert, key) = (tls.file(CLIENT_CERT), tls.file(CLIENT_KEY));
-            line = format!("{line} --cert {} --key {}", cert.display(), key.display());
-        }
-        line
+    /// The TLS options for a node: it wants the client certificate too.
+    fn node_tls(&self) -> String {
+        let Some(tls) = self.tls else { return String::new() };
+        use deploy::tls::{CLIENT_CERT, CLIENT_KEY};
+        let (cert, key) = (tls.file(CLIENT_CERT), tls.file(CLIENT_KEY));
+        format!("{} --cert {} --key {}", self.proxy_tls(), cert.display(), key.display())
     }
 
-    /// For the proxy: the CA that signed its certificate, and the password.
-    fn proxy(&self) -> String {
-        let mut line = String::new();
-        if let Some(tls) = self.tls {
-            line = format!(" --tls --cacert {}", tls.file(deploy::tls::CA_CERT).display());
+    /// The TLS options for the proxy: the CA that signed its certificate.
+    fn proxy_tls(&self) -> String {
+        let Some(tls) = self.tls else { return String::new() };
+        format!(" --tls --cacert {}", tls.file(deploy::tls::CA_CERT).display())
+    }
+
+    /// The password option, read from its file.
+    fn auth(&self) -> String {
+        match self.auth {
+            true => format!(" -a \"$(cat {})\"", self.dir.password_file().display()),
+            false => String::new(),
         }
-        if self.auth {
-            line = format!("{line} -a \"$(cat {})\"", self.dir.password_file().display());
-        }
-        line
     }
 }
 
