@@ -341,3 +341,73 @@ fn up_tls_speaks_tls_to_clients_nodes_and_replicas_and_nothing_plain() {
     }
     assert_eq!((local.proxy_pid(), local.monitor_pid()), (None, None));
 }
+
+/// A foreground `up`, stopped (by its pid) when the test ends.
+struct Foreground(std::process::Child);
+
+impl Drop for Foreground {
+    fn drop(&mut self) {
+        deploy::process::terminate(self.0.id(), Duration::from_secs(20));
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn up_tls_auth_in_the_foreground_with_a_relative_dir_serves_tls_until_down() {
+    use std::io::{BufRead, BufReader};
+    let base_port = deploy::ports::free_block(6).expect("free ports");
+    let [proxy_port, stats_port, monitor_port] = [(); 3].map(|_| deploy::ports::free_port());
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("cluster");
+    let _guard = DirGuard(dir.clone());
+    let [base, proxy, stats, monitor] =
+        [base_port, proxy_port, stats_port, monitor_port].map(|p| p.to_string());
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("redkeep"));
+    // A relative --dir: the nodes and the proxy must still find the certificates.
+    command.current_dir(parent.path()).args([
+        "up",
+        "--tls",
+        "--auth",
+        "--dir",
+        "cluster",
+        "--base-port",
+        &base,
+        "--node-timeout",
+        "2s",
+        "--proxy-port",
+        &proxy,
+        "--stats-port",
+        &stats,
+        "--monitor-port",
+        &monitor,
+    ]);
+    command.env_remove("REDKEEP_PASSWORD").env_remove("REDKEEP_NODE_TLS_CA");
+    command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
+    let mut up = Foreground(command.spawn().unwrap());
+    let mut lines = BufReader::new(up.0.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    while !seen.contains("Running in the foreground") {
+        let line = lines.next().unwrap_or_else(|| panic!("up ended: {seen}")).unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+
+    let password = std::fs::read_to_string(dir.join("password")).unwrap();
+    let password = password.trim();
+    let ca = dir.join("tls/ca.crt");
+    let to_proxy = ["--tls", "--cacert", ca.to_str().unwrap()];
+    assert_eq!(redis_cli_with(&to_proxy, proxy_port, Some(password), &["SET", "fg", "v"]), "OK");
+    assert_eq!(redis_cli_with(&to_proxy, proxy_port, Some(password), &["GET", "fg"]), "v");
+    let refused = redis_cli_with(&to_proxy, proxy_port, None, &["GET", "fg"]);
+    assert!(refused.contains("NOAUTH"), "TLS without the password: {refused}");
+
+    // `down` stops the foreground `up`, which stops its proxy and nodes.
+    let dir_arg = dir.to_str().unwrap();
+    let down = redkeep(&["down", "--dir", dir_arg], &[]);
+    assert!(down.status.success(), "down: {}", describe(&down));
+    assert!(up.0.wait().unwrap().success(), "up ends cleanly: {seen}");
+    let local = deploy::local::open(&dir).unwrap();
+    for port in base_port..base_port + 6 {
+        assert_eq!(local.running_pid(port), None, "node {port} stopped");
+    }
+}
