@@ -10,7 +10,7 @@
 # from test to test), --rounds times; only that before/after table is printed then.
 #
 # Usage: scripts/proxy-bench.sh [-n REQUESTS_AT_P1] [-m REQUESTS_AT_P16] [--threads N]
-#                               [--baseline BIN] [--rounds N] [--users]
+#                               [--baseline BIN] [--rounds N] [--users | --node-tls]
 # With --users: instead, the plain proxy (no users) against a second proxy whose clients AUTH
 # as an ACL user with key patterns (the cost of the rights checks) and a third one serving TLS
 # (a self-signed certificate made with openssl), same cluster, same run. REDKEEP_BENCH_BASE
@@ -41,7 +41,7 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS="$2"; shift 2 ;;
     --users) USERS_MODE=1; shift ;;
     --node-tls) NODE_TLS_MODE=1; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
