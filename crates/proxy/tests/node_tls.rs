@@ -99,6 +99,6 @@ async fn node_connections_speak_tls_and_a_wrong_ca_is_refused() {
     set_node_tls(None).unwrap();
     let err =
         AdminConn::connect(&addr, Duration::from_secs(2)).await.unwrap().query(&["PING"]).await;
-    let text = err.err().expect("a plain PING to the TLS port must fail").to_string();
+    let text = err.expect_err("a plain PING to the TLS port must fail").to_string();
     assert!(text.contains("speaks TLS only"), "the error names the likely cause: {text}");
 }
