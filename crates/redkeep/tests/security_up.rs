@@ -330,6 +330,8 @@ fn up_tls_speaks_tls_to_clients_nodes_and_replicas_and_nothing_plain() {
     let said = String::from_utf8_lossy(&status.stdout);
     assert!(said.contains("cluster_state: ok"), "{}", describe(&status));
     assert!(said.contains(&format!("proxy {proxy_addr}: up")), "{}", describe(&status));
+    let check = redkeep(&["check", "--dir", dir_arg], &[]);
+    assert!(check.status.success(), "check --dir: {}", describe(&check));
 
     // `down` stops the monitor, the proxy and every node (SHUTDOWN over TLS).
     let local = deploy::local::open(&dir).unwrap();
