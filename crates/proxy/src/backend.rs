@@ -100,7 +100,17 @@ pub struct Backend {
     wait_due: Cell<bool>,
     /// Writes whose successful reply is in, waiting for the reply of the WAIT after them.
     held: RefCell<Vec<(Pending, Vec<u8>)>>,
+    /// The first pending entry's reply is a large bulk string going to its client in parts as
+    /// it arrives (see [`Backend::start_stream`]).
+    streaming: Cell<bool>,
 }
+
+/// Bulk replies at least this large go to their client as they arrive, instead of once whole:
+/// the client's transfer overlaps the node's, and the proxy holds no whole copy.
+pub const STREAM_REPLY: usize = 256 * 1024;
+
+/// Room each read gets while a reply streams.
+const STREAM_READ: usize = 256 * 1024;
 
 impl Backend {
     /// A connection to `addr`, connected by [`Backend::run`]. A RESP3 one gets `HELLO 3`
@@ -122,6 +132,7 @@ impl Backend {
             wait,
             wait_due: Cell::new(false),
             held: RefCell::new(Vec::new()),
+            streaming: Cell::new(false),
         });
         if let Some(credentials) = cluster::admin::credentials() {
             // First, as the nodes answer NOAUTH to anything else; a wrong password shows as
@@ -265,6 +276,8 @@ impl Backend {
         let read_loop = async {
             let mut buf = BytesMut::with_capacity(64 * 1024);
             let mut scanner = Scanner::new(resp::Limits::default());
+            // While a reply streams: its bytes still to come (they are not scanned).
+            let mut stream_left = 0;
             loop {
                 if reader.read_buf(&mut buf).await? == 0 {
                     return Err(std::io::Error::new(
@@ -273,6 +286,13 @@ impl Backend {
                     ));
                 }
                 let now = ctx.tick();
+                if stream_left > 0 {
+                    stream_left = self.continue_stream(&ctx, &mut buf, stream_left, now, &stats)?;
+                    if stream_left > 0 {
+                        buf.reserve(STREAM_READ);
+                        continue;
+                    }
+                }
                 let mut at = 0;
                 while let Some(len) = scanner.scan(&buf[at..]).map_err(std::io::Error::other)? {
                     // A large reply leaves the buffer as shared bytes: it reaches the client
@@ -331,8 +351,19 @@ impl Backend {
                 {
                     return Ok(());
                 }
-                if buf.capacity() - buf.len() < 4096 {
-                    buf.reserve(64 * 1024);
+                match scanner.wanted(&buf) {
+                    Some(end) if end >= STREAM_REPLY && self.start_stream(&buf) => {
+                        scanner.reset();
+                        stream_left = end;
+                        stream_left =
+                            self.continue_stream(&ctx, &mut buf, stream_left, now, &stats)?;
+                        buf.reserve(STREAM_READ);
+                    }
+                    // A large value: room for all of it at once (one allocation, reads as
+                    // large as the socket gives, no copy of what came so far at each step).
+                    Some(end) if end > buf.capacity() => buf.reserve(end - buf.len()),
+                    _ if buf.capacity() - buf.len() < 4096 => buf.reserve(64 * 1024),
+                    _ => {}
                 }
             }
         };
@@ -345,6 +376,61 @@ impl Backend {
             Some(e) => self.fail(&ctx, true, &e.to_string()),
             None => self.fail(&ctx, true, "closed by the proxy"),
         }
+    }
+
+    /// Whether the partial frame at the start of `buf` (a bulk string, a large one) can go to
+    /// its client in parts: its request's reply is final whatever it says (a bulk is never a
+    /// redirect or an error), it is the client's next reply in order, and no WAIT decides it.
+    fn start_stream(&self, buf: &[u8]) -> bool {
+        if buf.first() != Some(&b'$') || self.mode == Mode::PubSub {
+            return false;
+        }
+        let pending = self.pending.borrow();
+        let streamable = match pending.front() {
+            Some(Pending { sink: Sink::Client { client, seq }, req, .. }) => {
+                !req.ack && client.can_stream(*seq)
+            }
+            _ => false,
+        };
+        self.streaming.set(streamable);
+        streamable
+    }
+
+    /// Passes on what `buf` holds of the streaming reply (`left` bytes of it to come), and
+    /// finishes it when its end is there. Returns the bytes still to come.
+    fn continue_stream<O: Owner>(
+        &self,
+        ctx: &Rc<O>,
+        buf: &mut BytesMut,
+        left: usize,
+        now: std::time::Instant,
+        stats: &NodeStats,
+    ) -> std::io::Result<usize> {
+        // The frame's final CRLF always comes in the last part, where it is checked.
+        let take = buf.len().min(left - 2);
+        let mut left = left;
+        if take > 0 {
+            let part = buf.split_to(take).freeze();
+            if let Some(Pending { sink: Sink::Client { client, .. }, .. }) =
+                self.pending.borrow().front()
+            {
+                client.stream_part(part);
+            }
+            left -= take;
+        }
+        if buf.len() < left {
+            return Ok(left);
+        }
+        let rest = buf.split_to(left).freeze();
+        if !rest.ends_with(b"\r\n") {
+            return Err(std::io::Error::other("a bulk reply without its final CRLF"));
+        }
+        self.streaming.set(false);
+        let pending = self.pending.borrow_mut().pop_front().expect("the streamed reply's entry");
+        crate::metrics::bump(&stats.replies, 1);
+        stats.latency.record(now.saturating_duration_since(pending.req.received));
+        ctx.on_reply(self, pending, Reply::Rest(rest));
+        Ok(0)
     }
 
     /// Marks the connection broken and gives every pending entry back to the worker.
@@ -371,6 +457,14 @@ impl Backend {
         // Writes that ran but whose WAIT reply is lost come first: they were sent first.
         let held = std::mem::take(&mut *self.held.borrow_mut());
         ctx.on_wait_lost(self, held, reason);
+        if self.streaming.replace(false)
+            && let Some(Pending { sink: Sink::Client { client, .. }, .. }) =
+                self.pending.borrow_mut().pop_front()
+        {
+            // Part of its reply is written: nothing can follow it on that connection.
+            client.broken.set(true);
+            client.wake.notify();
+        }
         let pending: Vec<Pending> = self.pending.borrow_mut().drain(..).collect();
         for p in pending {
             ctx.on_lost(self, p, maybe_sent, reason);

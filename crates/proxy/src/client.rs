@@ -94,14 +94,23 @@ enum Held {
 pub enum Reply<'a> {
     Slice(&'a [u8]),
     Shared(Bytes),
+    /// The last part of a large bulk reply whose first parts went out as they arrived
+    /// ([`Client::stream_part`]): not a frame of its own.
+    Rest(Bytes),
 }
 
 impl Reply<'_> {
     pub fn bytes(&self) -> &[u8] {
         match self {
             Reply::Slice(frame) => frame,
-            Reply::Shared(frame) => frame,
+            Reply::Shared(frame) | Reply::Rest(frame) => frame,
         }
+    }
+
+    /// An error reply (a redirect, TRYAGAIN, ...). The rest of a streamed bulk is never one,
+    /// whatever its first byte.
+    pub fn is_error(&self) -> bool {
+        !matches!(self, Reply::Rest(_)) && self.bytes().first() == Some(&b'-')
     }
 }
 
@@ -168,6 +177,25 @@ impl Client {
         let grew = self.replies.borrow_mut().deliver(seq, frame);
         if grew {
             self.output_ready();
+        }
+    }
+
+    /// Whether the reply to `seq` may go out in parts as it arrives: every reply before it
+    /// is in the output, and it is not muted.
+    pub fn can_stream(&self, seq: u64) -> bool {
+        let replies = self.replies.borrow();
+        replies.next == seq && !replies.muted.iter().any(|m| m.contains(&seq))
+    }
+
+    /// A part of the reply to the next request in order (see [`Client::can_stream`]), written
+    /// at once; its last part comes as [`Reply::Rest`] through [`Client::deliver_reply`].
+    pub fn stream_part(self: &Rc<Self>, part: Bytes) {
+        if self.gone.get() {
+            return;
+        }
+        self.replies.borrow_mut().append(Reply::Shared(part));
+        if !self.stalled.get() {
+            self.flush();
         }
     }
 
@@ -448,7 +476,7 @@ impl Replies {
                     self.early.extend_from_slice(frame);
                     Held::Copied(start, self.early.len())
                 }
-                Reply::Shared(frame) => Held::Shared(frame),
+                Reply::Shared(frame) | Reply::Rest(frame) => Held::Shared(frame),
             });
             return false;
         }
@@ -479,7 +507,7 @@ impl Replies {
     fn append(&mut self, frame: Reply) {
         match frame {
             Reply::Slice(frame) => self.out.extend_from_slice(frame),
-            Reply::Shared(frame) => {
+            Reply::Shared(frame) | Reply::Rest(frame) => {
                 if !self.out.is_empty() {
                     self.chunks.push_back(self.out.split().freeze());
                 }

@@ -227,7 +227,7 @@ impl Ctx {
     /// A reply frame from `backend` for `pending`.
     pub fn on_reply(self: &Rc<Self>, backend: &Backend, mut pending: Pending, reply: Reply) {
         let frame = reply.bytes();
-        let is_error = frame.first() == Some(&b'-');
+        let is_error = reply.is_error();
         if is_error && !matches!(pending.sink, Sink::Discard) {
             if let Some(redirect) = parse_redirect(frame) {
                 if backend.mode == Mode::Private {

@@ -79,6 +79,21 @@ impl Scanner {
         true
     }
 
+    /// After a `scan` that needs more bytes: the buffer length at which the element being
+    /// scanned is complete, when its header says (a bulk string's). A reader that grows its
+    /// buffer to this at once, instead of step by step, moves a large value in one allocation
+    /// and few reads, and copies none of it again.
+    pub fn wanted(&self, buf: &[u8]) -> Option<usize> {
+        let start = self.pos;
+        if !matches!(buf.get(start), Some(b'$' | b'!' | b'=')) {
+            return None;
+        }
+        let line_end = find_crlf(buf, start + 1).ok()??;
+        let len = usize::try_from(parse_int(&buf[start + 1..line_end]).ok()?).ok()?;
+        let end = line_end + 2 + len.min(self.limits.max_bulk_len) + 2;
+        (end > buf.len()).then_some(end)
+    }
+
     /// Forget any partial progress.
     pub fn reset(&mut self) {
         self.pos = 0;

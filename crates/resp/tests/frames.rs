@@ -210,3 +210,24 @@ fn writers_produce_what_redis_sends() {
     resp::write::error(&mut out, b"ERR x");
     assert_eq!(out, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n:-7\r\n$-1\r\n,inf\r\n-ERR x\r\n");
 }
+
+#[test]
+fn scanner_says_how_long_a_partial_bulk_reply_will_be() {
+    let mut scanner = Scanner::new(Limits::default());
+    // Header incomplete: not known yet.
+    assert_eq!(scanner.scan(b"$100").unwrap(), None);
+    assert_eq!(scanner.wanted(b"$100"), None);
+    // A bulk of 100 bytes: header (6) + value (100) + CRLF (2).
+    let partial = b"$100\r\nabc";
+    assert_eq!(scanner.scan(partial).unwrap(), None);
+    assert_eq!(scanner.wanted(partial), Some(108));
+    // Inside an aggregate, after its first element: the second element's end.
+    let mut scanner = Scanner::new(Limits::default());
+    let partial = b"*2\r\n$1\r\na\r\n$10\r\n";
+    assert_eq!(scanner.scan(partial).unwrap(), None);
+    assert_eq!(scanner.wanted(partial), Some(partial.len() + 12));
+    // Not a bulk: nothing to say.
+    let mut scanner = Scanner::new(Limits::default());
+    assert_eq!(scanner.scan(b"+OK").unwrap(), None);
+    assert_eq!(scanner.wanted(b"+OK"), None);
+}

@@ -1,0 +1,98 @@
+//! Large values through the proxy: bulk replies from 256 KiB up go to the client in parts as
+//! they arrive from the node (see `backend::STREAM_REPLY`). Every byte must arrive, in order,
+//! whatever else the connection and the node connection carry around them.
+
+mod common;
+
+use common::*;
+use resp::Value;
+
+/// A value of `len` bytes that differs from every other (`seed`), with RESP-looking text
+/// inside it (a redirect, CRLFs) that the proxy must pass on as data.
+fn value(seed: usize, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let mut x = (seed as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        match x % 97 {
+            0 => out.extend_from_slice(b"\r\n-MOVED 1 127.0.0.1:1\r\n"),
+            1 => out.extend_from_slice(b"\r\n$5\r\n"),
+            _ => out.push(x as u8),
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+const SIZES: [usize; 4] = [256 * 1024, 300 * 1024 + 7, 512 * 1024, 1200 * 1024 + 3];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_values_arrive_whole_and_in_order_among_small_replies_on_shared_connections() {
+    let cluster = deploy::testing::TestCluster::start(3, 1).await;
+    // One worker: every client's requests share its one connection per node.
+    let proxy = start_proxy(&cluster, |c| c.threads = 1).await;
+    let keys = keys_on_every_master(3, 2);
+    let mut setup = Conn::connect(proxy.local_addr).await;
+    let mut values = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let v = value(i, SIZES[i % SIZES.len()]);
+        setup.send(&[b"SET", key.as_bytes(), &v]).await;
+        assert_eq!(setup.reply().await, ok(), "SET {key}");
+        values.push(v);
+    }
+    let mut clients = Vec::new();
+    for c in 0..4usize {
+        let (keys, values, addr) = (keys.clone(), values.clone(), proxy.local_addr);
+        clients.push(tokio::spawn(async move {
+            let mut conn = Conn::connect(addr).await;
+            for round in 0..5usize {
+                // A pipeline that mixes large replies from every node with small ones, so
+                // that a large reply is sometimes the client's next and sometimes early.
+                let mut pipeline = Vec::new();
+                let mut expected = Vec::new();
+                for k in 0..keys.len() {
+                    let i = (k + c + round) % keys.len();
+                    resp::write::command(&mut pipeline, &[b"GET".as_slice(), keys[i].as_bytes()]);
+                    expected.push(Value::Bulk(values[i].clone()));
+                    let echo = format!("c{c} r{round} k{k}");
+                    resp::write::command(&mut pipeline, &[b"ECHO".as_slice(), echo.as_bytes()]);
+                    expected.push(bulk(&echo));
+                }
+                conn.send_raw(&pipeline).await;
+                for (n, want) in expected.iter().enumerate() {
+                    let got = conn.reply().await;
+                    assert!(&got == want, "client {c} round {round}: reply {n} differs");
+                }
+                // One at a time, as most applications ask.
+                for (i, key) in keys.iter().enumerate() {
+                    conn.send(&[b"GET", key.as_bytes()]).await;
+                    assert!(conn.reply().await == Value::Bulk(values[i].clone()), "GET {key}");
+                }
+            }
+        }));
+    }
+    for client in clients {
+        client.await.expect("a client's checks pass");
+    }
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_reply_the_client_muted_is_not_written() {
+    let (_cluster, proxy) = cluster_and_proxy().await;
+    let mut conn = Conn::connect(proxy.local_addr).await;
+    let big = value(7, 700 * 1024);
+    conn.send(&[b"SET", b"big", &big]).await;
+    assert_eq!(conn.reply().await, ok());
+    conn.send_raw(
+        b"*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$4\r\nSKIP\r\n*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n",
+    )
+    .await;
+    conn.send(&[b"PING"]).await;
+    assert_eq!(conn.reply().await, Value::Simple(b"PONG".to_vec()));
+    conn.send(&[b"GET", b"big"]).await;
+    assert!(conn.reply().await == Value::Bulk(big), "the value, whole");
+    proxy.shutdown().await;
+}
