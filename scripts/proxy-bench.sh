@@ -18,11 +18,15 @@
 #
 # Usage: scripts/proxy-bench.sh [-n REQUESTS_AT_P1] [-m REQUESTS_AT_P16] [--threads N]
 #                               [--large-n REQUESTS_AT_512K] [--no-idle]
-#                               [--baseline BIN] [--rounds N] [--users]
+#                               [--baseline BIN] [--rounds N] [--users | --node-tls]
 # With --users: instead, the plain proxy (no users) against a second proxy whose clients AUTH
 # as an ACL user with key patterns (the cost of the rights checks) and a third one serving TLS
 # (a self-signed certificate made with openssl), same cluster, same run. REDKEEP_BENCH_BASE
 # moves the ports (default 27301: nodes BASE..BASE+5, proxies BASE+9..BASE+11).
+# With --node-tls: instead, the plain proxy in front of plain nodes against a proxy speaking
+# TLS to a second cluster of `redkeep up --tls` (nodes BASE+20..BASE+25, TLS only, proxy
+# BASE+12), same run, the order alternating from test to test; its clients speak plain RESP
+# to both proxies, so what differs is TLS between the proxy and the nodes.
 # Needs: redis-server, redis-benchmark (make deps), a release build (built here if missing).
 # It runs its own cluster on ports BASE..BASE+5 (proxy BASE+9) in a temporary dir, with the
 # append-only file and RDB snapshots off, and removes it at the end, also on failure.
@@ -37,6 +41,7 @@ ROUNDS=1
 USERS_MODE=""
 N_LARGE=3000
 IDLE_TEST=1
+NODE_TLS_MODE=""
 while [ $# -gt 0 ]; do
   case "$1" in
     -n) N_P1="$2"; shift 2 ;;
@@ -47,7 +52,8 @@ while [ $# -gt 0 ]; do
     --users) USERS_MODE=1; shift ;;
     --large-n) N_LARGE="$2"; shift 2 ;;
     --no-idle) IDLE_TEST=""; shift ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    --node-tls) NODE_TLS_MODE=1; shift ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -66,6 +72,8 @@ cleanup() {
   [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null && wait "$PROXY_PID" 2>/dev/null
   [ -n "${USERS_PID:-}" ] && kill "$USERS_PID" 2>/dev/null && wait "$USERS_PID" 2>/dev/null
   [ -n "${TLS_PID:-}" ] && kill "$TLS_PID" 2>/dev/null && wait "$TLS_PID" 2>/dev/null
+  [ -n "${NT_PID:-}" ] && kill "$NT_PID" 2>/dev/null && wait "$NT_PID" 2>/dev/null
+  "$REDKEEP" down --dir "$DIR/tls-nodes" --purge >/dev/null 2>&1 || true
   "$REDKEEP" down --dir "$DIR" --purge >/dev/null 2>&1 || true
   rm -rf "$DIR"
 }
@@ -100,7 +108,8 @@ fi
 
 TICKS=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-redis_ticks() { local sum=0 pid; for pid in $REDIS_PIDS; do sum=$((sum + $(cpu_ticks "$pid"))); done; echo "$sum"; }
+redis_ticks() { pids_ticks $REDIS_PIDS; }
+pids_ticks() { local sum=0 pid; for pid in "$@"; do sum=$((sum + $(cpu_ticks "$pid"))); done; echo "$sum"; }
 idle_ticks() { awk '/^cpu / {print $5 + $6}' /proc/stat; }
 
 # One redis-benchmark run; prints "rps p50 p99 client-ticks" (the client's CPU: what this
@@ -212,6 +221,62 @@ if [ -n "$USERS_MODE" ]; then
           'BEGIN { m = n / 1e6
                    printf "| %s | %s | %s | %.0f | %.0f | %.0f | %.0f%% | %.0f%% | %s | %.2f / %.2f / %.2f |\n",
                    p, d, t, ar, ur, sr, 100 * ur / ar, 100 * sr / ar, lat, at / hz / m, ut / hz / m, st / hz / m }'
+      done
+    done
+  done
+  exit 0
+fi
+
+# ---- --node-tls: the cost of TLS between the proxy and the nodes ----
+if [ -n "$NODE_TLS_MODE" ]; then
+  TLS_BASE=$((BASE + 20))
+  "$REDKEEP" up --tls --detach --no-proxy --no-monitor --dir "$DIR/tls-nodes" --base-port "$TLS_BASE" >/dev/null
+  CERTS="$DIR/tls-nodes/tls"
+  NODE_TLS=(--node-tls-ca "$CERTS/ca.crt" --node-tls-cert "$CERTS/client.crt" --node-tls-key "$CERTS/client.key")
+  TLS_SEEDS=()
+  for i in 0 1 2 3 4 5; do
+    "$REDKEEP" "${NODE_TLS[@]}" call "127.0.0.1:$((TLS_BASE + i))" CONFIG SET appendonly no >/dev/null
+    "$REDKEEP" "${NODE_TLS[@]}" call "127.0.0.1:$((TLS_BASE + i))" CONFIG SET save "" >/dev/null
+    TLS_SEEDS+=(--seed "127.0.0.1:$((TLS_BASE + i))")
+  done
+  TLS_REDIS_PIDS=$(cat "$DIR"/tls-nodes/node-*/redis.pid)
+  NT_PORT=$((BASE + 12))
+  NT_ARGS=("${NODE_TLS[@]}" proxy "${TLS_SEEDS[@]}" --listen "127.0.0.1:$NT_PORT" --stats off)
+  [ -n "$THREADS" ] && NT_ARGS+=(--threads "$THREADS")
+  "$REDKEEP" "${NT_ARGS[@]}" >"$DIR/proxy-node-tls.log" 2>&1 &
+  NT_PID=$!
+  for _ in $(seq 100); do redis-cli -p "$NT_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  redis-cli -p "$NT_PORT" ping | grep -q PONG || { cat "$DIR/proxy-node-tls.log" >&2; exit 1; }
+  # One run through one proxy; prints "rps p50 p99 proxy-ticks redis-ticks" (its cluster's).
+  node_tls_run() { # args: proxy-pid "redis pids" port P d test n
+    local pid=$1 redis=$2 port=$3 t0 r0 rps p50 p99; shift 3
+    # shellcheck disable=SC2086
+    t0=$(cpu_ticks "$pid"); r0=$(pids_ticks $redis)
+    read -r rps p50 p99 _ < <(bench -p "$port" -- "$@")
+    # shellcheck disable=SC2086
+    echo "$rps $p50 $p99 $(($(cpu_ticks "$pid") - t0)) $(($(pids_ticks $redis) - r0))"
+  }
+  echo "| -P | -d | test | plain ops/s | TLS to nodes ops/s | TLS/plain | p50/p99 ms plain / TLS | proxy CPU s per 1M plain / TLS | TLS/plain proxy CPU | redis CPU s per 1M plain / TLS |"
+  echo "|---:|---:|---|---:|---:|---:|---|---|---:|---|"
+  turn=0
+  for p in 16 1; do
+    n=$N_P1; [ "$p" = 16 ] && n=$N_P16
+    for d in 32 4096; do
+      for t in set get; do
+        turn=$((turn + 1))
+        for side in $(if [ $((turn % 2)) = 0 ]; then echo plain tls; else echo tls plain; fi); do
+          if [ "$side" = plain ]; then
+            read -r a_rps a_p50 a_p99 a_ticks a_redis < <(node_tls_run "$PROXY_PID" "$REDIS_PIDS" "$PROXY_PORT" "$p" "$d" "$t" "$n")
+          else
+            read -r s_rps s_p50 s_p99 s_ticks s_redis < <(node_tls_run "$NT_PID" "$TLS_REDIS_PIDS" "$NT_PORT" "$p" "$d" "$t" "$n")
+          fi
+        done
+        awk -v p="$p" -v d="$d" -v t="${t^^}" -v ar="$a_rps" -v sr="$s_rps" \
+            -v lat="$a_p50/$a_p99 / $s_p50/$s_p99" -v at="$a_ticks" -v st="$s_ticks" \
+            -v ard="$a_redis" -v srd="$s_redis" -v hz="$TICKS" -v n="$n" \
+          'BEGIN { m = n / 1e6; ac = at / hz / m; sc = st / hz / m
+                   printf "| %s | %s | %s | %.0f | %.0f | %.0f%% | %s | %.2f / %.2f | %.0f%% | %.2f / %.2f |\n",
+                   p, d, t, ar, sr, 100 * sr / ar, lat, ac, sc, (ac > 0 ? 100 * sc / ac : 0), ard / hz / m, srd / hz / m }'
       done
     done
   done

@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use resp::{Limits, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::net::{NodeStream, connect_node};
+use crate::net::{NodeStream, connect_tcp, secure};
 
 /// Default bound on connecting and on each command's round trip.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -20,10 +20,20 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum AdminError {
     #[error("cannot connect to {addr}: {source} (is a redis-server running there?)")]
     Connect { addr: String, source: std::io::Error },
+    /// Something answers, but the TLS handshake failed: the text says what and what to do.
+    #[error("cannot connect to {addr}: {source}")]
+    Handshake { addr: String, source: std::io::Error },
     #[error("{addr} did not answer within {timeout:?}")]
     Timeout { addr: String, timeout: Duration },
     #[error("connection to {addr} failed: {source}")]
     Io { addr: String, source: std::io::Error },
+    /// A plain connection reset at its first command: what a TLS-only node does to it.
+    #[error(
+        "connection to {addr} failed: {source} (a node that speaks TLS only, as those of \
+         `redkeep up --tls`, does that to plain connections: give --dir of its cluster, or \
+         --node-tls-ca)"
+    )]
+    ResetPlain { addr: String, source: std::io::Error },
     #[error("{addr} closed the connection")]
     Closed { addr: String },
     #[error("{addr} sent a reply that is not valid RESP: {source}")]
@@ -90,10 +100,18 @@ pub struct AdminConn {
 impl AdminConn {
     /// Connects to `addr` (`host:port`) within `timeout`.
     pub async fn connect(addr: &str, timeout: Duration) -> Result<Self, AdminError> {
-        let stream = match tokio::time::timeout(timeout, connect_node(addr)).await {
-            Ok(Ok(stream)) => stream,
+        let deadline = tokio::time::Instant::now() + timeout;
+        let tcp = match tokio::time::timeout_at(deadline, connect_tcp(addr)).await {
+            Ok(Ok(tcp)) => tcp,
             Ok(Err(source)) => return Err(AdminError::Connect { addr: addr.to_string(), source }),
             Err(_) => return Err(AdminError::Timeout { addr: addr.to_string(), timeout }),
+        };
+        // Something listens: a failed (or unanswered) handshake says so, not that nothing runs.
+        let handshake = |source| AdminError::Handshake { addr: addr.to_string(), source };
+        let stream = match tokio::time::timeout_at(deadline, secure(addr, tcp)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(source)) => return Err(handshake(source)),
+            Err(_) => return Err(handshake(crate::net::handshake_timeout(timeout))),
         };
         let mut conn = AdminConn {
             addr: addr.to_string(),
@@ -242,6 +260,10 @@ impl AdminConn {
     }
 
     fn io(&self, source: std::io::Error) -> AdminError {
+        let plain = matches!(self.stream, NodeStream::Plain(_));
+        if plain && source.kind() == std::io::ErrorKind::ConnectionReset {
+            return AdminError::ResetPlain { addr: self.addr.clone(), source };
+        }
         AdminError::Io { addr: self.addr.clone(), source }
     }
 }

@@ -32,22 +32,71 @@ pub struct NodeTls {
     pub client: Option<(PathBuf, PathBuf)>,
 }
 
+/// A TLS file that cannot be used, on either side (node connections here, the proxy's client
+/// listener in `proxy::tls`).
 #[derive(Debug, thiserror::Error)]
-pub enum NodeTlsError {
+pub enum TlsError {
     #[error("cannot read {what} {path}: {error}")]
     Read { what: &'static str, path: PathBuf, error: String },
     #[error("{path} holds no {what}")]
     Empty { what: &'static str, path: PathBuf },
-    #[error("the node TLS settings do not fit together: {0}")]
+    #[error("the TLS settings do not fit together: {0}")]
     Config(String),
 }
 
-static CONNECTOR: std::sync::RwLock<Option<TlsConnector>> = std::sync::RwLock::new(None);
+/// The error of the node side's settings.
+pub type NodeTlsError = TlsError;
+
+/// The one crypto provider of every TLS connection redkeep makes (ring; see DESIGN.md).
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The certificates (PEM) in `path`, at least one; `what` names them in errors.
+pub fn load_certs(
+    path: &Path,
+    what: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let read_err = |e: rustls::pki_types::pem::Error| TlsError::Read {
+        what,
+        path: path.to_path_buf(),
+        error: e.to_string(),
+    };
+    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+        .map_err(read_err)?
+        .collect::<Result<_, _>>()
+        .map_err(read_err)?;
+    if certs.is_empty() {
+        return Err(TlsError::Empty { what: "certificate", path: path.to_path_buf() });
+    }
+    Ok(certs)
+}
+
+/// The private key (PEM: PKCS#8, PKCS#1 or SEC1) in `path`.
+pub fn load_key(path: &Path, what: &'static str) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Read {
+        what,
+        path: path.to_path_buf(),
+        error: e.to_string(),
+    })
+}
+
+/// The CA certificates in `path` as trust roots.
+pub fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_certs(path, "the CA")? {
+        roots.add(cert).map_err(|e| TlsError::Config(format!("{}: {e}", path.display())))?;
+    }
+    Ok(roots)
+}
+
+/// The connector of every node connection, and the CA it trusts (named in errors).
+static CONNECTOR: std::sync::RwLock<Option<(TlsConnector, PathBuf)>> = std::sync::RwLock::new(None);
 
 /// Sets (or with `None` clears) TLS for every node connection opened after.
 pub fn set_node_tls(tls: Option<&NodeTls>) -> Result<(), NodeTlsError> {
     let connector = match tls {
-        Some(tls) => Some(TlsConnector::from(client_config(tls)?)),
+        Some(tls) => Some((TlsConnector::from(client_config(tls)?), tls.ca.clone())),
         None => None,
     };
     *CONNECTOR.write().unwrap_or_else(|e| e.into_inner()) = connector;
@@ -59,52 +108,26 @@ pub fn node_tls_enabled() -> bool {
     CONNECTOR.read().unwrap_or_else(|e| e.into_inner()).is_some()
 }
 
-fn connector() -> Option<TlsConnector> {
+fn connector() -> Option<(TlsConnector, PathBuf)> {
     CONNECTOR.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// The client side of TLS to the nodes, read from the PEM files.
 pub fn client_config(tls: &NodeTls) -> Result<Arc<ClientConfig>, NodeTlsError> {
-    let mut roots = RootCertStore::empty();
-    for cert in certs(&tls.ca, "the CA")? {
-        roots.add(cert).map_err(|e| NodeTlsError::Config(format!("{}: {e}", tls.ca.display())))?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| NodeTlsError::Config(e.to_string()))?
-        .with_root_certificates(roots);
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(load_roots(&tls.ca)?);
     let config = match &tls.client {
-        Some((cert, key)) => {
-            let chain = certs(cert, "the client certificate")?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| NodeTlsError::Read {
-                what: "the client key",
-                path: key.clone(),
-                error: e.to_string(),
-            })?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| NodeTlsError::Config(format!("client certificate and key: {e}")))?
-        }
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                load_certs(cert, "the client certificate")?,
+                load_key(key, "the client key")?,
+            )
+            .map_err(|e| TlsError::Config(format!("client certificate and key: {e}")))?,
         None => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
-}
-
-fn certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, NodeTlsError> {
-    let read_err = |e: rustls::pki_types::pem::Error| NodeTlsError::Read {
-        what,
-        path: path.to_path_buf(),
-        error: e.to_string(),
-    };
-    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
-        .map_err(read_err)?
-        .collect::<Result<_, _>>()
-        .map_err(read_err)?;
-    if certs.is_empty() {
-        return Err(NodeTlsError::Empty { what: "certificate", path: path.to_path_buf() });
-    }
-    Ok(certs)
 }
 
 /// A connection to a node: plain TCP, or TLS over it. An enum, so the plain path costs a
@@ -117,20 +140,96 @@ pub enum NodeStream {
 /// Connects to `addr` (`ip:port`), with TLS when [`set_node_tls`] set it. Callers bound it
 /// with their own timeout; a failed handshake is an error saying so.
 pub async fn connect_node(addr: &str) -> io::Result<NodeStream> {
+    secure(addr, connect_tcp(addr).await?).await
+}
+
+/// The TCP connection of [`connect_node`], without TLS yet.
+pub async fn connect_tcp(addr: &str) -> io::Result<TcpStream> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true).ok();
-    let Some(connector) = connector() else {
+    Ok(stream)
+}
+
+/// The TLS handshake of [`connect_node`] over `stream` (connected to `addr`), when TLS is set;
+/// else `stream` as it is. A failure is a [`HandshakeError`] inside the `io::Error`.
+pub async fn secure(addr: &str, stream: TcpStream) -> io::Result<NodeStream> {
+    let Some((connector, ca)) = connector() else {
         return Ok(NodeStream::Plain(stream));
     };
     let name = server_name(addr)?;
     match connector.connect(name, stream).await {
         Ok(tls) => Ok(NodeStream::Tls(Box::new(tls))),
-        Err(e) => Err(io::Error::new(
-            e.kind(),
-            format!(
-                "TLS handshake failed: {e} (does the node speak TLS on this port, with a certificate the --node-tls-ca signed for its IP?)"
-            ),
+        Err(e) => Err(io::Error::new(e.kind(), HandshakeError(explain_handshake(&e, &ca)))),
+    }
+}
+
+/// The error for a handshake that got no answer within `timeout`: a plain redis-server reads
+/// a TLS hello as the start of a command and waits for its end, silently.
+pub fn handshake_timeout(timeout: std::time::Duration) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        HandshakeError(format!(
+            "no answer to the TLS hello within {timeout:?}: a node without TLS stays silent so \
+             (leave out --node-tls-ca for plain nodes, or give the node's TLS port)"
         )),
+    )
+}
+
+/// A TLS handshake with a node that failed: what failed and what to do (see
+/// [`explain_handshake`]). Carried inside the `io::Error` of [`connect_node`], so that a
+/// caller can tell it from a node that is not there.
+#[derive(Debug)]
+pub struct HandshakeError(pub String);
+
+impl std::fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TLS handshake failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for HandshakeError {}
+
+/// What a failed handshake means for the operator, from rustls' error: a certificate the CA
+/// in `ca` (--node-tls-ca) did not sign, one for another address, a node that answers in
+/// plain text, or one that refused us.
+pub fn explain_handshake(error: &io::Error, ca: &Path) -> String {
+    use rustls::CertificateError as Cert;
+    let ca = ca.display();
+    let Some(tls) = error.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) else {
+        return match error.kind() {
+            io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => format!(
+                "the node closed the connection ({error}): is this its TLS port (tls-port)?"
+            ),
+            _ => error.to_string(),
+        };
+    };
+    match tls {
+        rustls::Error::InvalidCertificate(Cert::UnknownIssuer | Cert::BadSignature) => format!(
+            "the node's certificate is not trusted by --node-tls-ca {ca} ({tls}): give the CA \
+             that signed the nodes' certificates (for a cluster of `redkeep up --tls`, \
+             DIR/tls/ca.crt, which --dir finds itself)"
+        ),
+        rustls::Error::InvalidCertificate(
+            Cert::NotValidForName | Cert::NotValidForNameContext { .. },
+        ) => format!(
+            "the node's certificate does not name the address redkeep connects to ({tls}): \
+             give the node a certificate with an IP SAN for each address it announces"
+        ),
+        rustls::Error::InvalidCertificate(
+            Cert::Expired | Cert::ExpiredContext { .. } | Cert::NotValidYet,
+        ) => format!("the node's certificate is out of its validity ({tls}): renew it"),
+        rustls::Error::InvalidCertificate(_) => {
+            format!("the node's certificate is refused ({tls}), checked against --node-tls-ca {ca}")
+        }
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => format!(
+            "the node does not speak TLS on this port ({tls}): it is a plain node (leave out \
+             --node-tls-ca) or this is not its TLS port"
+        ),
+        rustls::Error::AlertReceived(alert) => format!(
+            "the node refused the handshake (alert {alert:?}): does it want a client \
+             certificate its CA signed (--node-tls-cert, --node-tls-key)?"
+        ),
+        other => other.to_string(),
     }
 }
 

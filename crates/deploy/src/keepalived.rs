@@ -33,6 +33,9 @@ pub struct VrrpSpec {
     pub proxy: String,
     /// Where the notify hook appends transitions.
     pub notify_log: String,
+    /// A file holding the password the proxy wants of its clients, for the health script
+    /// (`--password-file`: the password itself would show in the config and the process list).
+    pub health_password_file: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,9 +59,13 @@ pub fn render(spec: &VrrpSpec) -> Result<String, VrrpError> {
     let _ = writeln!(out, "# Written by `redkeep keepalived render`; the same VIP, router id and");
     let _ = writeln!(out, "# password on every load-balancer host, a different priority on each.");
     let _ = writeln!(out, "global_defs {{\n    enable_script_security\n    script_user root\n}}\n");
+    let password = match &spec.health_password_file {
+        Some(file) => format!(" --password-file {file}"),
+        None => String::new(),
+    };
     let _ = writeln!(
         out,
-        "vrrp_script chk_redkeep_proxy {{\n    script \"{} health --proxy {}\"\n    interval 1\n    timeout 2\n    fall 2\n    rise 2\n}}\n",
+        "vrrp_script chk_redkeep_proxy {{\n    script \"{} health --proxy {}{password}\"\n    interval 1\n    timeout 2\n    fall 2\n    rise 2\n}}\n",
         spec.redkeep, spec.proxy
     );
     let _ = writeln!(out, "vrrp_instance redkeep_vip {{");
@@ -104,7 +111,8 @@ fn validate(spec: &VrrpSpec) -> Result<(), VrrpError> {
     if spec.priority == 0 {
         return Err(VrrpError::BadPriority);
     }
-    for text in [&spec.redkeep, &spec.proxy, &spec.notify_log, &spec.interface] {
+    let texts = [&spec.redkeep, &spec.proxy, &spec.notify_log, &spec.interface];
+    for text in texts.into_iter().chain(&spec.health_password_file) {
         if text.is_empty() || text.contains([' ', '"', '\'']) {
             return Err(VrrpError::BadPath(text.clone()));
         }
@@ -300,6 +308,7 @@ mod tests {
             redkeep: "/usr/local/bin/redkeep".into(),
             proxy: "127.0.0.1:7010".into(),
             notify_log: "/var/log/redkeep-vrrp.log".into(),
+            health_password_file: None,
         }
     }
 
@@ -313,6 +322,17 @@ mod tests {
         assert!(text.contains(
             "notify \"/usr/local/bin/redkeep keepalived notify --file /var/log/redkeep-vrrp.log\""
         ));
+    }
+
+    #[test]
+    fn the_health_script_reads_the_password_from_its_file() {
+        let with_file =
+            VrrpSpec { health_password_file: Some("/srv/lab/password".into()), ..spec() };
+        let text = render(&with_file).unwrap();
+        let script = "/usr/local/bin/redkeep health --proxy 127.0.0.1:7010 --password-file /srv/lab/password";
+        assert!(text.contains(&format!("script \"{script}\"")), "{text}");
+        let spaced = VrrpSpec { health_password_file: Some("/a b".into()), ..spec() };
+        assert_eq!(render(&spaced).unwrap_err(), VrrpError::BadPath("/a b".into()));
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub struct LabSpec {
     /// Extra flags for every proxy (e.g. `--write-ack replica`).
     pub proxy_flags: Vec<String>,
     /// Nodes require a password (generated, kept in the lab's dir); the proxies give it to
-    /// them (their clients are not asked for one).
+    /// them and want it of their clients (keepalived's health script reads it from the file).
     pub auth: bool,
 }
 
@@ -689,11 +689,13 @@ impl Lab {
             None => self.proxy_args(host),
         };
         command.args(args).current_dir(&dir);
-        // The proxy gives the password to the nodes. Its clients are not asked for one:
-        // keepalived's health script (`redkeep health --proxy`) would need it too. In its
-        // environment: a command line is visible to every local user.
+        // The proxy gives the password to the nodes and wants it of its clients (user
+        // `default`, as the nodes do; keepalived's health script reads it from the lab's
+        // password file, see `proxy_args`). In its environment: a command line is visible to
+        // every local user.
         if let Some(password) = self.password() {
-            command.env("REDKEEP_NODE_PASSWORD", password);
+            command.env("REDKEEP_NODE_PASSWORD", &password);
+            command.env("REDKEEP_CLIENT_PASSWORD", password);
         }
         let child = spawn_detached(command, Some(&dir.join("proxy.log")))?;
         let pid_path = dir.join("proxy.pid");
@@ -735,6 +737,11 @@ impl Lab {
             "--announce".into(),
             self.plan.vip_addr(),
         ]);
+        if self.password().is_some() {
+            // The proxy wants the password of its clients, keepalived's health check too.
+            let file = self.password_file().display().to_string();
+            args.extend(["--health-password-file".into(), file]);
+        }
         args.extend(self.plan.proxy_flags.iter().cloned());
         args
     }
@@ -846,12 +853,14 @@ impl Lab {
         })?
     }
 
-    /// Waits until a proxy answers PING on the VIP from the client host.
+    /// Waits until a proxy answers PING on the VIP from the client host (after AUTH with
+    /// the lab's password: the proxies want it of their clients).
     pub fn wait_vip(&self, timeout: Duration) -> Result<(), LabError> {
         let vip = self.plan.vip.clone();
+        let password = self.password();
         self.on_client(|| async move {
             let deadline = Instant::now() + timeout;
-            while !local::ping(&vip, PROXY_PORT) {
+            while !local::ping_with(&vip, PROXY_PORT, password.as_deref()) {
                 if Instant::now() > deadline {
                     return Err(LabError::Failed(format!(
                         "the VIP {vip}:{PROXY_PORT} did not answer within {timeout:?}"

@@ -15,5 +15,6 @@ pub mod netns;
 pub mod ports;
 pub mod process;
 pub mod testing;
+pub mod tls;
 
 pub use local::{DeployError, LocalSpec, Manifest};

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::tls::TlsFiles;
 use crate::{ports, process};
 
 /// The manifest's file name inside a dir.
@@ -331,6 +332,10 @@ impl LocalDir {
         if let Some(password) = self.password()? {
             text.push_str(&auth_config(&password));
         }
+        if let Some(tls) = self.tls() {
+            // Later lines win in redis.conf: its `port 0` closes the plain port set above.
+            text.push_str(&tls.node_config(port));
+        }
         write_private(&conf, &text)?;
         let mut command = Command::new(redis_server);
         command.arg(&conf).current_dir(&dir).stdin(Stdio::null()).stdout(Stdio::null());
@@ -434,8 +439,9 @@ impl LocalDir {
             .filter_map(|&port| self.running_pid(port).map(|pid| (port, pid)))
             .collect();
         let password = self.password().ok().flatten();
+        let tls = self.tls_client();
         for &(port, _) in &running {
-            send_shutdown(&self.manifest.host, port, password.as_deref());
+            send_shutdown(&self.manifest.host, port, password.as_deref(), tls.clone());
         }
         for &(_, pid) in &running {
             if !process::wait_gone(pid, Duration::from_secs(15)) {
@@ -568,6 +574,10 @@ impl LocalDir {
         }
         let _ = std::fs::remove_file(self.root.join(UP_LOCK_FILE));
         let _ = std::fs::remove_file(self.password_file());
+        if let Some(tls) = self.tls() {
+            std::fs::remove_dir_all(&tls.dir)
+                .map_err(io_err(format!("removing {}", tls.dir.display())))?;
+        }
         let manifest = self.root.join(MANIFEST_FILE);
         std::fs::remove_file(&manifest)
             .map_err(io_err(format!("removing {}", manifest.display())))?;
@@ -660,10 +670,51 @@ impl LocalDir {
         write_private(&self.password_file(), &format!("{password}\n"))
     }
 
-    /// One `PING` to node `port`, after `AUTH` when the dir has a password; true on `+PONG`.
+    /// One `PING` to node `port`, after `AUTH` when the dir has a password, over TLS when it
+    /// has certificates; true on `+PONG`.
     pub fn ping_node(&self, port: u16) -> bool {
         let password = self.password().ok().flatten();
-        ping_with(&self.manifest.host, port, password.as_deref())
+        let reply = simple_command(
+            &self.manifest.host,
+            port,
+            password.as_deref(),
+            self.tls_client(),
+            &command(&["PING"]),
+        );
+        matches!(reply, Some(reply) if reply.starts_with(b"+PONG"))
+    }
+}
+
+// TLS (`redkeep up --tls`): the certificates live in DIR/tls (see [`crate::tls`]); every
+// node's config gets its TLS lines, and whatever redkeep opens to a node of the dir speaks TLS.
+impl LocalDir {
+    /// The dir's certificates, `None` when it was made without `--tls`.
+    pub fn tls(&self) -> Option<TlsFiles> {
+        crate::tls::tls_files(&self.root)
+    }
+
+    /// Makes the certificates of a new `--tls` dir, for the nodes' host and loopback.
+    pub fn create_tls(&self) -> Result<TlsFiles, DeployError> {
+        let host: std::net::IpAddr = self.manifest.host.parse().map_err(|_| DeployError::Io {
+            what: format!("making TLS certificates for --host {}", self.manifest.host),
+            source: std::io::Error::other("--tls needs --host to be an IP address"),
+        })?;
+        let mut ips = vec![std::net::IpAddr::from([127, 0, 0, 1])];
+        if !ips.contains(&host) {
+            ips.push(host);
+        }
+        // Absolute: the nodes and a detached proxy run in dirs of their own.
+        let dir = std::path::absolute(self.root.join(crate::tls::TLS_DIR))
+            .map_err(io_err(format!("resolving {}", self.root.display())))?;
+        let files = TlsFiles { dir };
+        files.create(&ips)?;
+        Ok(files)
+    }
+
+    /// The client side of the supervisor's blocking connections, when the dir has TLS. A dir
+    /// whose files cannot be read gets none: its nodes then do not answer, which says so.
+    fn tls_client(&self) -> Option<std::sync::Arc<rustls::ClientConfig>> {
+        self.tls()?.client_config().ok()
     }
 }
 
@@ -730,7 +781,7 @@ pub const PRIVATE_DIR_MODE: u32 = 0o700;
 
 /// Creates `dir` (missing parents too, 0700) and sets `dir` itself to 0700, also when it
 /// existed already (a dir made by an older redkeep is tightened on its next start).
-fn create_private_dir(dir: &Path) -> Result<(), DeployError> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), DeployError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -792,12 +843,17 @@ pub fn ping(host: &str, port: u16) -> bool {
 
 /// [`ping`] after `AUTH password`, when given.
 pub fn ping_with(host: &str, port: u16, password: Option<&str>) -> bool {
-    let reply = simple_command(host, port, password, &command(&["PING"]));
+    let reply = simple_command(host, port, password, None, &command(&["PING"]));
     matches!(reply, Some(reply) if reply.starts_with(b"+PONG"))
 }
 
-fn send_shutdown(host: &str, port: u16, password: Option<&str>) {
-    let _ = simple_command(host, port, password, &command(&["SHUTDOWN"]));
+fn send_shutdown(
+    host: &str,
+    port: u16,
+    password: Option<&str>,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+) {
+    let _ = simple_command(host, port, password, tls, &command(&["SHUTDOWN"]));
 }
 
 /// `args` as one RESP request.
@@ -811,18 +867,21 @@ fn command(args: &[&str]) -> Vec<u8> {
     out
 }
 
-/// Sends `request` (after `AUTH password`, when given) and returns what came back in the
-/// first read (enough for PING/SHUTDOWN); `None` when AUTH is refused.
+/// Sends `request` (after `AUTH password`, when given; over TLS with `tls`) and returns what
+/// came back in the first read (enough for PING/SHUTDOWN); `None` when AUTH is refused.
 fn simple_command(
     host: &str,
     port: u16,
     password: Option<&str>,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     request: &[u8],
 ) -> Option<Vec<u8>> {
     let addr = (host, port);
     let addr = std::net::ToSocketAddrs::to_socket_addrs(&addr).ok()?.next()?;
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    let mut stream = crate::tls::connect(stream, addr.ip(), tls)?;
     let mut buf = [0u8; 64];
     if let Some(password) = password {
         stream.write_all(&command(&["AUTH", password])).ok()?;

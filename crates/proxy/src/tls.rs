@@ -9,15 +9,13 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig, ServerConnection};
+use rustls::{ServerConfig, ServerConnection};
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
@@ -47,51 +45,21 @@ pub struct TlsConfig {
     pub client_auth: ClientAuth,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("cannot read {what} {path}: {error}")]
-    Read { what: &'static str, path: PathBuf, error: String },
-    #[error("{path} holds no {what}")]
-    Empty { what: &'static str, path: PathBuf },
-    #[error("the TLS settings do not fit together: {0}")]
-    Config(String),
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
+/// A TLS file that cannot be used: the one loader of `cluster::net` reads them all.
+pub use cluster::net::TlsError;
+use cluster::net::{load_certs, load_key, load_roots, provider};
 
 /// The server side of TLS, read from the PEM files.
 pub fn server_config(config: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
-    fn read_err<'a>(
-        what: &'static str,
-        path: &'a Path,
-    ) -> impl Fn(rustls::pki_types::pem::Error) -> TlsError + 'a {
-        move |e| TlsError::Read { what, path: path.to_path_buf(), error: e.to_string() }
-    }
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&config.cert)
-        .map_err(read_err("the certificate", &config.cert))?
-        .collect::<Result<_, _>>()
-        .map_err(read_err("the certificate", &config.cert))?;
-    if certs.is_empty() {
-        return Err(TlsError::Empty { what: "certificate", path: config.cert.clone() });
-    }
-    let key = PrivateKeyDer::from_pem_file(&config.key)
-        .map_err(read_err("the private key", &config.key))?;
+    let certs = load_certs(&config.cert, "the certificate")?;
+    let key = load_key(&config.key, "the private key")?;
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?;
     let builder = match (&config.ca, config.client_auth) {
         (Some(ca), auth) if auth != ClientAuth::No => {
-            let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(ca).map_err(read_err("the CA", ca))? {
-                let cert = cert.map_err(read_err("the CA", ca))?;
-                roots.add(cert).map_err(|e| TlsError::Config(format!("{}: {e}", ca.display())))?;
-            }
-            if roots.is_empty() {
-                return Err(TlsError::Empty { what: "CA certificate", path: ca.clone() });
-            }
-            let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider());
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(load_roots(ca)?.into(), provider());
             let verifier = match auth {
                 ClientAuth::Optional => verifier.allow_unauthenticated(),
                 _ => verifier,

@@ -4,52 +4,17 @@
 //! with the node's CA and a client certificate, and are refused with a clear error when they
 //! trust another CA.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use cluster::admin::AdminConn;
 use cluster::net::{NodeTls, set_node_tls};
-use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
+use common::pki::{Ca, Pki, Usage};
+use deploy::testing::StandaloneServer;
 use resp::Value;
-
-struct Ca {
-    cert: Certificate,
-    key: KeyPair,
-}
-
-fn make_ca(name: &str) -> Ca {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name.push(rcgen::DnType::CommonName, name);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let key = KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    Ca { cert, key }
-}
-
-/// A certificate signed by `ca` for 127.0.0.1, for both server and client use.
-fn leaf(dir: &Path, name: &str, ca: &Ca) -> (PathBuf, PathBuf) {
-    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-    params.distinguished_name.push(rcgen::DnType::CommonName, name);
-    params.extended_key_usages =
-        vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &ca.cert, &ca.key).unwrap();
-    let (cert_path, key_path) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    (cert_path, key_path)
-}
-
-fn write_ca(dir: &Path, name: &str, ca: &Ca) -> PathBuf {
-    let path = dir.join(format!("{name}.pem"));
-    std::fs::write(&path, ca.cert.pem()).unwrap();
-    path
-}
 
 /// The redis-server this test started; stopped by its pid when the test ends.
 struct Node(Child);
@@ -90,13 +55,14 @@ async fn connect_until_up(addr: &str) -> AdminConn {
 
 #[tokio::test]
 async fn node_connections_speak_tls_and_a_wrong_ca_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = make_ca("redkeep test CA");
-    let ca_path = write_ca(dir.path(), "ca", &ca);
-    let (node_cert, node_key) = leaf(dir.path(), "node", &ca);
-    let (client_cert, client_key) = leaf(dir.path(), "client", &ca);
+    let pki = Pki::new();
+    let ca = Ca::new("redkeep test CA");
+    let ca_path = pki.write_ca("ca", &ca);
+    let both = [Usage::ServerAuth, Usage::ClientAuth];
+    let (node_cert, node_key) = pki.leaf("node", &ca, &both);
+    let (client_cert, client_key) = pki.leaf("client", &ca, &both);
     let port = deploy::ports::free_block(1).expect("a free port");
-    let _node = start_tls_node(dir.path(), port, &node_cert, &node_key, &ca_path);
+    let _node = start_tls_node(pki.dir(), port, &node_cert, &node_key, &ca_path);
     let addr = format!("127.0.0.1:{port}");
 
     let tls = NodeTls { ca: ca_path.clone(), client: Some((client_cert, client_key)) };
@@ -105,18 +71,34 @@ async fn node_connections_speak_tls_and_a_wrong_ca_is_refused() {
     conn.query_ok(&["SET", "k", "over tls"]).await.unwrap();
     assert_eq!(conn.query(&["GET", "k"]).await.unwrap(), Value::Bulk("over tls".into()));
 
-    // A node whose certificate another CA signed is refused, saying why.
-    let other = make_ca("another CA");
-    let other_path = write_ca(dir.path(), "other", &other);
-    set_node_tls(Some(&NodeTls { ca: other_path, client: tls.client.clone() })).unwrap();
+    // A node whose certificate another CA signed is refused, saying what failed (not that
+    // no redis-server runs there) and which CA to give.
+    let other = Ca::new("another CA");
+    let other_path = pki.write_ca("other", &other);
+    set_node_tls(Some(&NodeTls { ca: other_path.clone(), client: tls.client.clone() })).unwrap();
     let err = AdminConn::connect(&addr, Duration::from_secs(2)).await.err().expect("refused");
     let text = err.to_string();
     assert!(text.contains("TLS handshake failed"), "{text}");
+    let untrusted = format!("not trusted by --node-tls-ca {}", other_path.display());
+    assert!(text.contains(&untrusted), "{text}");
     assert!(text.contains("UnknownIssuer") || text.contains("unknown issuer"), "{text}");
+    assert!(text.contains("DIR/tls/ca.crt"), "says what to give: {text}");
+    assert!(!text.contains("is a redis-server running"), "{text}");
 
-    // Plain connections to the TLS port get no reply.
+    // A plain node asked with TLS (it waits, silent, for the end of what it takes for a
+    // command): the error says that TLS got no answer and what to do.
+    let plain = StandaloneServer::start();
+    let err = AdminConn::connect(&plain.addr(), Duration::from_secs(2)).await.err();
+    let text = err.expect("a plain node refuses a TLS handshake").to_string();
+    assert!(text.contains("TLS handshake failed: no answer to the TLS hello"), "{text}");
+    assert!(text.contains("leave out --node-tls-ca"), "{text}");
+    assert!(!text.contains("is a redis-server running"), "{text}");
+
+    // Plain connections to the TLS port are reset at their first command; the error says
+    // that TLS may be what is missing.
     set_node_tls(None).unwrap();
     let err =
         AdminConn::connect(&addr, Duration::from_secs(2)).await.unwrap().query(&["PING"]).await;
-    assert!(err.is_err(), "a plain PING to the TLS port must fail: {err:?}");
+    let text = err.expect_err("a plain PING to the TLS port must fail").to_string();
+    assert!(text.contains("speaks TLS only"), "the error names the likely cause: {text}");
 }

@@ -5,67 +5,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
+use common::pki::{Ca, Pki, Usage};
 use common::{Conn, start_proxy};
 use deploy::testing::TestCluster;
 use proxy::tls::{ClientAuth, PLAINTEXT_ERROR, TlsConfig};
-use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
-
-/// A CA and what it signed, written as PEM files into a temporary dir.
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-struct Ca {
-    cert: Certificate,
-    key: KeyPair,
-}
-
-fn make_ca(name: &str) -> Ca {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name.push(rcgen::DnType::CommonName, name);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let key = KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    Ca { cert, key }
-}
-
-impl Pki {
-    fn new() -> Pki {
-        Pki { dir: tempfile::tempdir().unwrap() }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn write_ca(&self, name: &str, ca: &Ca) -> PathBuf {
-        let path = self.path(&format!("{name}.pem"));
-        std::fs::write(&path, ca.cert.pem()).unwrap();
-        path
-    }
-
-    /// A certificate signed by `ca` for 127.0.0.1 and localhost: `(cert, key)` paths.
-    fn leaf(&self, name: &str, ca: &Ca, usage: ExtendedKeyUsagePurpose) -> (PathBuf, PathBuf) {
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-        params.distinguished_name.push(rcgen::DnType::CommonName, name);
-        params.extended_key_usages = vec![usage];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &ca.cert, &ca.key).unwrap();
-        let (cert_path, key_path) =
-            (self.path(&format!("{name}.crt")), self.path(&format!("{name}.key")));
-        std::fs::write(&cert_path, cert.pem()).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        (cert_path, key_path)
-    }
-}
 
 async fn redis_cli(port: u16, tls_args: &[&Path], command: &[&str]) -> Output {
     let mut cli = tokio::process::Command::new("redis-cli");
@@ -91,14 +37,13 @@ fn text(output: &Output) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cli_over_tls_through_the_proxy_and_wrong_certificates_refused() {
     let pki = Pki::new();
-    let ca = make_ca("redkeep test CA");
-    let other = make_ca("another CA");
+    let ca = Ca::new("redkeep test CA");
+    let other = Ca::new("another CA");
     let ca_path = pki.write_ca("ca", &ca);
     let other_path = pki.write_ca("other", &other);
-    let (server_cert, server_key) = pki.leaf("proxy", &ca, ExtendedKeyUsagePurpose::ServerAuth);
-    let (client_cert, client_key) = pki.leaf("client", &ca, ExtendedKeyUsagePurpose::ClientAuth);
-    let (stranger_cert, stranger_key) =
-        pki.leaf("stranger", &other, ExtendedKeyUsagePurpose::ClientAuth);
+    let (server_cert, server_key) = pki.leaf("proxy", &ca, &[Usage::ServerAuth]);
+    let (client_cert, client_key) = pki.leaf("client", &ca, &[Usage::ClientAuth]);
+    let (stranger_cert, stranger_key) = pki.leaf("stranger", &other, &[Usage::ClientAuth]);
 
     let cluster = TestCluster::start(3, 0).await;
     let proxy = start_proxy(&cluster, |c| {

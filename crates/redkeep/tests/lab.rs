@@ -294,9 +294,12 @@ fn an_auth_lab_has_nodes_that_want_the_password_and_its_drill_passes() {
         }
     }
     assert_eq!(replicas, 3, "{status}");
-    // The proxies authenticate to the nodes: the VIP serves (its clients are not asked).
-    assert_eq!(cli(false, "198.18.0.100", "7010", &["SET", "lab:key", "v1"]), "OK");
-    assert_eq!(cli(false, "198.18.0.100", "7010", &["GET", "lab:key"]), "v1");
+    // The proxies authenticate to the nodes and want the password of their clients too; the
+    // VIP stays up, so keepalived's health script authenticates (from the password file).
+    let refused = cli(false, "198.18.0.100", "7010", &["SET", "lab:key", "v1"]);
+    assert!(refused.contains("NOAUTH"), "the VIP without AUTH: {refused}");
+    assert_eq!(cli(true, "198.18.0.100", "7010", &["SET", "lab:key", "v1"]), "OK");
+    assert_eq!(cli(true, "198.18.0.100", "7010", &["GET", "lab:key"]), "v1");
     // The LB hosts' monitors give the nodes the password too: every node answers them.
     let model = lab.ok(&["exec", "c1", "--", "curl", "-s", "http://198.18.0.21:7030/api/v1/model"]);
     let model: serde_json::Value = serde_json::from_str(&model).expect("the model is JSON");
@@ -312,6 +315,9 @@ fn an_auth_lab_has_nodes_that_want_the_password_and_its_drill_passes() {
     // A failover with masterauth: the killed master's replica takes over, it rejoins.
     let killed = reports(&lab.ok(&["drill", "master-kill", "--json"]));
     assert_passed(&killed[0]);
+    // The health scripts passed all along: an LB holds the VIP (it leaves a failing one).
+    let status: serde_json::Value = serde_json::from_str(&lab.ok(&["status", "--json"])).unwrap();
+    assert!(status["vip_holder"].is_string(), "{status}");
     // No proxy has the password on its command line.
     for pid in processes_under(lab.root.path()) {
         let line = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();

@@ -3,55 +3,13 @@
 //! shows it, `check` names the failed node → `up` again brings the old master back as a
 //! replica → `down` leaves no redis-server of that dir running.
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+mod common;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
+use common::{DirGuard, describe, redkeep, stdout};
 use serde_json::Value;
-
-/// Stops whatever the test left running, also when an assertion failed.
-struct DirGuard(PathBuf);
-
-impl Drop for DirGuard {
-    fn drop(&mut self) {
-        if let Ok(dir) = deploy::local::open(&self.0) {
-            for pid in [dir.monitor_pid(), dir.proxy_pid()].into_iter().flatten() {
-                deploy::process::signal(pid, libc::SIGKILL);
-                deploy::process::wait_gone(pid, Duration::from_secs(5));
-            }
-            for &port in &dir.manifest.ports {
-                if let Some(pid) = dir.running_pid(port) {
-                    deploy::process::signal(pid, libc::SIGKILL);
-                    deploy::process::wait_gone(pid, Duration::from_secs(5));
-                }
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn redkeep(args: &[&str]) -> Output {
-    Command::cargo_bin("redkeep")
-        .unwrap()
-        .args(args)
-        .timeout(Duration::from_secs(180))
-        .output()
-        .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        stdout(output),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 fn status_json(seed: &str) -> Value {
     let output = redkeep(&["status", "--json", seed]);

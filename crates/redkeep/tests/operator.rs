@@ -2,31 +2,14 @@
 //! (naming them) and forms a cluster from blank ones; `fix` repairs an uncovered slot and an
 //! open slot that both hold keys, without losing a key.
 
-use std::process::Output;
+mod common;
+
 use std::time::Duration;
 
-use assert_cmd::Command;
 use cluster::admin::AdminConn;
 use cluster::slot::key_slot;
+use common::{describe, redkeep};
 use deploy::testing::{StandaloneServer, TestCluster};
-
-fn redkeep(args: &[&str]) -> Output {
-    Command::cargo_bin("redkeep")
-        .unwrap()
-        .args(args)
-        .timeout(Duration::from_secs(120))
-        .output()
-        .unwrap()
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()

@@ -3,40 +3,17 @@
 //! and resumed, a 50 MB key moved (and one above the limit refused without leaving its slot
 //! open), a key on both sides rolled back, and a backup restored into another cluster.
 
-use std::process::Output;
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use assert_cmd::Command;
 use cluster::admin::AdminConn;
 use cluster::slot::key_slot;
+use common::{DirGuard, describe, ok, redkeep};
 use deploy::testing::TestCluster;
 use resp::Value;
-
-fn redkeep(args: &[&str]) -> Output {
-    Command::cargo_bin("redkeep")
-        .unwrap()
-        .args(args)
-        .timeout(Duration::from_secs(300))
-        .output()
-        .unwrap()
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn ok(args: &[&str]) -> String {
-    let output = redkeep(args);
-    assert!(output.status.success(), "redkeep {args:?}: {}", describe(&output));
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
@@ -519,15 +496,6 @@ fn backup_then_restore_into_a_new_cluster_keeps_every_key() {
     rt.block_on(new_proxy.shutdown());
 }
 
-/// Stops and deletes a dir's cluster when the test ends, also when it fails.
-struct LocalDirGuard(std::path::PathBuf);
-
-impl Drop for LocalDirGuard {
-    fn drop(&mut self) {
-        let _ = redkeep(&["down", "--dir", self.0.to_str().unwrap(), "--purge"]);
-    }
-}
-
 #[test]
 fn up_with_another_number_of_masters_scales_a_local_cluster_out_and_in() {
     let rt = runtime();
@@ -554,7 +522,7 @@ fn up_with_another_number_of_masters_scales_a_local_cluster_out_and_in() {
         ])
     };
     up("3");
-    let _guard = LocalDirGuard(dir.clone());
+    let _guard = DirGuard(dir.clone());
     let seed = format!("127.0.0.1:{base}");
     rt.block_on(fill(&seed_proxy(&rt, &seed), 3_000));
 

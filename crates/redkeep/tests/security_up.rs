@@ -4,55 +4,22 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
+mod common;
 
-/// Stops whatever the test left running (by the pids of its dir), also when an assertion
-/// failed.
-struct DirGuard(PathBuf);
-
-impl Drop for DirGuard {
-    fn drop(&mut self) {
-        if let Ok(dir) = deploy::local::open(&self.0) {
-            if let Some(pid) = dir.proxy_pid() {
-                deploy::process::signal(pid, libc::SIGKILL);
-                deploy::process::wait_gone(pid, Duration::from_secs(5));
-            }
-            for &port in &dir.manifest.ports {
-                if let Some(pid) = dir.running_pid(port) {
-                    deploy::process::signal(pid, libc::SIGKILL);
-                    deploy::process::wait_gone(pid, Duration::from_secs(5));
-                }
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `redkeep ARGS` with no password in its environment (only what `env` adds).
-fn redkeep(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::cargo_bin("redkeep").unwrap();
-    command.args(args).env_remove("REDKEEP_PASSWORD").env_remove("REDKEEP_NODE_PASSWORD");
-    command.env_remove("REDKEEP_CLIENT_PASSWORD");
-    command.envs(env.iter().copied()).timeout(Duration::from_secs(180)).output().unwrap()
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use common::{DirGuard, describe, redkeep_with_env as redkeep};
 
 /// `redis-cli -p PORT ARGS` (the password, when given, through REDISCLI_AUTH: not on the
 /// command line); what it printed, trimmed.
 fn redis_cli(port: u16, password: Option<&str>, args: &[&str]) -> String {
+    redis_cli_with(&[], port, password, args)
+}
+
+/// [`redis_cli`] with `options` (`--tls ...`) before the port.
+fn redis_cli_with(options: &[&str], port: u16, password: Option<&str>, args: &[&str]) -> String {
     let mut command = std::process::Command::new("redis-cli");
-    command.args(["-p", &port.to_string()]).args(args).env_remove("REDISCLI_AUTH");
+    command.args(options).args(["-p", &port.to_string()]).args(args).env_remove("REDISCLI_AUTH");
     if let Some(password) = password {
         command.env("REDISCLI_AUTH", password);
     }
@@ -78,9 +45,18 @@ fn wait_until(what: &str, mut done: impl FnMut() -> Result<(), String>) {
 /// Every replica (`role:slave`) reports `master_link_status:up`: it authenticated to its
 /// master with masterauth and synced.
 fn replicas_in_sync(ports: &[u16], password: &str) -> Result<(), String> {
+    replicas_in_sync_with(&[], ports, Some(password))
+}
+
+/// [`replicas_in_sync`], asking with the redis-cli `options` (TLS).
+fn replicas_in_sync_with(
+    options: &[&str],
+    ports: &[u16],
+    password: Option<&str>,
+) -> Result<(), String> {
     let mut replicas = 0;
     for &port in ports {
-        let info = redis_cli(port, Some(password), &["INFO", "replication"]);
+        let info = redis_cli_with(options, port, password, &["INFO", "replication"]);
         if info.contains("role:slave") {
             replicas += 1;
             if !info.contains("master_link_status:up") {
@@ -268,4 +244,172 @@ fn up_auth_uses_the_given_password_and_refuses_another_later() {
     let down = redkeep(&["down", "--dir", dir_arg, "--purge"], &[]);
     assert!(down.status.success(), "down --purge: {}", describe(&down));
     assert!(!dir.exists(), "{} is left", dir.display());
+}
+
+#[test]
+fn up_tls_speaks_tls_to_clients_nodes_and_replicas_and_nothing_plain() {
+    let base_port = deploy::ports::free_block(6).expect("free ports");
+    let ports: Vec<u16> = (base_port..base_port + 6).collect();
+    let [proxy_port, stats_port, monitor_port] = [(); 3].map(|_| deploy::ports::free_port());
+    let dir = std::env::temp_dir().join(format!("redkeep-security-tls-{}", std::process::id()));
+    let _guard = DirGuard(dir.clone());
+    let dir_arg = dir.to_str().unwrap();
+    let [base, proxy, stats, monitor] =
+        [base_port, proxy_port, stats_port, monitor_port].map(|p| p.to_string());
+    let up = redkeep(
+        &[
+            "up",
+            "--tls",
+            "--detach",
+            "--dir",
+            dir_arg,
+            "--base-port",
+            &base,
+            "--node-timeout",
+            "2s",
+            "--proxy-port",
+            &proxy,
+            "--stats-port",
+            &stats,
+            "--monitor-port",
+            &monitor,
+        ],
+        &[],
+    );
+    assert!(up.status.success(), "up --tls failed: {}", describe(&up));
+
+    // The CA and certificates, private; the CA's key is not kept.
+    let tls = dir.join("tls");
+    assert_eq!(mode(&tls), 0o700);
+    let mut names: Vec<String> = std::fs::read_dir(&tls)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let wanted = ["ca.crt", "client.crt", "client.key", "node.crt", "node.key", "proxy.crt"];
+    assert_eq!(names, [&wanted[..], &["proxy.key"]].concat());
+    for name in &names {
+        assert_eq!(mode(&tls.join(name)), 0o600, "{name}");
+    }
+    let file = |name: &str| tls.join(name).to_str().unwrap().to_string();
+    let (ca, cert, key) = (file("ca.crt"), file("client.crt"), file("client.key"));
+
+    // Through the proxy with the real redis-cli --tls: keys on every master.
+    let to_proxy = ["--tls", "--cacert", &ca];
+    for i in 0..30 {
+        let key = format!("key:{i}");
+        assert_eq!(redis_cli_with(&to_proxy, proxy_port, None, &["SET", &key, "v"]), "OK");
+    }
+    for i in 0..30 {
+        let key = format!("key:{i}");
+        assert_eq!(redis_cli_with(&to_proxy, proxy_port, None, &["GET", &key]), "v");
+    }
+    let plain = redis_cli(proxy_port, None, &["PING"]);
+    assert!(plain.contains("this port speaks TLS"), "a plain client of the proxy: {plain}");
+
+    // The nodes speak TLS only, want a client certificate, and replicate over TLS.
+    let to_node = ["--tls", "--cacert", &ca, "--cert", &cert, "--key", &key];
+    wait_until("every replica in sync over TLS", || replicas_in_sync_with(&to_node, &ports, None));
+    for &port in &ports {
+        let plain = redis_cli(port, None, &["PING"]);
+        assert!(!plain.contains("PONG"), "node {port} answered plain RESP: {plain}");
+        let no_cert = redis_cli_with(&to_proxy, port, None, &["PING"]);
+        assert!(!no_cert.contains("PONG"), "node {port} without a client cert: {no_cert}");
+        // Refused cleanly: the node is still there for TLS clients.
+        assert_eq!(redis_cli_with(&to_node, port, None, &["PING"]), "PONG", "node {port}");
+        let conf = std::fs::read_to_string(dir.join(format!("node-{port}/redis.conf"))).unwrap();
+        for line in ["port 0", "tls-replication yes", "tls-cluster yes"] {
+            assert!(conf.lines().any(|l| l == line), "node {port} lacks {line:?}:\n{conf}");
+        }
+    }
+
+    // `status --dir` finds the certificates: it reaches the nodes and the proxy over TLS.
+    let proxy_addr = format!("127.0.0.1:{proxy_port}");
+    let status = redkeep(&["status", "--dir", dir_arg, "--proxy", &proxy_addr], &[]);
+    assert!(status.status.success(), "status --dir: {}", describe(&status));
+    let said = String::from_utf8_lossy(&status.stdout);
+    assert!(said.contains("cluster_state: ok"), "{}", describe(&status));
+    assert!(said.contains(&format!("proxy {proxy_addr}: up")), "{}", describe(&status));
+    let check = redkeep(&["check", "--dir", dir_arg], &[]);
+    assert!(check.status.success(), "check --dir: {}", describe(&check));
+
+    // `down` stops the monitor, the proxy and every node (SHUTDOWN over TLS).
+    let local = deploy::local::open(&dir).unwrap();
+    assert!(local.monitor_pid().is_some(), "the detached monitor runs");
+    let down = redkeep(&["down", "--dir", dir_arg], &[]);
+    assert!(down.status.success(), "down: {}", describe(&down));
+    for &port in &ports {
+        assert_eq!(local.running_pid(port), None, "node {port} stopped");
+    }
+    assert_eq!((local.proxy_pid(), local.monitor_pid()), (None, None));
+}
+
+/// A foreground `up`, stopped (by its pid) when the test ends.
+struct Foreground(std::process::Child);
+
+impl Drop for Foreground {
+    fn drop(&mut self) {
+        deploy::process::terminate(self.0.id(), Duration::from_secs(20));
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn up_tls_auth_in_the_foreground_with_a_relative_dir_serves_tls_until_down() {
+    use std::io::{BufRead, BufReader};
+    let base_port = deploy::ports::free_block(6).expect("free ports");
+    let [proxy_port, stats_port, monitor_port] = [(); 3].map(|_| deploy::ports::free_port());
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("cluster");
+    let _guard = DirGuard(dir.clone());
+    let [base, proxy, stats, monitor] =
+        [base_port, proxy_port, stats_port, monitor_port].map(|p| p.to_string());
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("redkeep"));
+    // A relative --dir: the nodes and the proxy must still find the certificates.
+    command.current_dir(parent.path()).args([
+        "up",
+        "--tls",
+        "--auth",
+        "--dir",
+        "cluster",
+        "--base-port",
+        &base,
+        "--node-timeout",
+        "2s",
+        "--proxy-port",
+        &proxy,
+        "--stats-port",
+        &stats,
+        "--monitor-port",
+        &monitor,
+    ]);
+    command.env_remove("REDKEEP_PASSWORD").env_remove("REDKEEP_NODE_TLS_CA");
+    command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
+    let mut up = Foreground(command.spawn().unwrap());
+    let mut lines = BufReader::new(up.0.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    while !seen.contains("Running in the foreground") {
+        let line = lines.next().unwrap_or_else(|| panic!("up ended: {seen}")).unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+
+    let password = std::fs::read_to_string(dir.join("password")).unwrap();
+    let password = password.trim();
+    let ca = dir.join("tls/ca.crt");
+    let to_proxy = ["--tls", "--cacert", ca.to_str().unwrap()];
+    assert_eq!(redis_cli_with(&to_proxy, proxy_port, Some(password), &["SET", "fg", "v"]), "OK");
+    assert_eq!(redis_cli_with(&to_proxy, proxy_port, Some(password), &["GET", "fg"]), "v");
+    let refused = redis_cli_with(&to_proxy, proxy_port, None, &["GET", "fg"]);
+    assert!(refused.contains("NOAUTH"), "TLS without the password: {refused}");
+
+    // `down` stops the foreground `up`, which stops its proxy and nodes.
+    let dir_arg = dir.to_str().unwrap();
+    let down = redkeep(&["down", "--dir", dir_arg], &[]);
+    assert!(down.status.success(), "down: {}", describe(&down));
+    assert!(up.0.wait().unwrap().success(), "up ends cleanly: {seen}");
+    let local = deploy::local::open(&dir).unwrap();
+    for port in base_port..base_port + 6 {
+        assert_eq!(local.running_pid(port), None, "node {port} stopped");
+    }
 }

@@ -5,41 +5,17 @@
 //! nodes.conf, `down` with nothing running, the keepalived options, and `bench` against a dead
 //! target, without a terminal, and `bench merge` of runs that differ.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use assert_cmd::Command;
 use cluster::admin::{AdminConn, info_field};
+use common::{DirGuard, describe, redkeep, stderr, stdout};
 use deploy::testing::{StandaloneServer, TestCluster};
-
-fn redkeep(args: &[&str]) -> Output {
-    Command::cargo_bin("redkeep")
-        .unwrap()
-        .args(args)
-        .timeout(Duration::from_secs(120))
-        .output()
-        .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        stdout(output),
-        stderr(output)
-    )
-}
 
 /// A runtime whose worker thread keeps serving an in-process proxy while the test waits on a
 /// redkeep process.
@@ -69,27 +45,6 @@ async fn replica_and_master(seed: &str) -> (String, String) {
 async fn role_of(addr: &str) -> String {
     let info = admin(addr).await.info("replication").await.unwrap();
     info_field(&info, "role").unwrap_or("?").to_string()
-}
-
-/// Stops what a test's `up` left running in its dir (by verified pid), also when it failed.
-struct DirGuard(PathBuf);
-
-impl Drop for DirGuard {
-    fn drop(&mut self) {
-        if let Ok(dir) = deploy::local::open(&self.0) {
-            if let Some(pid) = dir.proxy_pid() {
-                deploy::process::signal(pid, libc::SIGKILL);
-                deploy::process::wait_gone(pid, Duration::from_secs(5));
-            }
-            for &port in &dir.manifest.ports {
-                if let Some(pid) = dir.running_pid(port) {
-                    deploy::process::signal(pid, libc::SIGKILL);
-                    deploy::process::wait_gone(pid, Duration::from_secs(5));
-                }
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn test_dir(name: &str) -> PathBuf {

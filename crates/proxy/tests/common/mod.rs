@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::time::Duration;
 
 use deploy::testing::TestCluster;

@@ -42,6 +42,11 @@ pub struct VrrpArgs {
     /// Seconds between VRRP adverts. [default: 1]
     #[arg(long, requires = "vip")]
     pub advert_int: Option<u32>,
+    /// A file holding the password the proxy wants of its clients (user `default`): the
+    /// health script AUTHs with it (`redkeep health --password-file FILE`), since the password
+    /// itself would show in keepalived's config and the process list.
+    #[arg(long, value_name = "FILE", requires = "vip")]
+    pub health_password_file: Option<PathBuf>,
 }
 
 impl VrrpArgs {
@@ -63,6 +68,10 @@ impl VrrpArgs {
             redkeep: redkeep.display().to_string(),
             proxy,
             notify_log,
+            health_password_file: self
+                .health_password_file
+                .as_ref()
+                .map(|p| p.display().to_string()),
         })
     }
 

@@ -44,8 +44,8 @@ enum Action {
         proxy_flags: Vec<String>,
         /// Nodes require a password (requirepass/masterauth, protected-mode yes), generated
         /// and kept in the lab's dir (`password`, 0600); the proxies authenticate to the
-        /// nodes with it (in their environment). Clients of the VIP are not asked for it
-        /// (keepalived's health script would need it).
+        /// nodes with it (in their environment) and want it of their clients (user
+        /// `default`; keepalived's health script reads it from the file).
         #[arg(long)]
         auth: bool,
     },

@@ -41,22 +41,34 @@ pub async fn shutdown_signal() {
 }
 
 /// Where to find a node when the user named none: the nodes of the local cluster in `dir`
-/// (with its stored password, see [`use_stored_password`]), else the default first port.
+/// (with its stored password and certificates, see [`use_dir_secrets`]), else the default
+/// first port.
 pub fn seed_candidates(explicit: Option<&str>, dir: &std::path::Path) -> Vec<String> {
     if let Some(node) = explicit {
         return vec![node.to_string()];
     }
     match deploy::local::open(dir) {
         Ok(local) => {
-            use_stored_password(&local);
+            use_dir_secrets(&local);
             local.manifest.addrs()
         }
         Err(_) => vec!["127.0.0.1:7001".to_string()],
     }
 }
 
-/// Makes the password of a cluster of `redkeep up --auth` the one this process's admin
-/// connections send, unless one was given (--password / REDKEEP_PASSWORD wins).
+/// Makes what a cluster of `redkeep up --auth` / `--tls` needs the way this process's admin
+/// connections reach its nodes: the stored password, unless one was given (--password /
+/// REDKEEP_PASSWORD wins), and TLS with the dir's certificates, unless --node-tls-ca was given.
+pub fn use_dir_secrets(local: &deploy::local::LocalDir) {
+    use_stored_password(local);
+    if let Some(tls) = local.tls()
+        && !cluster::net::node_tls_enabled()
+        && let Err(e) = cluster::net::set_node_tls(Some(&tls.node_tls()))
+    {
+        eprintln!("warning: {e}: the nodes are asked without TLS");
+    }
+}
+
 fn use_stored_password(local: &deploy::local::LocalDir) {
     if cluster::admin::credentials().is_some() {
         return;

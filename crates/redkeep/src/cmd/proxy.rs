@@ -128,6 +128,10 @@ pub struct ProxyArgs {
     vrrp_dir: Option<PathBuf>,
     #[command(flatten, next_help_heading = "Security")]
     security: SecurityArgs,
+    /// TLS to the nodes, for a detached proxy's command line (the global --node-tls-*
+    /// options set it for this process; `redkeep up --tls` sets this).
+    #[arg(skip)]
+    node_tls: Option<cluster::net::NodeTls>,
 }
 
 /// The `--config` file: the same settings, written as on the command line.
@@ -283,9 +287,31 @@ impl ProxyArgs {
         self.security.client_password = password;
     }
 
+    /// The TLS of a cluster of `redkeep up --tls`: the proxy serves its clients with the
+    /// proxy certificate (a client certificate is optional: one shown must be the CA's) and
+    /// talks TLS to the nodes with the client certificate.
+    pub fn set_tls(&mut self, tls: Option<&deploy::tls::TlsFiles>) {
+        use deploy::tls::{CA_CERT, PROXY_CERT, PROXY_KEY};
+        let Some(tls) = tls else { return };
+        self.security.tls_cert = Some(tls.file(PROXY_CERT));
+        self.security.tls_key = Some(tls.file(PROXY_KEY));
+        self.security.tls_ca = Some(tls.file(CA_CERT));
+        self.security.tls_auth_clients = Some(proxy::tls::ClientAuth::Optional);
+        self.node_tls = Some(tls.node_tls());
+    }
+
     /// The arguments of `redkeep proxy` that reproduce these settings (for a detached proxy).
     pub fn to_command_line(&self) -> Vec<String> {
         let mut line = vec!["proxy".to_string()];
+        line.extend(self.security.tls_command_line());
+        if let Some(tls) = &self.node_tls {
+            let path = |p: &std::path::Path| p.display().to_string();
+            line.extend(["--node-tls-ca".to_string(), path(&tls.ca)]);
+            if let Some((cert, key)) = &tls.client {
+                line.extend(["--node-tls-cert".to_string(), path(cert)]);
+                line.extend(["--node-tls-key".to_string(), path(key)]);
+            }
+        }
         for seed in &self.seeds {
             line.extend(["--seed".to_string(), seed.clone()]);
         }
@@ -534,6 +560,26 @@ impl SecurityArgs {
 }
 
 impl SecurityArgs {
+    /// The `--tls-*` options as given (for a detached proxy's command line).
+    fn tls_command_line(&self) -> Vec<String> {
+        let mut line = Vec::new();
+        let files = [("--tls-cert", &self.tls_cert), ("--tls-key", &self.tls_key)];
+        for (option, path) in files.into_iter().chain([("--tls-ca", &self.tls_ca)]) {
+            if let Some(path) = path {
+                line.extend([option.to_string(), path.display().to_string()]);
+            }
+        }
+        if let Some(mode) = self.tls_auth_clients {
+            let mode = match mode {
+                proxy::tls::ClientAuth::Required => "yes",
+                proxy::tls::ClientAuth::Optional => "optional",
+                proxy::tls::ClientAuth::No => "no",
+            };
+            line.extend(["--tls-auth-clients".to_string(), mode.to_string()]);
+        }
+        line
+    }
+
     /// `--tls-*`, else the config file's `tls-*`.
     fn tls(&self, file: &ProxyFile) -> anyhow::Result<Option<proxy::tls::TlsConfig>> {
         let pick = |flag: &Option<PathBuf>, key: &Option<PathBuf>| flag.clone().or(key.clone());

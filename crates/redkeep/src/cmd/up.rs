@@ -63,6 +63,13 @@ pub struct UpArgs {
     /// with --auth keeps its password on every later `up`.
     #[arg(long)]
     auth: bool,
+    /// Everything speaks TLS: the nodes (TLS port only, replication and cluster bus too;
+    /// clients must show a certificate), redkeep's connections to them, and the proxy to its
+    /// clients (`redis-cli --tls --cacert DIR/tls/ca.crt -p 7010`). A CA and certificates are
+    /// made in DIR/tls (0700, files 0600), where later commands given --dir find them; a
+    /// cluster made with --tls stays so.
+    #[arg(long)]
+    tls: bool,
     // --- The monitor: in this process, or with --detach a `redkeep monitor --dir` of its own
     // (pid and log in DIR/monitor). The proxy's stats page shows its alarms and events.
     /// Port of the monitor's API and /metrics (alarms: /api/v1/alarms).
@@ -96,6 +103,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         println!("Bringing back the cluster in {} (its own settings apply)", dir.root.display());
     }
     let password = node_password(&dir, args.auth, origin)?;
+    let tls = node_tls(&dir, args.tls, origin)?;
     let started = dir.start()?;
     let started_now: Vec<u16> = started.iter().filter(|n| n.started_now).map(|n| n.port).collect();
     println!("{} redis-server nodes running ({} started now)", started.len(), started_now.len());
@@ -107,7 +115,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         stop_ports(&dir, &started_now);
         return Err(err);
     }
-    print_endpoints(&dir, password.is_some());
+    let hints = Hints { dir: &dir, auth: password.is_some(), tls: tls.as_ref() };
+    print_endpoints(&dir, &hints);
     let proxy_listen: SocketAddr = format!("{}:{}", args.host, args.proxy_port)
         .parse()
         .with_context(|| format!("--host {} is not an IP address", args.host))?;
@@ -120,10 +129,12 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         proxy_args.set_monitor_url(Some(format!("http://{monitor_listen}")));
     }
     proxy_args.set_auth(password.clone());
+    proxy_args.set_tls(tls.as_ref());
     let proxy_hint = format!(
-        "Proxy: redis-cli -p {}{} (any client, no cluster support needed)",
+        "Proxy: redis-cli{} -p {}{} (any client, no cluster support needed)",
+        hints.proxy_tls(),
         args.proxy_port,
-        auth_hint(&dir, password.is_some())
+        hints.auth()
     );
     if args.detach {
         if !args.no_proxy {
@@ -359,12 +370,13 @@ fn stop_ports(dir: &LocalDir, ports: &[u16]) {
     only_these.stop();
 }
 
-fn print_endpoints(dir: &LocalDir, auth: bool) {
+fn print_endpoints(dir: &LocalDir, hints: &Hints) {
     println!("Cluster is up (cluster_state:ok). Nodes:");
     for addr in dir.manifest.addrs() {
         println!("  {addr}");
     }
-    println!("Try: redis-cli -c -p {}{} ping", dir.manifest.ports[0], auth_hint(dir, auth));
+    let first = dir.manifest.ports[0];
+    println!("Try: redis-cli{} -c -p {first}{} ping", hints.node_tls(), hints.auth());
 }
 
 // --- Authentication (`up --auth`): which password the nodes and the proxy require.
@@ -426,8 +438,73 @@ fn node_password(dir: &LocalDir, asked: bool, origin: Origin) -> anyhow::Result<
     Ok(Some(password))
 }
 
-/// The `redis-cli` options that give it the password of `dir` (read from its file, so that
-/// the password itself is not printed again).
-fn auth_hint(dir: &LocalDir, auth: bool) -> String {
-    if auth { format!(" -a \"$(cat {})\"", dir.password_file().display()) } else { String::new() }
+/// The `redis-cli` options a cluster of this `up` needs (the password read from its file, so
+/// that it is not printed again; the certificates of `--tls`).
+struct Hints<'a> {
+    dir: &'a LocalDir,
+    auth: bool,
+    tls: Option<&'a deploy::tls::TlsFiles>,
+}
+
+impl Hints<'_> {
+    /// The TLS options for a node: it wants the client certificate too.
+    fn node_tls(&self) -> String {
+        let Some(tls) = self.tls else { return String::new() };
+        use deploy::tls::{CLIENT_CERT, CLIENT_KEY};
+        let (cert, key) = (tls.file(CLIENT_CERT), tls.file(CLIENT_KEY));
+        format!("{} --cert {} --key {}", self.proxy_tls(), cert.display(), key.display())
+    }
+
+    /// The TLS options for the proxy: the CA that signed its certificate.
+    fn proxy_tls(&self) -> String {
+        let Some(tls) = self.tls else { return String::new() };
+        format!(" --tls --cacert {}", tls.file(deploy::tls::CA_CERT).display())
+    }
+
+    /// The password option, read from its file.
+    fn auth(&self) -> String {
+        match self.auth {
+            true => format!(" -a \"$(cat {})\"", self.dir.password_file().display()),
+            false => String::new(),
+        }
+    }
+}
+
+// --- TLS (`up --tls`): the dir's certificates, made once.
+
+/// The certificates of this `up`, made the ones every node connection of this process uses:
+/// the dir's (a cluster made with --tls stays so), else with `--tls` new ones for a new dir;
+/// `None` for a cluster without TLS.
+fn node_tls(
+    dir: &LocalDir,
+    asked: bool,
+    origin: Origin,
+) -> anyhow::Result<Option<deploy::tls::TlsFiles>> {
+    let files = match dir.tls() {
+        Some(files) => {
+            if !asked {
+                println!(
+                    "The cluster in {} was made with --tls: it still speaks TLS only \
+                     (certificates in {})",
+                    dir.root.display(),
+                    files.dir.display()
+                );
+            }
+            files
+        }
+        None if !asked => return Ok(None),
+        None if origin == Origin::Existing => anyhow::bail!(
+            "the cluster in {} was made without --tls, its nodes speak plain RESP: bring it up \
+             without --tls, or make a cluster with TLS in a new --dir",
+            dir.root.display()
+        ),
+        None => {
+            let files = dir.create_tls()?;
+            println!("TLS: a new CA and certificates in {} (mode 0700)", files.dir.display());
+            files
+        }
+    };
+    cluster::net::set_node_tls(Some(&files.node_tls()))
+        .with_context(|| format!("the certificates in {} are not usable", files.dir.display()))?;
+    Ok(Some(files))
 }
