@@ -17,21 +17,20 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 UP_ARGS ?=
 
-# Cargo caches rustc's answers, failures included, in TARGET/.rustc_info.json and does not key
-# them by stdin: once a `rustc -` probe failed on whatever stdin held, every later build with a
-# kept target dir failed with "failed to run `rustc` to learn about target-specific information"
-# (CI did, twice). Asking rustc afresh costs ~50 ms a command.
+# Cargo caches rustc's answers, failures included, in TARGET/.rustc_info.json: a failed probe
+# would be replayed by every later build with a kept target dir. Asking rustc afresh costs
+# ~50 ms a command.
 export CARGO_CACHE_RUSTC_INFO := 0
 
 # The steps run in the order written, also under `make -j` (tests need the packages installed).
 .NOTPARALLEL:
 
-.PHONY: up test deps system-deps client-deps build check-toolchain fmt-check clippy unit engine-validators
+.PHONY: up test deps system-deps client-deps build check-toolchain check-dev-null fmt-check clippy unit engine-validators
 
 up: deps build
 	./target/release/redkeep up $(UP_ARGS)
 
-test: deps check-toolchain fmt-check clippy unit
+test: deps check-toolchain check-dev-null fmt-check clippy unit
 
 build: check-toolchain
 	$(CARGO) build --release --locked -p redkeep
@@ -69,6 +68,15 @@ clippy:
 
 unit:
 	$(CARGO) test --locked --workspace </dev/null
+	@$(MAKE) --no-print-directory check-dev-null
+
+# /dev/null must be the character device, before the tests and after them. A test once saved a
+# plan with `--plan-file /dev/null` by write-and-rename, as root: /dev/null became a regular
+# file, collected what was written to it, and the next `rustc -` probe (stdin /dev/null)
+# compiled that text: "failed to run `rustc` to learn about target-specific information".
+check-dev-null:
+	@[ -c /dev/null ] || { echo "/dev/null is not the null device (a regular file?): restore it as root with" \
+	  "'rm -f /dev/null && mknod -m 666 /dev/null c 1 3'; if this follows the tests, one of them replaced it" >&2; exit 1; }
 
 # Cluster-aware clients the proxy's tests run against it (crates/proxy/tests/clients, see
 # cluster_clients.rs): redis-py pinned in requirements.txt, in a venv there; ioredis and

@@ -220,6 +220,8 @@ fn a_fourth_master_is_added_and_rebalanced_under_load_with_no_client_error() {
 #[test]
 fn del_node_refuses_a_master_with_slots_then_removes_it_once_emptied() {
     let rt = runtime();
+    let plan = tempfile::tempdir().unwrap();
+    let plan_file = plan.path().join("plan.json").to_string_lossy().into_owned();
     let cluster = rt.block_on(TestCluster::start(3, 0));
     let spare = rt.block_on(TestCluster::start_blank(4, 0));
     let seed = cluster.addrs()[0].clone();
@@ -231,7 +233,7 @@ fn del_node_refuses_a_master_with_slots_then_removes_it_once_emptied() {
     let new_id = rt.block_on(my_id(&new));
     let out = ok(&["add-node", &its_replica, &seed, "--replica-of", &new_id[..10]]);
     assert!(out.contains("joined as a replica"), "{out}");
-    ok(&["rebalance", &seed, "--use-empty-masters", "--yes", "--plan-file", "/dev/null"]);
+    ok(&["rebalance", &seed, "--use-empty-masters", "--yes", "--plan-file", &plan_file]);
 
     let refused = redkeep(&["del-node", &seed, &new_id]);
     assert!(!refused.status.success());
@@ -239,7 +241,7 @@ fn del_node_refuses_a_master_with_slots_then_removes_it_once_emptied() {
     assert!(text.contains("serves 4096 slots") && text.contains("--weight"), "{text}");
 
     let weight = format!("{new_id}=0");
-    ok(&["rebalance", &seed, "--weight", &weight, "--yes", "--plan-file", "/dev/null"]);
+    ok(&["rebalance", &seed, "--weight", &weight, "--yes", "--plan-file", &plan_file]);
     let out = ok(&["del-node", &seed, &new_id]);
     assert!(out.contains("Forgotten by 4 nodes"), "{out}");
 
@@ -356,6 +358,8 @@ fn key_in_slot_zero() -> String {
 #[test]
 fn a_50_mb_key_is_moved_and_one_above_the_limit_is_refused_without_an_open_slot() {
     let rt = runtime();
+    let plan = tempfile::tempdir().unwrap();
+    let plan_file = plan.path().join("plan.json").to_string_lossy().into_owned();
     let cluster = rt.block_on(TestCluster::start(3, 0));
     let seed = cluster.addrs()[0].clone();
     let (source_id, target_id) = rt.block_on(async {
@@ -373,7 +377,7 @@ fn a_50_mb_key_is_moved_and_one_above_the_limit_is_refused_without_an_open_slot(
     });
     let reshard = |extra: &[&str]| {
         let mut args = vec!["reshard", &seed, "--from", &source_id.id, "--to", &target_id.id];
-        args.extend(["--slots", "1", "--yes", "--plan-file", "/dev/null"]);
+        args.extend(["--slots", "1", "--yes", "--plan-file", &plan_file]);
         args.extend(extra);
         redkeep(&args)
     };
@@ -402,6 +406,8 @@ fn a_50_mb_key_is_moved_and_one_above_the_limit_is_refused_without_an_open_slot(
 #[test]
 fn a_key_on_both_sides_rolls_its_slot_back_and_keeps_every_key_served() {
     let rt = runtime();
+    let plan = tempfile::tempdir().unwrap();
+    let plan_file = plan.path().join("plan.json").to_string_lossy().into_owned();
     let cluster = rt.block_on(TestCluster::start(3, 0));
     let seed = cluster.addrs()[0].clone();
     let proxy = rt.block_on(start_proxy(&cluster));
@@ -437,7 +443,7 @@ fn a_key_on_both_sides_rolls_its_slot_back_and_keeps_every_key_served() {
         "--slots-at-once",
         "10",
         "--plan-file",
-        "/dev/null",
+        &plan_file,
     ]);
     let text = describe(&output);
     assert!(!output.status.success(), "{text}");

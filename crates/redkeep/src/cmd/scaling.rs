@@ -360,10 +360,19 @@ async fn resume_plan(seed: &str, path: &Path, moving: &MoveArgs) -> anyhow::Resu
 }
 
 fn save_plan(path: &Path, file: &PlanFile) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(file)?;
+    let text = serde_json::to_string_pretty(file)? + "\n";
+    // Something that is not a regular file (`/dev/null`, a pipe, a symlink) is written in
+    // place: renaming over it would replace it. Run as root with `--plan-file /dev/null`,
+    // the rename once turned the machine's /dev/null into a plan file, and every later
+    // reader of /dev/null (rustc's probes among them) read the plan.
+    let existing = std::fs::symlink_metadata(path).ok();
+    if existing.is_some_and(|meta| !meta.file_type().is_file()) {
+        return std::fs::write(path, text)
+            .with_context(|| format!("cannot write the plan file {}", path.display()));
+    }
     // Written whole, then renamed, so a crash never leaves half a plan.
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text + "\n")
+    std::fs::write(&tmp, text)
         .with_context(|| format!("cannot write the plan file {}", tmp.display()))?;
     std::fs::rename(&tmp, path)
         .with_context(|| format!("cannot write the plan file {}", path.display()))?;
@@ -605,4 +614,62 @@ async fn shrink(
     .await??;
     std::mem::swap(dir, &mut retired_dir);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileTypeExt;
+
+    use super::*;
+
+    fn plan_file() -> PlanFile {
+        PlanFile {
+            command: "rebalance".into(),
+            seed: "127.0.0.1:7001".into(),
+            created_unix: 1,
+            plan: MovePlan::default(),
+        }
+    }
+
+    fn read_plan(path: &Path) -> PlanFile {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_plan_saved_to_a_regular_path_can_be_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        std::fs::write(&path, "an older plan").unwrap();
+        save_plan(&path, &plan_file()).unwrap();
+        assert_eq!(read_plan(&path).command, "rebalance");
+        assert!(!path.with_extension("json.tmp").exists());
+    }
+
+    /// A pipe stands in for `/dev/null`: the plan goes through it, and it stays a pipe.
+    #[test]
+    fn a_plan_saved_to_a_pipe_leaves_the_pipe_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let pipe = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo").arg(&pipe).status().unwrap();
+        assert!(made.success());
+        let reader = {
+            let pipe = pipe.clone();
+            std::thread::spawn(move || std::fs::read_to_string(pipe).unwrap())
+        };
+        save_plan(&pipe, &plan_file()).unwrap();
+        // Checked first: had the pipe been replaced, the reader would wait for ever.
+        assert!(std::fs::symlink_metadata(&pipe).unwrap().file_type().is_fifo());
+        assert!(reader.join().unwrap().contains("\"rebalance\""));
+    }
+
+    #[test]
+    fn a_plan_saved_through_a_symlink_writes_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let (target, link) = (dir.path().join("target.json"), dir.path().join("link.json"));
+        std::fs::write(&target, "").unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        save_plan(&link, &plan_file()).unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(read_plan(&target).seed, "127.0.0.1:7001");
+    }
 }
