@@ -235,6 +235,9 @@ async fn stats_page_renders_in_a_headless_browser() {
     let (cluster, handle, stats) = start_all().await;
     some_traffic(handle.local_addr).await;
     wait_all_up(stats).await;
+    // Rates need two samples of the counters; the browser's virtual time does not wait for
+    // the proxy's real-time sampler, so the page is loaded once the rates exist.
+    wait_command_rates(stats).await;
 
     let url = format!("http://{stats}/stats");
     let dom = tokio::task::spawn_blocking(move || dump_dom(&chromium, &url))
@@ -284,6 +287,22 @@ async fn stats_page_renders_in_a_headless_browser() {
         },
         "{dom}"
     );
+}
+
+/// Waits until every command row of `GET /api/v1/stats` has a rate.
+async fn wait_command_rates(stats: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, _, body) = http_get(stats, "/api/v1/stats").await;
+        assert_eq!(status, 200, "{body}");
+        let snapshot: serde_json::Value = serde_json::from_str(&body).expect("JSON stats");
+        let commands = snapshot["commands"].as_array().expect("a commands list");
+        if !commands.is_empty() && commands.iter().all(|c| c["ops_per_sec"].is_number()) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no command rates after 15 s: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// What a stats page holds, element by element (not how it looks).
