@@ -72,6 +72,11 @@ pub struct Replies {
     /// Ready to write, in order: `chunks`, then `out`.
     chunks: VecDeque<Bytes>,
     out: BytesMut,
+    /// A reply is going out in parts (its first ones are in the output, its rest is due): no
+    /// frame may come between them.
+    partial: bool,
+    /// Pub/Sub frames that came while a reply was partly out: they follow it.
+    deferred: Vec<u8>,
     /// The sequence number whose reply goes next into the output.
     next: u64,
     /// Replies that arrived early: `held[i]` is for sequence `next + i`.
@@ -193,7 +198,10 @@ impl Client {
         if self.gone.get() {
             return;
         }
-        self.replies.borrow_mut().append(Reply::Shared(part));
+        let mut replies = self.replies.borrow_mut();
+        replies.append(Reply::Shared(part));
+        replies.partial = true;
+        drop(replies);
         if !self.stalled.get() {
             self.flush();
         }
@@ -222,7 +230,7 @@ impl Client {
         if self.gone.get() {
             return;
         }
-        self.replies.borrow_mut().append(Reply::Slice(frame));
+        self.replies.borrow_mut().push(frame);
         // Messages of one read from the node go out together.
         self.queue_flush();
         if self.watch.get() {
@@ -327,6 +335,11 @@ impl Client {
         let result = self.write_out();
         self.stalled.set(result != Flushed::All);
         result
+    }
+
+    /// A reply went out in part and its connection to the node broke: the rest never comes.
+    pub fn is_cut_off(&self) -> bool {
+        self.broken.get() && self.replies.borrow().partial
     }
 
     pub fn is_stalled(&self) -> bool {
@@ -503,8 +516,10 @@ impl Replies {
         true
     }
 
-    /// Puts a frame at the end of the output.
+    /// Puts a frame at the end of the output. The rest of a reply that went out in parts
+    /// ends it: the Pub/Sub frames held meanwhile follow.
     fn append(&mut self, frame: Reply) {
+        let rest = matches!(frame, Reply::Rest(_));
         match frame {
             Reply::Slice(frame) => self.out.extend_from_slice(frame),
             Reply::Shared(frame) | Reply::Rest(frame) => {
@@ -513,6 +528,19 @@ impl Replies {
                 }
                 self.chunks.push_back(frame);
             }
+        }
+        if rest {
+            self.partial = false;
+            self.out.extend_from_slice(&self.deferred);
+            self.deferred.clear();
+        }
+    }
+
+    /// A Pub/Sub frame: at the end of the output, or after the reply that is partly out.
+    fn push(&mut self, frame: &[u8]) {
+        match self.partial {
+            true => self.deferred.extend_from_slice(frame),
+            false => self.out.extend_from_slice(frame),
         }
     }
 
@@ -608,6 +636,20 @@ mod tests {
         assert_eq!(&replies.out[..], b"h");
         replies.consume(1);
         assert!(replies.out.is_empty());
+    }
+
+    #[test]
+    fn a_push_during_a_reply_that_goes_out_in_parts_follows_that_reply() {
+        let client = Rc::new(Client::new(1));
+        client.deliver(0, b"+first\r\n");
+        client.stream_part(Bytes::from_static(b"$6\r\nab"));
+        client.push(b">2\r\n$7\r\nmessage\r\n$1\r\nx\r\n");
+        client.stream_part(Bytes::from_static(b"cd"));
+        client.deliver_reply(1, Reply::Rest(Bytes::from_static(b"ef\r\n")));
+        client.push(b">2\r\n$7\r\nmessage\r\n$1\r\ny\r\n");
+        let expected = b"+first\r\n$6\r\nabcdef\r\n>2\r\n$7\r\nmessage\r\n$1\r\nx\r\n\
+                         >2\r\n$7\r\nmessage\r\n$1\r\ny\r\n";
+        assert_eq!(String::from_utf8_lossy(&output(&client)), String::from_utf8_lossy(expected));
     }
 
     proptest! {

@@ -79,6 +79,87 @@ async fn large_values_arrive_whole_and_in_order_among_small_replies_on_shared_co
     proxy.shutdown().await;
 }
 
+/// Large values on one master, and a small key there too: the requests of every client of
+/// the proxy's one worker share one connection to that node.
+async fn one_node_with_large_values(
+    proxy: &proxy::ProxyHandle,
+    count: usize,
+) -> (Vec<String>, Vec<Vec<u8>>, String) {
+    let keys: Vec<String> = (0..count).map(|i| format!("{{big}}:{i}")).collect();
+    let mut setup = Conn::connect(proxy.local_addr).await;
+    let mut values = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let v = value(100 + i, 512 * 1024);
+        setup.send(&[b"SET", key.as_bytes(), &v]).await;
+        assert_eq!(setup.reply().await, ok(), "SET {key}");
+        values.push(v);
+    }
+    setup.send(&[b"SET", b"{big}:small", b"small"]).await;
+    assert_eq!(setup.reply().await, ok());
+    (keys, values, "{big}:small".to_string())
+}
+
+/// A client that asks for megabytes and reads none of it must not stall the node connection
+/// it shares with the worker's other clients: what it does not read waits in its own output,
+/// and the node connection goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_read_holds_up_no_other_client_of_its_node_connection() {
+    let cluster = deploy::testing::TestCluster::start(3, 1).await;
+    let proxy = start_proxy(&cluster, |c| c.threads = 1).await;
+    let (keys, values, small) = one_node_with_large_values(&proxy, 4).await;
+    let mut sleeper = Conn::connect(proxy.local_addr).await;
+    let mut pipeline = Vec::new();
+    for _ in 0..4 {
+        for key in &keys {
+            resp::write::command(&mut pipeline, &[b"GET".as_slice(), key.as_bytes()]);
+        }
+    }
+    sleeper.send_raw(&pipeline).await;
+    let mut other = Conn::connect(proxy.local_addr).await;
+    for round in 0..3 {
+        for (key, v) in keys.iter().zip(&values) {
+            other.send(&[b"GET", key.as_bytes()]).await;
+            assert!(other.reply().await == Value::Bulk(v.clone()), "round {round}: GET {key}");
+        }
+        other.send(&[b"GET", small.as_bytes()]).await;
+        assert_eq!(other.reply().await, bulk("small"));
+    }
+    // The sleeper's replies are all still there for it, in order.
+    for n in 0..16 {
+        let got = sleeper.reply().await;
+        assert!(got == Value::Bulk(values[n % values.len()].clone()), "sleeper's reply {n}");
+    }
+    proxy.shutdown().await;
+}
+
+/// A client that leaves in the middle of large replies (part of one read, the rest in the
+/// proxy's output for it) leaves the proxy serving the others, the same node connection
+/// included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_in_the_middle_of_a_large_reply_leaves_the_others_served() {
+    let cluster = deploy::testing::TestCluster::start(3, 1).await;
+    let proxy = start_proxy(&cluster, |c| c.threads = 1).await;
+    let (keys, values, small) = one_node_with_large_values(&proxy, 3).await;
+    for _ in 0..3 {
+        let mut leaver = Conn::connect(proxy.local_addr).await;
+        let mut pipeline = Vec::new();
+        for key in &keys {
+            resp::write::command(&mut pipeline, &[b"GET".as_slice(), key.as_bytes()]);
+        }
+        leaver.send_raw(&pipeline).await;
+        leaver.read_some().await;
+        drop(leaver);
+    }
+    let mut other = Conn::connect(proxy.local_addr).await;
+    for (key, v) in keys.iter().zip(&values) {
+        other.send(&[b"GET", key.as_bytes()]).await;
+        assert!(other.reply().await == Value::Bulk(v.clone()), "GET {key}");
+    }
+    other.send(&[b"GET", small.as_bytes()]).await;
+    assert_eq!(other.reply().await, bulk("small"));
+    proxy.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_reply_the_client_muted_is_not_written() {
     let (_cluster, proxy) = cluster_and_proxy().await;
@@ -94,5 +175,29 @@ async fn a_large_reply_the_client_muted_is_not_written() {
     assert_eq!(conn.reply().await, Value::Simple(b"PONG".to_vec()));
     conn.send(&[b"GET", b"big"]).await;
     assert!(conn.reply().await == Value::Bulk(big), "the value, whole");
+    proxy.shutdown().await;
+}
+
+/// A node that dies in the middle of a large reply: the client gets what came, then the proxy
+/// closes its connection (the reply can neither be completed nor retried after its first part)
+/// instead of leaving it waiting for the rest for ever. Redis writes at most 64 KiB to a client
+/// per turn of its event loop, so a 128 MiB reply is still going out when the node is killed,
+/// right after its first bytes reached the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_whose_reply_a_dying_node_cut_off_is_closed_after_what_came() {
+    let cluster = deploy::testing::TestCluster::start(3, 1).await;
+    let proxy = start_proxy(&cluster, |c| c.threads = 1).await;
+    let huge = vec![b'v'; 128 * 1024 * 1024];
+    let mut conn = Conn::connect(proxy.local_addr).await;
+    conn.send(&[b"SET", b"huge", &huge]).await;
+    assert_eq!(conn.reply().await, ok());
+    let master = master_of(&cluster, "huge").await;
+    let port: u16 = master.rsplit(':').next().unwrap().parse().unwrap();
+    conn.send(&[b"GET", b"huge"]).await;
+    conn.read_some().await;
+    cluster.kill9(port);
+    let got = conn.read_to_close().await;
+    let whole = format!("${}\r\n", huge.len()).len() + huge.len() + 2;
+    assert!(got < whole, "the whole reply came ({got} bytes): the node finished before it died");
     proxy.shutdown().await;
 }

@@ -165,7 +165,9 @@ pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
             }
         }
         let in_flight = session.next_seq - client.answered();
-        if session.closing && in_flight == 0 {
+        // A reply cut off in the middle is never answered: nothing else can be written after
+        // its first part, so the client goes once that is out.
+        if session.closing && (in_flight == 0 || client.is_cut_off()) {
             break;
         }
         if session.waiting_for_replies && in_flight == 0 {

@@ -95,6 +95,29 @@ impl Conn {
         self.reply_bytes().await
     }
 
+    /// Reads what has come, at least one byte, without waiting for a whole reply.
+    pub async fn read_some(&mut self) {
+        self.buf.reserve(64 * 1024);
+        let read =
+            tokio::time::timeout(Duration::from_secs(30), self.stream.read_buf(&mut self.buf));
+        assert!(read.await.expect("bytes within 30 s").unwrap_or(0) > 0, "closed");
+    }
+
+    /// Reads until the proxy closes the connection; returns how many bytes came in all.
+    pub async fn read_to_close(&mut self) -> usize {
+        let read = async {
+            loop {
+                self.buf.reserve(1024 * 1024);
+                if self.stream.read_buf(&mut self.buf).await.unwrap_or(0) == 0 {
+                    return self.buf.len();
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), read)
+            .await
+            .expect("the proxy closes the connection within 30 s")
+    }
+
     /// The next reply, or `None` when the proxy closed the connection.
     pub async fn reply_or_eof(&mut self) -> Option<Value> {
         loop {
