@@ -81,6 +81,8 @@ pub struct Backend {
     /// Speaks RESP3 (`HELLO 3` was sent first): replies are in the protocol of the clients
     /// that said `HELLO 3`, as bytes to pass on.
     pub resp3: bool,
+    /// For [`Mode::Shared`]: the lane it serves (see [`crate::worker::BULK_LANES`]).
+    pub lane: u8,
     queue: RefCell<BytesMut>,
     pending: RefCell<VecDeque<Pending>>,
     wake: LocalNotify,
@@ -115,12 +117,20 @@ const STREAM_READ: usize = 256 * 1024;
 impl Backend {
     /// A connection to `addr`, connected by [`Backend::run`]. A RESP3 one gets `HELLO 3`
     /// first, a replica used for reads `READONLY` (their replies are dropped).
-    pub fn new(addr: &str, mode: Mode, readonly: bool, resp3: bool, wait: Bytes) -> Rc<Backend> {
+    pub fn new(
+        addr: &str,
+        mode: Mode,
+        readonly: bool,
+        resp3: bool,
+        lane: u8,
+        wait: Bytes,
+    ) -> Rc<Backend> {
         let backend = Rc::new(Backend {
             addr: addr.to_string(),
             mode,
             readonly,
             resp3,
+            lane,
             queue: RefCell::new(BytesMut::with_capacity(16 * 1024)),
             pending: RefCell::new(VecDeque::new()),
             wake: LocalNotify::new(),
@@ -388,6 +398,7 @@ impl Backend {
         let pending = self.pending.borrow();
         let streamable = match pending.front() {
             Some(Pending { sink: Sink::Client { client, seq }, req, .. }) => {
+                client.large_reply_coming();
                 !req.ack && client.can_stream(*seq)
             }
             _ => false,

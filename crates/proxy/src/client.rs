@@ -43,6 +43,8 @@ pub struct Client {
     pub wake: LocalNotify,
     /// Set when the session ended; late replies are dropped.
     pub gone: Cell<bool>,
+    /// A reply to it was large (see [`Client::got_large_reply`]).
+    large_reply: Cell<bool>,
     /// Set when a connection the client's state depends on broke (its subscriptions): the
     /// session closes the client after writing what it has.
     pub broken: Cell<bool>,
@@ -154,6 +156,7 @@ impl Client {
             replies: RefCell::new(Replies::default()),
             wake: LocalNotify::new(),
             gone: Cell::new(false),
+            large_reply: Cell::new(false),
             broken: Cell::new(false),
             writer: RefCell::new(writer),
             sent: Cell::new(0),
@@ -183,6 +186,17 @@ impl Client {
         if grew {
             self.output_ready();
         }
+    }
+
+    /// A node is sending this client a large reply (see `backend::STREAM_REPLY`).
+    pub fn large_reply_coming(&self) {
+        self.large_reply.set(true);
+    }
+
+    /// Whether a large reply came for this client: its requests then go on a bulk lane of
+    /// the worker's node connections (see [`crate::worker::BULK_LANES`]).
+    pub fn got_large_reply(&self) -> bool {
+        self.large_reply.get()
     }
 
     /// Whether the reply to `seq` may go out in parts as it arrives: every reply before it

@@ -35,6 +35,10 @@ pub struct Request {
     /// The client speaks RESP3 (after `HELLO 3`): sent on a RESP3 connection, so that the
     /// node's reply is already in the client's protocol.
     pub resp3: bool,
+    /// Which of the worker's shared connections to the node carries it (see
+    /// [`crate::worker::BULK_LANES`]): 0, the one every client shares, unless its client
+    /// moved to a bulk lane.
+    pub lane: u8,
 }
 
 impl Request {
@@ -56,6 +60,7 @@ impl Request {
             command: None,
             ack: false,
             resp3: false,
+            lane: 0,
         }
     }
 }

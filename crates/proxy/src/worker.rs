@@ -25,13 +25,31 @@ use crate::slotmap::{Redirect, SlotMap, is_transient_error, parse_redirect};
 /// mid-change and nodes disagree), within the retry budget.
 const IMMEDIATE_REDIRECTS: u32 = 4;
 
+/// Shared connections per node and protocol beside the one every client uses: a client that
+/// got a large reply (256 KiB or more) moves to one of these, by its id. Redis writes at most
+/// 64 KiB to one connection per turn of its event loop, so large replies to clients sharing
+/// one connection come at a fraction of the rate they come over connections of their own
+/// (measured: 0.64-0.84 of it for four 512 KiB GETs at a time, docs/benchmarks.md); clients
+/// of small requests keep sharing one connection, where their requests batch.
+pub const BULK_LANES: u8 = 4;
+
+/// Where the shared connections of a protocol and lane are kept in [`Ctx`].
+fn backend_index(resp3: bool, lane: u8) -> usize {
+    2 * usize::from(lane) + usize::from(resp3)
+}
+
+/// The bulk lane of client `id`.
+pub fn bulk_lane(id: u64) -> u8 {
+    1 + (id % u64::from(BULK_LANES)) as u8
+}
+
 /// One worker thread's routing state.
 pub struct Ctx {
     pub shared: Arc<Shared>,
     map: RefCell<SlotMap>,
     epoch: Cell<u64>,
-    /// Shared connections by node: `[RESP2, RESP3]`.
-    backends: [RefCell<FastMap<String, Rc<Backend>>>; 2],
+    /// Shared connections by node: `[RESP2, RESP3]` for lane 0, then for each bulk lane.
+    backends: [RefCell<FastMap<String, Rc<Backend>>>; 2 * (1 + BULK_LANES as usize)],
     /// The time of the current read event: one clock read per event, not per request.
     now: Cell<Instant>,
     /// This worker's statistics blocks.
@@ -147,7 +165,7 @@ impl Ctx {
                     })
                 }
             };
-            node.map(|(addr, readonly)| self.backend(addr, readonly, req.resp3))
+            node.map(|(addr, readonly)| self.backend(addr, readonly, req.resp3, req.lane))
         };
         match backend {
             Some(backend) => backend.send(Pending { req, sink }),
@@ -184,14 +202,14 @@ impl Ctx {
         Some(reply)
     }
 
-    /// The shared connection to `addr` in the protocol of `resp3`, made on first use and
-    /// after it broke.
-    fn backend(self: &Rc<Self>, addr: &str, readonly: bool, resp3: bool) -> Rc<Backend> {
-        let backends = &self.backends[usize::from(resp3)];
+    /// The shared connection to `addr` in the protocol of `resp3` on `lane`, made on first
+    /// use and after it broke.
+    fn backend(self: &Rc<Self>, addr: &str, readonly: bool, resp3: bool, lane: u8) -> Rc<Backend> {
+        let backends = &self.backends[backend_index(resp3, lane)];
         if let Some(backend) = backends.borrow().get(addr) {
             return backend.clone();
         }
-        let backend = Backend::new(addr, Mode::Shared, readonly, resp3, self.wait.clone());
+        let backend = Backend::new(addr, Mode::Shared, readonly, resp3, lane, self.wait.clone());
         backends.borrow_mut().insert(addr.to_string(), backend.clone());
         tokio::task::spawn_local(backend.clone().run(self.clone()));
         backend
@@ -199,7 +217,7 @@ impl Ctx {
 
     /// A connection of one client's own to `addr`, in the client's protocol.
     pub fn private_backend(self: &Rc<Self>, addr: &str, resp3: bool) -> Rc<Backend> {
-        let backend = Backend::new(addr, Mode::Private, false, resp3, self.wait.clone());
+        let backend = Backend::new(addr, Mode::Private, false, resp3, 0, self.wait.clone());
         tokio::task::spawn_local(backend.clone().run(self.clone()));
         backend
     }
@@ -211,14 +229,14 @@ impl Ctx {
         subscriber: crate::pubsub::Subscriber,
     ) -> Rc<Backend> {
         // RESP2: the subscriber turns its frames into RESP3 pushes when the client wants them.
-        let backend = Backend::new(addr, Mode::PubSub, false, false, Bytes::new());
+        let backend = Backend::new(addr, Mode::PubSub, false, false, 0, Bytes::new());
         *backend.subscriber.borrow_mut() = Some(subscriber);
         tokio::task::spawn_local(backend.clone().run(self.clone()));
         backend
     }
 
     pub fn forget_backend(&self, backend: &Backend) {
-        let mut backends = self.backends[usize::from(backend.resp3)].borrow_mut();
+        let mut backends = self.backends[backend_index(backend.resp3, backend.lane)].borrow_mut();
         if backends.get(&backend.addr).is_some_and(|b| std::ptr::eq(b.as_ref(), backend)) {
             backends.remove(&backend.addr);
         }
@@ -274,7 +292,7 @@ impl Ctx {
             }
             Redirect::Ask { addr, .. } => {
                 Stats::add(&self.shared.stats.ask, 1);
-                let backend = self.backend(&addr, false, pending.req.resp3);
+                let backend = self.backend(&addr, false, pending.req.resp3, pending.req.lane);
                 backend.send_raw(b"*1\r\n$6\r\nASKING\r\n", Sink::Discard);
                 backend.send(pending);
             }

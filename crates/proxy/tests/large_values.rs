@@ -201,3 +201,90 @@ async fn a_client_whose_reply_a_dying_node_cut_off_is_closed_after_what_came() {
     assert!(got < whole, "the whole reply came ({got} bytes): the node finished before it died");
     proxy.shutdown().await;
 }
+
+/// The proxy's open connections to `node` (every worker's, every lane's).
+fn connections_to(proxy: &proxy::ProxyHandle, node: &str) -> i64 {
+    let nodes = proxy.shared.registry.nodes();
+    nodes.iter().find(|n| n.0 == node).map_or(0, |n| n.3)
+}
+
+/// A client that got a large reply moves to a connection that only a few clients share (a
+/// bulk lane, see `worker::BULK_LANES`): Redis writes at most 64 KiB per connection per turn
+/// of its event loop, so large replies to clients sharing one connection come slower. Clients
+/// of small values keep sharing one connection, where their requests batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_gets_a_large_reply_moves_to_a_bulk_lane_and_small_clients_stay_shared() {
+    let cluster = deploy::testing::TestCluster::start(3, 1).await;
+    let proxy = start_proxy(&cluster, |c| c.threads = 1).await;
+    let (keys, values, small) = one_node_with_large_values(&proxy, 1).await;
+    let node = master_of(&cluster, &small).await;
+    let mut smalls = [Conn::connect(proxy.local_addr).await, Conn::connect(proxy.local_addr).await];
+    for conn in &mut smalls {
+        conn.send(&[b"GET", small.as_bytes()]).await;
+        assert_eq!(conn.reply().await, bulk("small"));
+    }
+    assert_eq!(connections_to(&proxy, &node), 1, "every client so far shares one connection");
+    let mut large = Conn::connect(proxy.local_addr).await;
+    large.send(&[b"GET", keys[0].as_bytes()]).await;
+    assert!(large.reply().await == Value::Bulk(values[0].clone()), "the large value");
+    large.send(&[b"GET", small.as_bytes()]).await;
+    assert_eq!(large.reply().await, bulk("small"));
+    assert_eq!(connections_to(&proxy, &node), 2, "the large client's request went on a lane");
+    for conn in &mut smalls {
+        conn.send(&[b"GET", small.as_bytes()]).await;
+        assert_eq!(conn.reply().await, bulk("small"));
+    }
+    assert_eq!(connections_to(&proxy, &node), 2, "the small clients still share one");
+    proxy.shutdown().await;
+}
+
+/// Moving to a bulk lane never lets a request of the client overtake an earlier one: each
+/// client's counter, increased in pipelines around large replies (the first pipeline sent
+/// before its first large reply came, the next ones while replies of the previous are still
+/// coming), counts up one by one, and a value written in a pipeline is read back after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_keeps_the_order_of_its_requests_when_it_moves_to_a_bulk_lane() {
+    let cluster = deploy::testing::TestCluster::start(3, 1).await;
+    let proxy = start_proxy(&cluster, |c| c.threads = 1).await;
+    let (keys, values, _) = one_node_with_large_values(&proxy, 2).await;
+    let mut tasks = Vec::new();
+    for c in 0..6usize {
+        let (keys, values, addr) = (keys.clone(), values.clone(), proxy.local_addr);
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::connect(addr).await;
+            let counter = format!("{{big}}:counter:{c}");
+            let mut count = 0;
+            for round in 0..6usize {
+                let mut pipeline = Vec::new();
+                let mut expected = Vec::new();
+                let written = format!("c{c} r{round}");
+                for step in 0..4usize {
+                    resp::write::command(&mut pipeline, &[b"INCR".as_slice(), counter.as_bytes()]);
+                    count += 1;
+                    expected.push(Value::Integer(count));
+                    let i = (c + round + step) % keys.len();
+                    resp::write::command(&mut pipeline, &[b"GET".as_slice(), keys[i].as_bytes()]);
+                    expected.push(Value::Bulk(values[i].clone()));
+                }
+                let key = format!("{{big}}:written:{c}");
+                resp::write::command(&mut pipeline, &[b"SET", key.as_bytes(), written.as_bytes()]);
+                expected.push(ok());
+                resp::write::command(&mut pipeline, &[b"GET".as_slice(), key.as_bytes()]);
+                expected.push(bulk(&written));
+                // Half of the pipeline now, the rest once the first large reply has begun.
+                let half = pipeline.len() / 2;
+                conn.send_raw(&pipeline[..half]).await;
+                conn.read_some().await;
+                conn.send_raw(&pipeline[half..]).await;
+                for (n, want) in expected.iter().enumerate() {
+                    let got = conn.reply().await;
+                    assert!(&got == want, "client {c} round {round}: reply {n} out of order");
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("a client's replies come in order");
+    }
+    proxy.shutdown().await;
+}

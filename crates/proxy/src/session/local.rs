@@ -13,7 +13,7 @@ use super::{ReqArgs, Session};
 use crate::clients::Filter;
 use crate::commands::{Args, CommandInfo, Local, Merge};
 use crate::fanout::MergeKind;
-use crate::request::{Request, Sink, Target};
+use crate::request::{Sink, Target};
 
 impl Session {
     /// SCAN over every master in turn, with one cursor (see [`crate::fanout::scan_reply`]).
@@ -30,9 +30,8 @@ impl Session {
         command.extend((2..args.count()).map(|i| args.arg(i)));
         let mut bytes = Vec::new();
         write::command(&mut bytes, &command);
-        let mut req = Request::new(bytes.into(), Target::Node(addr), true, true, self.ctx.now());
+        let mut req = self.client_request(bytes.into(), Target::Node(addr), true, true);
         req.command = self.command;
-        req.resp3 = self.resp3;
         let sink = Sink::Scan { client: self.client.clone(), seq, index, masters: masters.len() };
         self.ctx.dispatch(req, sink);
     }

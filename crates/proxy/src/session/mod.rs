@@ -55,6 +55,9 @@ pub struct Session {
     client: Rc<Client>,
     policy: Policy,
     next_seq: u64,
+    /// The lane of the worker's shared node connections that carries this client's requests
+    /// (see [`crate::worker::BULK_LANES`]).
+    lane: u8,
     /// The command of the request being handled, for counting the proxy's errors to it.
     command: Option<u16>,
     keys: Vec<usize>,
@@ -119,6 +122,7 @@ pub async fn serve(ctx: Rc<Ctx>, stream: TcpStream) {
             security: shared.security.clone(),
         },
         next_seq: 0,
+        lane: 0,
         command: None,
         keys: Vec::with_capacity(16),
         resp3: false,
@@ -422,8 +426,15 @@ impl Session {
     }
 
     fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        // A client that got a large reply moves to a bulk lane, at a request with none before
+        // it in flight: its requests to a node are never on two connections at once, so none
+        // can overtake another.
+        if self.lane == 0 && self.client.got_large_reply() && self.client.answered() == seq {
+            self.lane = crate::worker::bulk_lane(self.client.id);
+        }
         self.next_seq += 1;
-        self.next_seq - 1
+        seq
     }
 
     fn reply(&self, seq: u64, frame: &[u8]) {
@@ -449,10 +460,23 @@ impl Session {
 
     fn request(&self, info: &CommandInfo, args: &ReqArgs, bytes: Bytes, target: Target) -> Request {
         let retry_safe = info.flags.readonly || is_idempotent(info, args);
-        let mut req = Request::new(bytes, target, info.flags.readonly, retry_safe, self.ctx.now());
+        let mut req = self.client_request(bytes, target, info.flags.readonly, retry_safe);
         req.command = Some(info.id);
         req.ack = self.ctx.write_ack && info.writes;
+        req
+    }
+
+    /// A request of this client's: in its protocol, on its lane.
+    fn client_request(
+        &self,
+        bytes: Bytes,
+        target: Target,
+        readonly: bool,
+        retry_safe: bool,
+    ) -> Request {
+        let mut req = Request::new(bytes, target, readonly, retry_safe, self.ctx.now());
         req.resp3 = self.resp3;
+        req.lane = self.lane;
         req
     }
 

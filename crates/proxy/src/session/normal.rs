@@ -7,7 +7,7 @@ use resp::write;
 use super::{ReqArgs, Session};
 use crate::commands::{Args, CommandInfo, Merge, Split};
 use crate::fanout::MergeKind;
-use crate::request::{Fanout, Request, Sink, Target};
+use crate::request::{Fanout, Sink, Target};
 
 impl Session {
     /// Sends a request whose keys are all in `slot` (`None`: it has no key).
@@ -101,10 +101,9 @@ impl Session {
         let fanout = Fanout::new(self.client.clone(), seq, kind, nodes.len(), self.resp3);
         for (index, addr) in nodes.into_iter().enumerate() {
             let mut req =
-                Request::new(bytes.clone(), Target::Node(addr), readonly, readonly, self.ctx.now());
+                self.client_request(bytes.clone(), Target::Node(addr), readonly, readonly);
             req.command = self.command;
             req.ack = ack;
-            req.resp3 = self.resp3;
             self.ctx.dispatch(req, Sink::Part { fanout: fanout.clone(), index });
         }
     }
@@ -115,10 +114,8 @@ impl Session {
             return self.reply_error(seq, "CLUSTERDOWN redkeep: no master known yet");
         };
         let readonly = info.flags.readonly;
-        let mut req =
-            Request::new(frame.clone(), Target::Node(addr), readonly, readonly, self.ctx.now());
+        let mut req = self.client_request(frame.clone(), Target::Node(addr), readonly, readonly);
         req.command = Some(info.id);
-        req.resp3 = self.resp3;
         self.ctx.dispatch(req, self.sink(seq));
     }
 }
