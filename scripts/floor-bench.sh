@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Measures the floors under two of issue 17's targets, on a cluster of its own (ports
-# BASE..BASE+5, redkeep's proxy BASE+9, HAProxy BASE+19; REDKEEP_BENCH_BASE, default 28401):
+# BASE..BASE+5, redkeep's proxy BASE+9, HAProxy BASE+19; REDKEEP_BENCH_BASE, default 21401,
+# whose cluster bus ports, BASE+10000.., stay below the ephemeral range of 32768 and up, where
+# the ports of the 1,000-client runs wait in TIME_WAIT):
 #
 # 1. One request at a time: what the proxy's CPU per request is when it does no node work at
 #    all (PING, which it answers itself), beside a redis-server's CPU per request for PING and
@@ -12,6 +14,11 @@
 #    HAProxy splicing (`option splice-request/response`: the kernel moves the bytes, no copy
 #    in user space) and through redkeep's proxy: throughput, the relay's CPU per request and
 #    the node's own CPU per request.
+#
+# 3. Redis alone: four GETs of one 512 KiB value at a time, on four connections (-c 4 -P 1) and
+#    pipelined on one (-c 1 -P 4), straight to the node: Redis 7 writes at most 64 KiB to a
+#    connection per turn of its event loop, so one connection shared by clients of large
+#    values (the proxy's one connection per node, before bulk lanes) caps what they get.
 #
 # Each measurement runs --rounds times (default 2), the paths alternating within a round.
 # Usage: scripts/floor-bench.sh [--rounds N] [--threads N] [-n REQUESTS_AT_P1] [--large-n N]
@@ -30,7 +37,7 @@ while [ $# -gt 0 ]; do
     --threads) THREADS="$2"; shift 2 ;;
     -n) N_P1="$2"; shift 2 ;;
     --large-n) N_LARGE="$2"; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -41,7 +48,7 @@ done
 cargo build --release --locked -q -p redkeep
 REDKEEP=./target/release/redkeep
 DIR=$(mktemp -d /tmp/redkeep-floor.XXXXXX)
-BASE=${REDKEEP_BENCH_BASE:-28401}
+BASE=${REDKEEP_BENCH_BASE:-21401}
 PROXY_PORT=$((BASE + 9))
 HAPROXY_PORT=$((BASE + 19))
 PROXY_PID=""
@@ -150,4 +157,19 @@ for round in $(seq "$ROUNDS"); do
   large "HAProxy, TCP mode, splice" "$HAPROXY_PORT" "$HAPROXY_PID"
   stop_haproxy
   large "redkeep proxy" "$PROXY_PORT" "$PROXY_PID"
+done
+echo
+
+echo "## 3. Redis alone: four GETs of one 512 KiB value at a time, four connections or one"
+echo
+echo "| round | redis-benchmark | ops/s | node's CPU µs per request |"
+echo "|---:|---|---:|---:|"
+for round in $(seq "$ROUNDS"); do
+  for shape in "-c 4 -P 1" "-c 1 -P 4"; do
+    n0=$(ticks "$NODE_PID")
+    # shellcheck disable=SC2086 # the shape is several options
+    ops=$(rps -p "$BASE" $shape -n "$N_LARGE" GET "$KEY")
+    node=$(us_per $(($(ticks "$NODE_PID") - n0)) "$N_LARGE")
+    echo "| $round | $shape | $ops | $node |"
+  done
 done
