@@ -29,8 +29,8 @@ const IMMEDIATE_REDIRECTS: u32 = 4;
 /// got a large reply (256 KiB or more) moves to one of these, by its id. Redis writes at most
 /// 64 KiB to one connection per turn of its event loop, so large replies to clients sharing
 /// one connection come at a fraction of the rate they come over connections of their own
-/// (measured: 0.64-0.84 of it for four 512 KiB GETs at a time, docs/benchmarks.md); clients
-/// of small requests keep sharing one connection, where their requests batch.
+/// (measured: 0.56-0.67 of it for four 512 KiB GETs at a time, `scripts/floor-bench.sh`);
+/// clients of small requests keep sharing one connection, where their requests batch.
 pub const BULK_LANES: u8 = 4;
 
 /// Where the shared connections of a protocol and lane are kept in [`Ctx`].
