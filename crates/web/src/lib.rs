@@ -41,6 +41,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Json, Redirect, Response};
 use axum::routing::get;
 use proxy::snapshot::Snapshot;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
@@ -104,6 +105,12 @@ impl Default for WebOptions {
 /// A client must send its whole request head within this time, or its connection is closed
 /// (a slow client cannot hold one of the few connections forever).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a refused connection's close waits for the client (see [`refuse_busy`]).
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// Refused connections whose close waits at once; more are closed at once.
+const REFUSALS_LINGERING: usize = 64;
 
 /// Listens on `addr` and serves the stats of the proxy behind `shared` (listening on
 /// `proxy_listen`) on the current tokio runtime, until `shared.shutdown` is cancelled, with
@@ -190,6 +197,7 @@ async fn accept_loop(
     shutdown: &tokio_util::sync::CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(options.max_connections));
+    let lingering = Arc::new(Semaphore::new(REFUSALS_LINGERING));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -205,7 +213,7 @@ async fn accept_loop(
             }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            refuse_busy(stream);
+            refuse_busy(stream, &lingering);
             continue;
         };
         let connection = http.serve_connection(
@@ -228,13 +236,29 @@ async fn accept_loop(
     }
 }
 
-/// Answers a connection over the limit with a 503 in one non-blocking write and closes it:
-/// no task, no buffer kept for it.
-fn refuse_busy(stream: TcpStream) {
+/// Answers a connection over the limit with a 503 in one non-blocking write and closes it,
+/// reading nothing of its request. Closed at once, a socket with the request still unread
+/// sends a reset, which can destroy the 503 before the client reads it ("connection reset"
+/// instead of "retry after 1 s"): so the close lingers, up to [`REFUSAL_LINGER`], reading and
+/// dropping what the client sends until it closes. A flood is still cheap: at most
+/// [`REFUSALS_LINGERING`] refusals linger at once (a small buffer each), more are closed at once.
+fn refuse_busy(stream: TcpStream, lingering: &Arc<Semaphore>) {
     const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
         content-length: 41\r\nconnection: close\r\nretry-after: 1\r\n\r\n\
         too many connections to the stats server\n";
     let _ = stream.try_write(BUSY);
+    let Ok(permit) = lingering.clone().try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let _permit = permit;
+        let mut stream = stream;
+        // The 503 is all there is: the client sees its end at once.
+        let _ = stream.shutdown().await;
+        let mut dropped = [0u8; 1024];
+        let drain = async { while matches!(stream.read(&mut dropped).await, Ok(n) if n > 0) {} };
+        let _ = tokio::time::timeout(REFUSAL_LINGER, drain).await;
+    });
 }
 
 async fn stats_page(State(state): State<Arc<AppState>>) -> impl IntoResponse {
