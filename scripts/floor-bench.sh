@@ -65,11 +65,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$REDKEEP" up --detach --no-proxy --no-monitor --dir "$DIR" --base-port "$BASE" >/dev/null
-for i in 0 1 2 3 4 5; do
-  "$REDKEEP" call "127.0.0.1:$((BASE + i))" CONFIG SET appendonly no >/dev/null
-  "$REDKEEP" call "127.0.0.1:$((BASE + i))" CONFIG SET save "" >/dev/null
-done
+. scripts/lib/bench-cluster.sh
+bench_cluster_up "$REDKEEP" "$DIR" "$BASE"
 REDIS_PIDS=$(cat "$DIR"/node-*/redis.pid)
 SEEDS=()
 for i in 0 1 2 3 4 5; do SEEDS+=(--seed "127.0.0.1:$((BASE + i))"); done

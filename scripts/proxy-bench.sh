@@ -79,15 +79,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# No monitor: its polling of every node each second is not part of what is measured.
-"$REDKEEP" up --detach --no-proxy --no-monitor --dir "$DIR" --base-port "$BASE" >/dev/null
-# The proxy's cost is what is measured, not the disk: without this, SET of 4 KiB values is
-# bound by the append-only file's writes on both paths alike, and every node forks for an RDB
-# snapshot each minute (about 550 MB each after the 4 KiB runs), at random points of the runs.
-for i in 0 1 2 3 4 5; do
-  "$REDKEEP" call "127.0.0.1:$((BASE + i))" CONFIG SET appendonly no >/dev/null
-  "$REDKEEP" call "127.0.0.1:$((BASE + i))" CONFIG SET save "" >/dev/null
-done
+. scripts/lib/bench-cluster.sh
+bench_cluster_up "$REDKEEP" "$DIR" "$BASE"
 REDIS_PIDS=$(cat "$DIR"/node-*/redis.pid)
 SEEDS=()
 for i in 0 1 2 3 4 5; do SEEDS+=(--seed "127.0.0.1:$((BASE + i))"); done

@@ -49,11 +49,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$REDKEEP" up --detach --no-proxy --no-monitor --dir "$DIR" --base-port "$BASE" >/dev/null
-for i in 0 1 2 3 4 5; do
-  "$REDKEEP" call "127.0.0.1:$((BASE + i))" CONFIG SET appendonly no >/dev/null
-  "$REDKEEP" call "127.0.0.1:$((BASE + i))" CONFIG SET save "" >/dev/null
-done
+. scripts/lib/bench-cluster.sh
+bench_cluster_up "$REDKEEP" "$DIR" "$BASE"
 # Starts a proxy from BIN on PORT with extra ARGS, as a child of this shell (so that the
 # cleanup can wait for it); its pid is the last of PIDS.
 start_proxy() { # BIN PORT ARGS...
