@@ -81,9 +81,6 @@ trap cleanup EXIT
 
 . scripts/lib/bench-cluster.sh
 bench_cluster_up "$REDKEEP" "$DIR" "$BASE"
-REDIS_PIDS=$(cat "$DIR"/node-*/redis.pid)
-SEEDS=()
-for i in 0 1 2 3 4 5; do SEEDS+=(--seed "127.0.0.1:$((BASE + i))"); done
 PROXY_ARGS=(proxy "${SEEDS[@]}" --listen "127.0.0.1:$PROXY_PORT" --stats off)
 [ -n "$THREADS" ] && PROXY_ARGS+=(--threads "$THREADS")
 "$REDKEEP" "${PROXY_ARGS[@]}" >"$DIR/proxy.log" 2>&1 &
