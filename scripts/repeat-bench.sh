@@ -55,7 +55,7 @@ bench_cluster_up "$REDKEEP" "$DIR" "$BASE"
 # cleanup can wait for it); its pid is the last of PIDS.
 start_proxy() { # BIN PORT ARGS...
   local bin=$1 port=$2; shift 2
-  "$bin" proxy --seed "127.0.0.1:$BASE" --listen "127.0.0.1:$port" --stats off "$@" \
+  "$bin" proxy "${SEEDS[@]}" --listen "127.0.0.1:$port" --stats off "$@" \
     >"$DIR/proxy-$port.log" 2>&1 &
   PIDS+=("$!")
 }

@@ -391,6 +391,8 @@ impl Backend {
     /// Whether the partial frame at the start of `buf` (a bulk string, a large one) can go to
     /// its client in parts: its request's reply is final whatever it says (a bulk is never a
     /// redirect or an error), it is the client's next reply in order, and no WAIT decides it.
+    /// Either way the client is told a large reply is coming (its next requests move to a bulk
+    /// lane, see [`crate::worker::BULK_LANES`]).
     fn start_stream(&self, buf: &[u8]) -> bool {
         if buf.first() != Some(&b'$') || self.mode == Mode::PubSub {
             return false;

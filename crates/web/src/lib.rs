@@ -236,8 +236,8 @@ async fn accept_loop(
     }
 }
 
-/// Answers a connection over the limit with a 503 in one non-blocking write and closes it,
-/// reading nothing of its request. Closed at once, a socket with the request still unread
+/// Answers a connection over the limit with a 503 in one non-blocking write and closes it
+/// without serving its request. Closed at once, a socket with the request still unread
 /// sends a reset, which can destroy the 503 before the client reads it ("connection reset"
 /// instead of "retry after 1 s"): so the close lingers, up to [`REFUSAL_LINGER`], reading and
 /// dropping what the client sends until it closes. A flood is still cheap: at most
